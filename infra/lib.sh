@@ -1,0 +1,136 @@
+# Helpers shared by infra/stack.sh and the component scripts. Source, don't run.
+# shellcheck shell=bash
+
+SB_ROOT=${SB_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+SB_STATE=${SB_STATE:-$SB_ROOT/.state}
+SB_CACHE=${SB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/switchboard}
+SB_RUN=$SB_STATE/run
+SB_LOGS=$SB_STATE/logs
+SB_SECRETS=$SB_STATE/secrets
+# shellcheck source=infra/stack.env
+. "$SB_ROOT/infra/stack.env"
+export UV_PYTHON_DOWNLOADS=never
+
+# One clear line saying what failed and how to fix it, then exit.
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+info() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+need_cmd() { # need_cmd CMD HOW-TO-FIX
+  command -v "$1" >/dev/null 2>&1 || die "$1 not found; $2"
+}
+
+as_root() { [ "$(id -u)" = 0 ]; }
+
+# Command prefix that runs a server as the unprivileged run user. setpriv execs, so
+# the PID we record is the server's own. Empty when we are not root.
+RUN_AS=()
+
+ensure_run_user() {
+  as_root || { SB_RUN_USER=$(id -un); return; }
+  RUN_AS=(setpriv "--reuid=$SB_RUN_USER" "--regid=$SB_RUN_USER" --init-groups --)
+  id "$SB_RUN_USER" >/dev/null 2>&1 ||
+    useradd --system --no-create-home --shell /usr/sbin/nologin "$SB_RUN_USER" ||
+    die "cannot create user $SB_RUN_USER; create it or set SB_RUN_USER to an existing unprivileged user"
+  mkdir -p "$SB_STATE"
+  "${RUN_AS[@]}" test -x "$SB_STATE" ||
+    die "user $SB_RUN_USER cannot reach $SB_STATE; clone the repo where others can read it or set SB_STATE=/var/tmp/switchboard"
+}
+
+# Give the run user a private folder under .state (and the right to reach it).
+own_dir() {
+  mkdir -p "$@"
+  if as_root; then chown -R "$SB_RUN_USER:" "$@"; fi
+  chmod 700 "$@"
+}
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Fail early, with the variable to change, when another program holds our port.
+require_free_port() { # require_free_port PORT VARIABLE COMPONENT
+  if port_in_use "$1"; then
+    die "port $1 needed by $3 is taken by another process; stop it or set $2 to a free port"
+  fi
+}
+
+pid_of() { cat "$SB_RUN/$1.pid" 2>/dev/null; }
+
+is_running() {
+  local pid
+  pid=$(pid_of "$1") && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+}
+
+# Start a server in its own session (so its PID is also its process group id, and
+# stopping it reaches every child) with output in .state/logs/NAME.log.
+start_daemon() { # start_daemon NAME CMD...
+  local name=$1; shift
+  mkdir -p "$SB_RUN" "$SB_LOGS"
+  [ -f "$SB_LOGS/$name.log" ] && mv -f "$SB_LOGS/$name.log" "$SB_LOGS/$name.log.1"
+  setsid "$@" >>"$SB_LOGS/$name.log" 2>&1 </dev/null &
+  echo $! >"$SB_RUN/$name.pid"
+}
+
+# Stop by PID: signal the process group, wait, then SIGKILL what is left.
+stop_daemon() { # stop_daemon NAME [SIGNAL] [TIMEOUT_S]
+  local name=$1 sig=${2:-TERM} timeout=${3:-30} pid i
+  pid=$(pid_of "$name") || return 0
+  if kill -0 "$pid" 2>/dev/null; then
+    info "stopping $name (pid $pid)"
+    kill "-$sig" -- "-$pid" 2>/dev/null || kill "-$sig" "$pid" 2>/dev/null
+    for ((i = 0; i < timeout * 5; i++)); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.2
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      info "$name did not stop in ${timeout}s; killing it"
+      kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
+    fi
+  fi
+  # Children that left the group would be orphans holding ports; reap them too.
+  pkill -KILL -g "$pid" 2>/dev/null || true
+  rm -f "$SB_RUN/$name.pid"
+}
+
+# Wait until CHECK succeeds, the daemon dies, or TIMEOUT_S passes.
+wait_ready() { # wait_ready NAME TIMEOUT_S CHECK...
+  local name=$1 timeout=$2 i; shift 2
+  for ((i = 0; i < timeout; i++)); do
+    if "$@" >/dev/null 2>&1; then info "$name is ready"; return 0; fi
+    is_running "$name" || die "$name exited during start-up; see $SB_LOGS/$name.log"
+    sleep 1
+  done
+  die "$name not ready after ${timeout}s; see $SB_LOGS/$name.log"
+}
+
+# A random secret, created once and kept in .state/secrets/NAME (mode 600).
+secret() { # secret NAME
+  local file=$SB_SECRETS/$1
+  if [ ! -s "$file" ]; then
+    mkdir -p "$SB_SECRETS" && chmod 700 "$SB_SECRETS"
+    (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$file")
+  fi
+  cat "$file"
+}
+
+java_home() {
+  need_cmd java "install a Java 17+ runtime (apt-get install openjdk-17-jre-headless) or put it on PATH"
+  local java_bin
+  java_bin=$(readlink -f "$(command -v java)")
+  dirname "$(dirname "$java_bin")"
+}
+
+# Packages from Debian's archive, installed once (needs root).
+apt_install() { # apt_install PKG...
+  local missing=() pkg
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  as_root || die "packages missing: ${missing[*]}; install them (sudo apt-get install ${missing[*]}) and retry"
+  info "installing ${missing[*]} from Debian's archive"
+  # Keep apt from starting the packages' own system-wide daemons; we run ours.
+  local policy=/usr/sbin/policy-rc.d ours=
+  if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && ours=1; fi
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"; } \
+    >"$SB_LOGS/apt.log" 2>&1
+  local rc=$?
+  [ -n "$ours" ] && rm -f "$policy"
+  [ $rc -eq 0 ] || die "apt-get install ${missing[*]} failed; see $SB_LOGS/apt.log"
+}

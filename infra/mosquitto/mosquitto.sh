@@ -1,0 +1,47 @@
+# Mosquitto MQTT broker from Debian's packages: password file and ACL, never anonymous.
+# shellcheck shell=bash
+
+MQTT_HOME=$SB_STATE/mosquitto
+
+mqtt_install() { apt_install mosquitto mosquitto-clients; }
+
+mqtt_configure() {
+  own_dir "$MQTT_HOME" "$MQTT_HOME/data"
+  # Rebuilt on every start from the secrets, so rotating a secret file rotates the password.
+  rm -f "$MQTT_HOME/passwd"
+  (umask 077 && touch "$MQTT_HOME/passwd")
+  mosquitto_passwd -b "$MQTT_HOME/passwd" "$SB_MQTT_GATEWAY_USER" "$(secret mqtt-gateway)" ||
+    die "mosquitto_passwd failed; is the mosquitto package installed? (make setup)"
+  mosquitto_passwd -b "$MQTT_HOME/passwd" "$SB_MQTT_DEVICE_USER" "$(secret mqtt-device)"
+  sed "s/@GATEWAY_USER@/$SB_MQTT_GATEWAY_USER/" "$SB_ROOT/infra/mosquitto/acl" >"$MQTT_HOME/acl"
+  cat >"$MQTT_HOME/mosquitto.conf" <<CONF
+per_listener_settings false
+listener $SB_MQTT_PORT 127.0.0.1
+protocol mqtt
+allow_anonymous false
+password_file $MQTT_HOME/passwd
+acl_file $MQTT_HOME/acl
+persistence true
+persistence_location $MQTT_HOME/data/
+log_dest stdout
+log_type error
+log_type warning
+log_type notice
+connection_messages true
+CONF
+  if as_root; then chown -R "$SB_RUN_USER:" "$MQTT_HOME"; fi
+}
+
+mqtt_start() {
+  require_free_port "$SB_MQTT_PORT" SB_MQTT_PORT mosquitto
+  mqtt_configure
+  start_daemon mosquitto "${RUN_AS[@]}" /usr/sbin/mosquitto -c "$MQTT_HOME/mosquitto.conf"
+  wait_ready mosquitto 30 port_in_use "$SB_MQTT_PORT"
+}
+
+mqtt_health() {
+  mosquitto_sub -h 127.0.0.1 -p "$SB_MQTT_PORT" -u "$SB_MQTT_GATEWAY_USER" -P "$(secret mqtt-gateway)" \
+    -t '$SYS/broker/version' -C 1 -W 3
+}
+
+mqtt_stop() { stop_daemon mosquitto TERM 20; }

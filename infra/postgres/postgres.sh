@@ -1,0 +1,54 @@
+# PostgreSQL from Debian's packages, our own cluster under .state (not the system one).
+# shellcheck shell=bash
+
+PG_HOME=$SB_STATE/postgres
+
+pg_bin() {
+  local dir
+  dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  [ -n "$dir" ] || die "PostgreSQL binaries not found; run 'make setup' (apt-get install postgresql)"
+  echo "$dir"
+}
+
+pg_install() { apt_install postgresql postgresql-client; }
+
+pg_configure() {
+  own_dir "$PG_HOME" "$PG_HOME/socket"
+  if [ ! -f "$PG_HOME/data/PG_VERSION" ]; then
+    info "initialising a PostgreSQL cluster in $PG_HOME/data"
+    own_dir "$PG_HOME/data"
+    # Local socket connections (a private 0700 folder) are trusted; TCP needs a password.
+    "${RUN_AS[@]}" "$(pg_bin)/initdb" -D "$PG_HOME/data" -U postgres -E UTF8 --no-locale \
+      --auth-local=trust --auth-host=scram-sha-256 >"$SB_LOGS/postgres-initdb.log" 2>&1 ||
+      die "initdb failed; see $SB_LOGS/postgres-initdb.log"
+  fi
+}
+
+pg_start() {
+  require_free_port "$SB_PG_PORT" SB_PG_PORT postgres
+  pg_configure
+  start_daemon postgres "${RUN_AS[@]}" "$(pg_bin)/postgres" -D "$PG_HOME/data" -p "$SB_PG_PORT" \
+    -k "$PG_HOME/socket" -c listen_addresses=127.0.0.1 -c max_connections=200
+  wait_ready postgres 60 "$(pg_bin)/pg_isready" -q -h 127.0.0.1 -p "$SB_PG_PORT"
+  pg_bootstrap
+}
+
+# The scheduler's role and database; the password lives in .state/secrets.
+pg_bootstrap() {
+  local password
+  password=$(secret postgres-scheduler)
+  "$(pg_bin)/psql" -q -h "$PG_HOME/socket" -p "$SB_PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 \
+    -v role="$SB_PG_USER" -v db="$SB_PG_DATABASE" -v password="$password" >>"$SB_LOGS/postgres.log" 2>&1 <<'SQL' ||
+SELECT format('CREATE ROLE %I LOGIN', :'role') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') \gexec
+ALTER ROLE :"role" WITH LOGIN PASSWORD :'password';
+SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'role') WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'db') \gexec
+SQL
+    die "creating the scheduler's role and database failed; see $SB_LOGS/postgres.log"
+}
+
+pg_health() {
+  "$(pg_bin)/pg_isready" -h 127.0.0.1 -p "$SB_PG_PORT"
+}
+
+# SIGINT is PostgreSQL's "fast" shutdown: roll back open transactions, then stop.
+pg_stop() { stop_daemon postgres INT 60; }

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# The local Switchboard stack on 127.0.0.1: Kafka, Elasticsearch, PostgreSQL, Mosquitto
+# and Triton. Idempotent: `up` installs what is missing, starts what is not running and
+# waits until each component answers.
+#
+#   infra/stack.sh install            fetch and install everything (first run only)
+#   infra/stack.sh up [COMPONENT...]  start (all by default)
+#   infra/stack.sh down               stop everything this script started, by PID
+#   infra/stack.sh status             one line per component
+#   infra/stack.sh logs [COMPONENT]   tail the logs
+set -euo pipefail
+
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+. "$SB_ROOT/infra/kafka/kafka.sh"
+. "$SB_ROOT/infra/elasticsearch/elasticsearch.sh"
+. "$SB_ROOT/infra/postgres/postgres.sh"
+. "$SB_ROOT/infra/mosquitto/mosquitto.sh"
+. "$SB_ROOT/infra/triton/triton.sh"
+
+# Start order; stopped in reverse. name:function-prefix
+COMPONENTS=(kafka:kafka elasticsearch:es postgres:pg mosquitto:mqtt triton:triton)
+
+prefix_of() {
+  local entry
+  for entry in "${COMPONENTS[@]}"; do
+    [ "${entry%%:*}" = "$1" ] && { echo "${entry#*:}"; return; }
+  done
+  die "unknown component '$1'; known: ${COMPONENTS[*]%%:*}"
+}
+
+selected() { # the names given, or all
+  if [ $# -gt 0 ]; then printf '%s\n' "$@"; else printf '%s\n' "${COMPONENTS[@]%%:*}"; fi
+}
+
+python_env() {
+  need_cmd uv "install uv (python3 -m pip install uv) or run 'make setup'"
+  if [ ! -x "$SB_ROOT/.venv/bin/python" ] || [ "$SB_ROOT/uv.lock" -nt "$SB_ROOT/.venv/.synced" ]; then
+    info "installing Python dependencies (uv sync; llama-cpp-python compiles once, ~5-10 min)"
+    (cd "$SB_ROOT" && uv sync --frozen >"$SB_LOGS/uv-sync.log" 2>&1) ||
+      die "uv sync failed; see $SB_LOGS/uv-sync.log"
+    touch "$SB_ROOT/.venv/.synced"
+  fi
+}
+
+cmd_install() {
+  mkdir -p "$SB_LOGS" "$SB_RUN"
+  ensure_run_user
+  pg_install
+  mqtt_install
+  python_env
+  kafka_install
+  es_install
+  triton_install
+}
+
+cmd_up() {
+  cmd_install
+  local name
+  for name in $(selected "$@"); do
+    if is_running "$name"; then info "$name already running (pid $(pid_of "$name"))"; continue; fi
+    info "starting $name"
+    "$(prefix_of "$name")_start"
+  done
+  is_running kafka && kafka_topics
+  write_env
+  cmd_status
+}
+
+cmd_down() {
+  local i name
+  for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
+    name=${COMPONENTS[i]%%:*}
+    "${COMPONENTS[i]#*:}_stop"
+  done
+  info "stack stopped"
+}
+
+cmd_status() {
+  local name state detail rc=0
+  printf '%-14s %-8s %-8s %s\n' COMPONENT STATE PID DETAIL
+  for name in "${COMPONENTS[@]%%:*}"; do
+    if ! is_running "$name"; then
+      state=stopped detail="" rc=1
+    elif detail=$("$(prefix_of "$name")_health" 2>/dev/null | head -n 1); then
+      state=healthy
+    else
+      state=unhealthy detail="see $SB_LOGS/$name.log" rc=1
+    fi
+    printf '%-14s %-8s %-8s %s\n' "$name" "$state" "$(pid_of "$name" || echo -)" "$detail"
+  done
+  return $rc
+}
+
+cmd_logs() {
+  local files=() name
+  for name in $(selected "$@"); do files+=("$SB_LOGS/$name.log"); done
+  exec tail -n 50 -F "${files[@]}"
+}
+
+# Connection settings for services and tests, secrets included: mode 600, git-ignored.
+write_env() {
+  (umask 077 && cat >"$SB_STATE/stack.env" <<ENV
+SB_KAFKA_BOOTSTRAP=127.0.0.1:$SB_KAFKA_PORT
+SB_ES_URL=http://127.0.0.1:$SB_ES_PORT
+SB_PG_DSN=postgresql://$SB_PG_USER:$(secret postgres-scheduler)@127.0.0.1:$SB_PG_PORT/$SB_PG_DATABASE
+SB_MQTT_HOST=127.0.0.1
+SB_MQTT_PORT=$SB_MQTT_PORT
+SB_MQTT_GATEWAY_USER=$SB_MQTT_GATEWAY_USER
+SB_MQTT_GATEWAY_PASSWORD=$(secret mqtt-gateway)
+SB_MQTT_DEVICE_USER=$SB_MQTT_DEVICE_USER
+SB_MQTT_DEVICE_PASSWORD=$(secret mqtt-device)
+SB_TRITON_GRPC_URL=127.0.0.1:$SB_TRITON_GRPC_PORT
+SB_TRITON_HTTP_URL=http://127.0.0.1:$SB_TRITON_HTTP_PORT
+SB_CHAT_MODEL=smollm2
+ENV
+  )
+}
+
+main() {
+  local cmd=${1:-}
+  shift || true
+  mkdir -p "$SB_LOGS" "$SB_RUN"
+  case "$cmd" in
+    install) cmd_install ;;
+    up) cmd_up "$@" ;;
+    down) cmd_down ;;
+    status) cmd_status ;;
+    logs) cmd_logs "$@" ;;
+    *) sed -n '2,12p' "$0" >&2; exit 2 ;;
+  esac
+}
+
+main "$@"

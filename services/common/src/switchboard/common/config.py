@@ -1,0 +1,47 @@
+"""Typed settings shared by every service.
+
+Each service subclasses :class:`ServiceSettings` with its own ``env_prefix``; nested
+groups are read from ``<PREFIX>KAFKA__BOOTSTRAP_SERVERS`` style variables. Settings are
+read once, in the service's ``__main__``, and passed down; nothing else reads the
+environment.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseModel):
+    """How to reach the Kafka cluster."""
+
+    bootstrap_servers: str = "127.0.0.1:19092"
+    client_id: str = "switchboard"
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    # Records handed to a handler per poll; bounds memory and rebalance latency.
+    max_poll_records: int = 100
+    # Attempts of a failing handler before the record goes to the dead-letter topic.
+    handler_attempts: int = 3
+    handler_backoff_s: float = 0.2
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service has: identity, logging, Kafka, health and metrics ports."""
+
+    model_config = SettingsConfigDict(env_nested_delimiter="__", extra="ignore")
+
+    service_name: str = "switchboard"
+    tenant_id: str = "default"
+    log_level: str = "INFO"
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    # grpc.health.v1 listens here; Kubernetes probes it.
+    health_host: str = "127.0.0.1"
+    health_port: int = 0
+    # Prometheus scrapes /metrics here; 0 disables the endpoint.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0
+    # Seconds allowed to finish in-flight work after SIGTERM.
+    drain_timeout_s: float = 20.0

@@ -1,0 +1,62 @@
+"""Process lifecycle: SIGTERM/SIGINT set a stop event; the service drains and exits.
+
+Typical ``__main__``::
+
+    settings = Settings()
+    configure_logging(settings.service_name, settings.log_level)
+    raise SystemExit(lifecycle.run(lambda stop: app.serve(settings, stop)))
+
+``serve`` starts its clients, waits for ``stop``, finishes in-flight work, commits
+offsets and stops its clients in reverse order of start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+
+logger = logging.getLogger(__name__)
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def install_stop_handlers(stop: asyncio.Event) -> None:
+    """Make SIGTERM and SIGINT set ``stop`` instead of killing the process."""
+    loop = asyncio.get_running_loop()
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, _on_signal, sig, stop)
+
+
+def _on_signal(sig: signal.Signals, stop: asyncio.Event) -> None:
+    if stop.is_set():
+        return
+    logger.info("stop requested, draining", extra={"signal": sig.name})
+    stop.set()
+
+
+async def drain(work: Awaitable[object], timeout_s: float) -> bool:
+    """Wait up to ``timeout_s`` for ``work`` to finish; False if it had to be cancelled."""
+    try:
+        await asyncio.wait_for(work, timeout_s)
+    except TimeoutError:
+        logger.warning("drain timed out; in-flight work cancelled", extra={"timeout_s": timeout_s})
+        return False
+    return True
+
+
+def run(serve: Callable[[asyncio.Event], Awaitable[None]]) -> int:
+    """Run ``serve(stop)`` on a fresh event loop with stop signals installed; returns an exit code."""
+
+    async def _main() -> None:
+        stop = asyncio.Event()
+        install_stop_handlers(stop)
+        await serve(stop)
+
+    try:
+        asyncio.run(_main())
+    except Exception:
+        logger.exception("service failed")
+        return 1
+    return 0
