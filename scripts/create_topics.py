@@ -82,13 +82,15 @@ async def apply(bootstrap: str, specs: list[TopicSpec]) -> None:
             await admin.alter_configs(
                 [ConfigResource(ConfigResourceType.TOPIC, s.name, configs=s.configs) for s in present]
             )
-            described = {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics([s.name for s in present])}
+            described = {
+                t["topic"]: len(t["partitions"]) for t in await admin.describe_topics([s.name for s in present])
+            }
             grow = {s.name: NewPartitions(s.partitions) for s in present if described.get(s.name, 0) < s.partitions}
             if grow:
                 await admin.create_partitions(grow)
         for spec in specs:
             state = "created" if spec in missing else "updated"
-            print(f"{state:8} {spec.name} partitions={spec.partitions} {spec.configs}")  # noqa: T201
+            print(f"{state:8} {spec.name} partitions={spec.partitions} {spec.configs}")
     finally:
         await admin.close()
 

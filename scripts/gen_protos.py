@@ -65,7 +65,7 @@ def main() -> int:
     check = parser.parse_args().check
     if not check:
         generate(OUT_ROOT)
-        print(f"generated Python for {len(list(PROTO_ROOT.rglob('*.proto')))} proto files into {OUT_ROOT}")  # noqa: T201
+        print(f"generated Python for {len(list(PROTO_ROOT.rglob('*.proto')))} proto files into {OUT_ROOT}")
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         fresh = Path(tmp)
@@ -74,9 +74,9 @@ def main() -> int:
         stale = sorted(str(p) for p in want ^ have)
         stale += sorted(str(p) for p in want & have if not filecmp.cmp(fresh / p, OUT_ROOT / p, shallow=False))
     if stale:
-        print("generated protobuf code is stale; run `make proto` and commit:", *stale, sep="\n  ")  # noqa: T201
+        print("generated protobuf code is stale; run `make proto` and commit:", *stale, sep="\n  ")
         return 1
-    print("generated protobuf code is up to date")  # noqa: T201
+    print("generated protobuf code is up to date")
     return 0
 
 

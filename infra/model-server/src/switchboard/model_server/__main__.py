@@ -12,7 +12,6 @@ import sys
 from types import FrameType
 
 from pytriton.triton import Triton, TritonConfig
-
 from switchboard.model_server import chat, echo
 from switchboard.model_server.config import Settings
 
@@ -50,7 +49,10 @@ def main() -> int:
             chat.bind(triton, settings.chat_model_name, chat_model)
             logger.info(
                 "triton serving on %s (http %d, grpc %d, metrics %d)",
-                settings.host, settings.http_port, settings.grpc_port, settings.metrics_port,
+                settings.host,
+                settings.http_port,
+                settings.grpc_port,
+                settings.metrics_port,
             )
             triton.serve()
     except KeyboardInterrupt:

@@ -25,7 +25,6 @@ import numpy as np
 from llama_cpp import Llama
 from pytriton.model_config import ModelConfig, Tensor
 from pytriton.triton import Triton
-
 from switchboard.model_server.tensors import int_out, scalar_in, text_in, text_out
 
 logger = logging.getLogger(__name__)
@@ -53,7 +52,9 @@ class ChatModel:
 
     def __init__(self, model_path: Path, context_tokens: int, threads: int, default_max_tokens: int) -> None:
         if not model_path.is_file():
-            raise FileNotFoundError(f"chat model not found at {model_path}; run `make up` or set SB_TRITON_CHAT_MODEL_PATH")
+            raise FileNotFoundError(
+                f"chat model not found at {model_path}; run `make up` or set SB_TRITON_CHAT_MODEL_PATH"
+            )
         self._llm = Llama(model_path=str(model_path), n_ctx=context_tokens, n_threads=threads, verbose=False)
         self._default_max_tokens = default_max_tokens
         self._lock = threading.Lock()
@@ -113,14 +114,16 @@ class ChatModel:
                         finish_reason = choice["finish_reason"]
                 prompt_tokens = max(0, self._llm.n_tokens - pieces)
             put(self._response("", finish_reason, prompt_tokens, pieces))
-        except Exception as exc:  # noqa: BLE001 - handed to the caller, who reports it to the client
+        except Exception as exc:
             logger.exception("generation failed")
             put(exc)
         finally:
             put(_DONE)
 
     @staticmethod
-    def _response(text: str, finish_reason: str = "", prompt_tokens: int = 0, completion_tokens: int = 0) -> dict[str, np.ndarray]:
+    def _response(
+        text: str, finish_reason: str = "", prompt_tokens: int = 0, completion_tokens: int = 0
+    ) -> dict[str, np.ndarray]:
         return {
             "text": text_out(text),
             "finish_reason": text_out(finish_reason),

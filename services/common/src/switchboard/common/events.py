@@ -12,7 +12,6 @@ from typing import Final
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
-
 from switchboard.common import tracing
 from switchboard.events.v1 import envelope_pb2
 
@@ -20,8 +19,7 @@ SCHEMA_VERSION: Final = 1
 
 # Payload message name -> name of its field in the Envelope's oneof.
 _PAYLOAD_FIELDS: Final[dict[str, str]] = {
-    field.message_type.name: field.name
-    for field in envelope_pb2.Envelope.DESCRIPTOR.oneofs_by_name["payload"].fields
+    field.message_type.name: field.name for field in envelope_pb2.Envelope.DESCRIPTOR.oneofs_by_name["payload"].fields
 }
 
 

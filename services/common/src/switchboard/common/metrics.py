@@ -10,12 +10,8 @@ from prometheus_client import Counter, Histogram, start_http_server
 
 logger = logging.getLogger(__name__)
 
-EVENTS_PRODUCED = Counter(
-    "switchboard_events_produced_total", "Events acknowledged by Kafka.", ["topic", "event_type"]
-)
-EVENTS_CONSUMED = Counter(
-    "switchboard_events_consumed_total", "Events handled successfully.", ["topic", "event_type"]
-)
+EVENTS_PRODUCED = Counter("switchboard_events_produced_total", "Events acknowledged by Kafka.", ["topic", "event_type"])
+EVENTS_CONSUMED = Counter("switchboard_events_consumed_total", "Events handled successfully.", ["topic", "event_type"])
 DEAD_LETTERED = Counter(
     "switchboard_events_dead_lettered_total", "Records sent to a dead-letter topic.", ["topic", "reason"]
 )

@@ -14,9 +14,7 @@ _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 _INVALID_TRACE_ID = "0" * 32
 _INVALID_SPAN_ID = "0" * 16
 
-current_traceparent: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "current_traceparent", default=None
-)
+current_traceparent: contextvars.ContextVar[str | None] = contextvars.ContextVar("current_traceparent", default=None)
 
 
 def new_traceparent() -> str:
@@ -27,7 +25,9 @@ def new_traceparent() -> str:
 def is_valid(traceparent: str) -> bool:
     """Whether ``traceparent`` is a well-formed version-00 traceparent."""
     match = _TRACEPARENT.match(traceparent)
-    return bool(match) and match.group(1) != _INVALID_TRACE_ID and match.group(2) != _INVALID_SPAN_ID
+    if match is None:
+        return False
+    return match.group(1) != _INVALID_TRACE_ID and match.group(2) != _INVALID_SPAN_ID
 
 
 def trace_id(traceparent: str | None) -> str | None:

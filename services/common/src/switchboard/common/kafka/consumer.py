@@ -13,7 +13,6 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError
 from aiokafka.structs import ConsumerRecord
 from google.protobuf.message import DecodeError
-
 from switchboard.common import tracing
 from switchboard.common.config import KafkaSettings
 from switchboard.common.kafka import headers as hdr
@@ -52,7 +51,9 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
             await self._owner._commit(only=revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        logger.info("partitions assigned", extra={"partitions": sorted(f"{tp.topic}-{tp.partition}" for tp in assigned)})
+        logger.info(
+            "partitions assigned", extra={"partitions": sorted(f"{tp.topic}-{tp.partition}" for tp in assigned)}
+        )
 
 
 class EventConsumer:
@@ -160,14 +161,16 @@ class EventConsumer:
             started = time.perf_counter()
             try:
                 await self._handler(event)
-            except Exception as exc:  # noqa: BLE001 - any handler failure is retried, then dead-lettered
+            except Exception as exc:
                 HANDLER_SECONDS.labels(topic=event.topic).observe(time.perf_counter() - started)
                 if attempt == attempts:
                     logger.exception(
                         "handler failed, dead-lettering",
                         extra={"event_id": event.envelope.event_id, "attempts": attempts},
                     )
-                    await self._dead_letter(record, f"handler failed after {attempts} attempts: {exc!r}", "handler_error")
+                    await self._dead_letter(
+                        record, f"handler failed after {attempts} attempts: {exc!r}", "handler_error"
+                    )
                     return
                 logger.warning(
                     "handler failed, retrying",
@@ -180,7 +183,8 @@ class EventConsumer:
                 return
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], cause: str, reason: str) -> None:
-        headers = list(record.headers or ()) + [
+        headers = [
+            *(record.headers or ()),
             (hdr.DLQ_CAUSE, cause.encode()),
             (hdr.DLQ_SOURCE_TOPIC, record.topic.encode()),
             (hdr.DLQ_SOURCE_PARTITION, str(record.partition).encode()),

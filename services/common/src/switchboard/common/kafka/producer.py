@@ -7,7 +7,6 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
-
 from switchboard.common.config import KafkaSettings
 from switchboard.common.kafka import headers as hdr
 from switchboard.common.kafka.security import connection_kwargs

@@ -1,0 +1,56 @@
+# Switchboard developer entry points. Quick start: `make up`, then `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PY    := .venv/bin/python
+STACK := infra/stack.sh
+BUF   := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/switchboard/tools/bin/buf
+
+.PHONY: help setup up down status logs test test-unit test-integration proto proto-check lint fmt typecheck
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+setup: ## Install tools, Python dependencies and the stack's components (idempotent)
+	@scripts/bootstrap.sh
+	@$(STACK) install
+
+up: setup ## Start the whole local stack on 127.0.0.1 and show its status
+	@$(STACK) up
+
+down: ## Stop everything `make up` started (by PID)
+	@$(STACK) down
+
+status: ## Health of every component
+	@$(STACK) status
+
+logs: ## Follow the logs (make logs C=kafka for one component)
+	@$(STACK) logs $(C)
+
+test: ## Install, start the stack, lint + unit + integration tests, stop what was started
+	@scripts/test.sh
+
+test-unit: ## Unit tests only (no stack needed)
+	@$(PY) -m pytest services
+
+test-integration: ## Integration tests against a running stack (make up)
+	@$(PY) -m pytest tests
+
+proto: ## Regenerate Python code from proto/
+	@$(PY) scripts/gen_protos.py
+
+proto-check: ## Fail if generated code is stale; buf lint
+	@$(PY) scripts/gen_protos.py --check
+	@cd proto && $(BUF) lint
+
+fmt: ## Format and auto-fix
+	@$(PY) -m ruff format .
+	@$(PY) -m ruff check --fix .
+
+typecheck: ## mypy --strict on the common library
+	@$(PY) -m mypy -p switchboard.common
+
+lint: proto-check typecheck ## All static checks
+	@$(PY) -m ruff format --check .
+	@$(PY) -m ruff check .
+	@bash -n infra/*.sh infra/*/*.sh scripts/*.sh

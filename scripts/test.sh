@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# `make test`: from nothing to a verdict. Installs what is missing, starts the stack if
+# it is not running, runs lint, unit and integration tests, and stops what it started.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. infra/lib.sh
+
+scripts/bootstrap.sh || exit 1
+infra/stack.sh install || exit 1
+
+started=
+if ! infra/stack.sh status >/dev/null 2>&1; then
+  started=1
+  infra/stack.sh up || { infra/stack.sh down; exit 1; }
+fi
+
+rc=0
+info "lint"
+make --no-print-directory lint || rc=1
+info "unit and integration tests"
+.venv/bin/python -m pytest services tests || rc=1
+
+if [ -n "$started" ]; then infra/stack.sh down; fi
+exit $rc

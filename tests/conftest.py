@@ -1,0 +1,73 @@
+"""Connection settings of the local stack for cross-service tests.
+
+`make up` (or `make test`) writes them to .state/stack.env; the environment wins where
+both are set. A missing setting is an error, never a skip: a test that skipped proves
+nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+STACK_ENV = Path(__file__).resolve().parent.parent / ".state" / "stack.env"
+
+
+@dataclass(frozen=True)
+class Stack:
+    kafka_bootstrap: str
+    es_url: str
+    pg_dsn: str
+    mqtt_host: str
+    mqtt_port: int
+    mqtt_gateway_user: str
+    mqtt_gateway_password: str
+    mqtt_device_user: str
+    mqtt_device_password: str
+    triton_grpc_url: str
+    chat_model: str
+
+
+def _load() -> dict[str, str]:
+    values: dict[str, str] = {}
+    if STACK_ENV.is_file():
+        for line in STACK_ENV.read_text().splitlines():
+            key, sep, value = line.partition("=")
+            if sep and not line.startswith("#"):
+                values[key.strip()] = value.strip()
+    values.update({k: v for k, v in os.environ.items() if k.startswith("SB_")})
+    return values
+
+
+@pytest.fixture(scope="session")
+def stack() -> Stack:
+    values = _load()
+
+    def need(key: str) -> str:
+        if key not in values:
+            pytest.fail(f"{key} is not set and {STACK_ENV} lacks it: start the stack with `make up`", pytrace=False)
+        return values[key]
+
+    return Stack(
+        kafka_bootstrap=need("SB_KAFKA_BOOTSTRAP"),
+        es_url=need("SB_ES_URL"),
+        pg_dsn=need("SB_PG_DSN"),
+        mqtt_host=need("SB_MQTT_HOST"),
+        mqtt_port=int(need("SB_MQTT_PORT")),
+        mqtt_gateway_user=need("SB_MQTT_GATEWAY_USER"),
+        mqtt_gateway_password=need("SB_MQTT_GATEWAY_PASSWORD"),
+        mqtt_device_user=need("SB_MQTT_DEVICE_USER"),
+        mqtt_device_password=need("SB_MQTT_DEVICE_PASSWORD"),
+        triton_grpc_url=need("SB_TRITON_GRPC_URL"),
+        chat_model=need("SB_CHAT_MODEL"),
+    )
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique suffix for topic, group, index and schema names."""
+    return uuid.uuid4().hex[:12]

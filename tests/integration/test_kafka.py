@@ -1,0 +1,270 @@
+"""The common producer and consumer against the real broker."""
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.structs import ConsumerRecord
+from switchboard.common import events, tracing
+from switchboard.common.config import KafkaSettings
+from switchboard.common.kafka import (
+    DLQ_CAUSE,
+    DLQ_SOURCE_OFFSET,
+    DLQ_SOURCE_TOPIC,
+    EVENT_ID,
+    EVENT_TYPE,
+    TRACEPARENT,
+    ConsumedEvent,
+    EventConsumer,
+    EventProducer,
+)
+from switchboard.common.kafka.headers import get as header
+from switchboard.events.v1 import messages_pb2
+
+from tests.conftest import Stack
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def topics(stack: Stack, unique: str) -> AsyncIterator[tuple[str, str]]:
+    """A fresh (events topic, dead-letter topic) pair, deleted afterwards."""
+    names = (f"test.events.{unique}", f"test.deadletter.{unique}")
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, 3, 1) for name in names])
+        yield names
+        await admin.delete_topics(list(names))
+    finally:
+        await admin.close()
+
+
+def _settings(stack: Stack, **overrides: object) -> KafkaSettings:
+    return KafkaSettings(bootstrap_servers=stack.kafka_bootstrap, handler_backoff_s=0.01, **overrides)  # type: ignore[arg-type]
+
+
+def _inbound(text: str) -> messages_pb2.InboundMessage:
+    return messages_pb2.InboundMessage(message_id=f"m-{text}", channel=messages_pb2.CHANNEL_HTTP, text=text)
+
+
+@asynccontextmanager
+async def _consuming(
+    settings: KafkaSettings,
+    producer: EventProducer,
+    topic: str,
+    dlq: str,
+    group: str,
+    handler: Callable[[ConsumedEvent], Awaitable[None]],
+) -> AsyncIterator[EventConsumer]:
+    consumer = EventConsumer(
+        settings, topics=[topic], group_id=group, handler=handler, dead_letter_producer=producer, dead_letter_topic=dlq
+    )
+    await consumer.start()
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        yield consumer
+    finally:
+        stop.set()
+        await task
+        await consumer.stop()
+
+
+async def _wait_for(predicate: Callable[[], bool], timeout: float = 30) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.05)
+
+
+async def _committed(stack: Stack, group: str, topic: str) -> dict[int, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0}
+
+
+async def test_round_trip_keeps_payload_key_headers_and_trace(
+    stack: Stack, topics: tuple[str, str], unique: str
+) -> None:
+    topic, dlq = topics
+    settings = _settings(stack)
+    traceparent = tracing.new_traceparent()
+    sent = events.wrap(_inbound("hello"), conversation_key=f"conv-{unique}", source="test", traceparent=traceparent)
+    received: list[tuple[ConsumedEvent, str | None]] = []
+
+    async def handler(event: ConsumedEvent) -> None:
+        received.append((event, tracing.current_traceparent.get()))
+
+    async with EventProducer(settings) as producer:
+        metadata = await producer.send(topic, sent)
+        async with _consuming(settings, producer, topic, dlq, f"g-{unique}", handler):
+            await _wait_for(lambda: len(received) == 1)
+
+    event, trace_in_handler = received[0]
+    assert event.envelope == sent
+    assert events.unwrap(event.envelope) == _inbound("hello")
+    assert event.key == f"conv-{unique}".encode()
+    assert (event.partition, event.offset) == (metadata.partition, metadata.offset)
+    assert header(event.headers, EVENT_ID) == sent.event_id
+    assert header(event.headers, EVENT_TYPE) == "InboundMessage"
+    assert header(event.headers, TRACEPARENT) == traceparent
+    # The handler runs inside the event's trace, so its logs and events carry it.
+    assert trace_in_handler == traceparent
+
+
+async def test_one_conversation_stays_in_order_on_one_partition(
+    stack: Stack, topics: tuple[str, str], unique: str
+) -> None:
+    topic, dlq = topics
+    settings = _settings(stack)
+    received: list[ConsumedEvent] = []
+
+    async def handler(event: ConsumedEvent) -> None:
+        received.append(event)
+
+    async with EventProducer(settings) as producer:
+        for i in range(20):
+            await producer.send(topic, events.wrap(_inbound(str(i)), conversation_key=f"c-{unique}", source="t"))
+        async with _consuming(settings, producer, topic, dlq, f"g-{unique}", handler):
+            await _wait_for(lambda: len(received) == 20)
+    assert len({e.partition for e in received}) == 1
+    assert [events.unwrap(e.envelope).text for e in received] == [str(i) for i in range(20)]  # type: ignore[attr-defined]
+
+
+async def test_offset_is_committed_only_after_the_handler_returns(
+    stack: Stack, topics: tuple[str, str], unique: str
+) -> None:
+    topic, dlq = topics
+    settings = _settings(stack)
+    group = f"g-{unique}"
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_handler(event: ConsumedEvent) -> None:
+        entered.set()
+        await release.wait()
+
+    async with EventProducer(settings) as producer:
+        metadata = await producer.send(topic, events.wrap(_inbound("slow"), conversation_key="k", source="t"))
+        async with _consuming(settings, producer, topic, dlq, group, slow_handler):
+            await asyncio.wait_for(entered.wait(), 30)
+            await asyncio.sleep(1.0)  # ample time for any eager or periodic commit to happen
+            assert await _committed(stack, group, topic) == {}
+            release.set()
+            async with asyncio.timeout(30):
+                while await _committed(stack, group, topic) != {metadata.partition: metadata.offset + 1}:
+                    await asyncio.sleep(0.1)
+
+
+async def test_unfinished_work_is_redelivered_to_the_next_consumer(
+    stack: Stack, topics: tuple[str, str], unique: str
+) -> None:
+    # A consumer that dies mid-handler commits nothing; the group's next member gets the record.
+    topic, dlq = topics
+    settings = _settings(stack)
+    group = f"g-{unique}"
+    entered = asyncio.Event()
+    redelivered: list[str] = []
+
+    async def dying_handler(event: ConsumedEvent) -> None:
+        entered.set()
+        await asyncio.Event().wait()  # never returns; the task is cancelled below
+
+    async def handler(event: ConsumedEvent) -> None:
+        redelivered.append(event.envelope.event_id)
+
+    async with EventProducer(settings) as producer:
+        sent = events.wrap(_inbound("crash"), conversation_key="k", source="t")
+        await producer.send(topic, sent)
+        first = EventConsumer(
+            settings,
+            topics=[topic],
+            group_id=group,
+            handler=dying_handler,
+            dead_letter_producer=producer,
+            dead_letter_topic=dlq,
+        )
+        await first.start()
+        task = asyncio.create_task(first.run(asyncio.Event()))
+        await asyncio.wait_for(entered.wait(), 30)
+        task.cancel()  # the "crash": no commit happens
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await first._consumer.stop()  # leave the group without committing
+        async with _consuming(settings, producer, topic, dlq, group, handler):
+            await _wait_for(lambda: redelivered == [sent.event_id])
+
+
+async def test_poison_record_goes_to_dead_letter_and_consumption_goes_on(
+    stack: Stack, topics: tuple[str, str], unique: str
+) -> None:
+    topic, dlq = topics
+    settings = _settings(stack)
+    handled: list[str] = []
+
+    async def handler(event: ConsumedEvent) -> None:
+        handled.append(events.unwrap(event.envelope).text)  # type: ignore[attr-defined]
+
+    async with EventProducer(settings) as producer:
+        poison = await producer.send_raw(topic, b"\xff\xfenot a protobuf", b"k", [("origin", b"fuzzer")])
+        await producer.send(topic, events.wrap(_inbound("after"), conversation_key="k", source="t"))
+        async with _consuming(settings, producer, topic, dlq, f"g-{unique}", handler):
+            await _wait_for(lambda: handled == ["after"])
+
+    dead = await _read_one(stack, dlq)
+    assert dead.value == b"\xff\xfenot a protobuf"
+    assert dead.key == b"k"
+    assert "undecodable" in (header(dead.headers, DLQ_CAUSE) or "")
+    assert header(dead.headers, DLQ_SOURCE_TOPIC) == topic
+    assert header(dead.headers, DLQ_SOURCE_OFFSET) == str(poison.offset)
+    assert header(dead.headers, "origin") == "fuzzer"  # original headers are kept
+
+
+async def test_failing_handler_is_retried_then_dead_lettered(
+    stack: Stack, topics: tuple[str, str], unique: str
+) -> None:
+    topic, dlq = topics
+    settings = _settings(stack, handler_attempts=3)
+    attempts: list[str] = []
+    handled: list[str] = []
+
+    async def handler(event: ConsumedEvent) -> None:
+        text = events.unwrap(event.envelope).text  # type: ignore[attr-defined]
+        if text == "bad":
+            attempts.append(text)
+            raise ValueError("cannot handle 'bad'")
+        handled.append(text)
+
+    async with EventProducer(settings) as producer:
+        await producer.send(topic, events.wrap(_inbound("bad"), conversation_key="k", source="t"))
+        await producer.send(topic, events.wrap(_inbound("good"), conversation_key="k", source="t"))
+        async with _consuming(settings, producer, topic, dlq, f"g-{unique}", handler):
+            await _wait_for(lambda: handled == ["good"])
+
+    assert attempts == ["bad", "bad", "bad"]
+    dead = await _read_one(stack, dlq)
+    cause = header(dead.headers, DLQ_CAUSE) or ""
+    assert "after 3 attempts" in cause and "cannot handle 'bad'" in cause
+    assert header(dead.headers, EVENT_TYPE) == "InboundMessage"
+
+
+async def _read_one(stack: Stack, topic: str) -> ConsumerRecord[bytes, bytes]:
+    """The first record found on any of the topic's 3 partitions."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=stack.kafka_bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        consumer.assign([TopicPartition(topic, p) for p in range(3)])
+        async with asyncio.timeout(30):
+            while True:
+                batches = await consumer.getmany(timeout_ms=500)
+                for records in batches.values():
+                    if records:
+                        return records[0]
+    finally:
+        await consumer.stop()
