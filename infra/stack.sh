@@ -35,9 +35,13 @@ selected() { # the names given, or all
 python_env() {
   need_cmd uv "install uv (python3 -m pip install uv) or run 'make setup'"
   if [ ! -x "$SB_ROOT/.venv/bin/python" ] || [ "$SB_ROOT/uv.lock" -nt "$SB_ROOT/.venv/.synced" ]; then
-    info "installing Python dependencies (uv sync; llama-cpp-python compiles once, ~5-10 min)"
-    (cd "$SB_ROOT" && uv sync --frozen >"$SB_LOGS/uv-sync.log" 2>&1) ||
-      die "uv sync failed; see $SB_LOGS/uv-sync.log"
+    # Offline first: uv would otherwise revalidate the llama-cpp-python sdist with the
+    # registry and, on a new revision, compile it again. Online only when the cache lacks something.
+    if ! (cd "$SB_ROOT" && uv sync --frozen --offline >"$SB_LOGS/uv-sync.log" 2>&1); then
+      info "installing Python dependencies (uv sync; llama-cpp-python compiles once, ~5-10 min)"
+      (cd "$SB_ROOT" && uv sync --frozen >"$SB_LOGS/uv-sync.log" 2>&1) ||
+        die "uv sync failed; see $SB_LOGS/uv-sync.log"
+    fi
     touch "$SB_ROOT/.venv/.synced"
   fi
 }
