@@ -6,7 +6,7 @@ PY    := .venv/bin/python
 STACK := infra/stack.sh
 BUF   := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/switchboard/tools/bin/buf
 
-.PHONY: help setup up down status logs test test-unit test-integration proto proto-check lint fmt typecheck
+.PHONY: help setup up down status logs test test-unit test-integration proto proto-check topics lint fmt typecheck
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -30,11 +30,11 @@ logs: ## Follow the logs (make logs C=kafka for one component)
 test: ## Install, start the stack, lint + unit + integration tests, stop what was started
 	@scripts/test.sh
 
-test-unit: ## Unit tests only (no stack needed)
-	@$(PY) -m pytest services
+test-unit: ## Unit and contract tests (no stack needed)
+	@$(PY) -m pytest services tests/contract
 
 test-integration: ## Integration tests against a running stack (make up)
-	@$(PY) -m pytest tests
+	@$(PY) -m pytest tests/integration
 
 proto: ## Regenerate Python code from proto/
 	@$(PY) scripts/gen_protos.py
@@ -42,6 +42,9 @@ proto: ## Regenerate Python code from proto/
 proto-check: ## Fail if generated code is stale; buf lint
 	@$(PY) scripts/gen_protos.py --check
 	@cd proto && $(BUF) lint
+
+topics: ## Render infra/kafka/topics.yaml as Strimzi KafkaTopic resources
+	@$(PY) scripts/render_topics.py
 
 fmt: ## Format and auto-fix
 	@$(PY) -m ruff format .
@@ -51,6 +54,7 @@ typecheck: ## mypy --strict on the common library
 	@$(PY) -m mypy -p switchboard.common
 
 lint: proto-check typecheck ## All static checks
+	@$(PY) scripts/render_topics.py --check
 	@$(PY) -m ruff format --check .
 	@$(PY) -m ruff check .
 	@bash -n infra/*.sh infra/*/*.sh scripts/*.sh

@@ -57,7 +57,19 @@ cmd_install() {
   triton_install
 }
 
+# Before installing anything: every port a component to start needs must be free.
+preflight() {
+  local name var
+  for name in $(selected "$@"); do
+    is_running "$name" && continue
+    for var in $("$(prefix_of "$name")_ports"); do
+      require_free_port "${!var}" "$var" "$name"
+    done
+  done
+}
+
 cmd_up() {
+  preflight "$@"
   cmd_install
   local name
   for name in $(selected "$@"); do

@@ -48,8 +48,6 @@ YAML
 }
 
 es_start() {
-  require_free_port "$SB_ES_PORT" SB_ES_PORT elasticsearch
-  require_free_port "$SB_ES_TRANSPORT_PORT" SB_ES_TRANSPORT_PORT elasticsearch
   es_configure
   # Elasticsearch refuses to run as root, so it runs as the unprivileged run user.
   start_daemon elasticsearch env ES_JAVA_HOME="$(java_home)" ES_PATH_CONF="$ES_HOME/config" \
@@ -65,5 +63,7 @@ es_ready() {
 es_health() {
   curl -fsS "http://127.0.0.1:$SB_ES_PORT/_cluster/health" | grep -o '"status":"[a-z]*"'
 }
+
+es_ports() { echo SB_ES_PORT SB_ES_TRANSPORT_PORT; }
 
 es_stop() { stop_daemon elasticsearch TERM 60; }

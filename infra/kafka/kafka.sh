@@ -50,8 +50,6 @@ kafka_java() {
 }
 
 kafka_start() {
-  require_free_port "$SB_KAFKA_PORT" SB_KAFKA_PORT kafka
-  require_free_port "$SB_KAFKA_CONTROLLER_PORT" SB_KAFKA_CONTROLLER_PORT kafka
   kafka_configure
   start_daemon kafka "$(java_home)/bin/java" "-Xms$SB_KAFKA_HEAP" "-Xmx$SB_KAFKA_HEAP" -XX:+UseG1GC \
     -cp "$KAFKA_HOME/libs/*" -Dlog4j2.configurationFile="$SB_ROOT/infra/kafka/log4j2.yaml" \
@@ -74,5 +72,7 @@ kafka_ready() {
 kafka_health() {
   port_in_use "$SB_KAFKA_PORT" && echo "127.0.0.1:$SB_KAFKA_PORT"
 }
+
+kafka_ports() { echo SB_KAFKA_PORT SB_KAFKA_CONTROLLER_PORT; }
 
 kafka_stop() { stop_daemon kafka TERM 60; }

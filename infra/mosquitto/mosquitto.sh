@@ -33,7 +33,6 @@ CONF
 }
 
 mqtt_start() {
-  require_free_port "$SB_MQTT_PORT" SB_MQTT_PORT mosquitto
   mqtt_configure
   start_daemon mosquitto "${RUN_AS[@]}" /usr/sbin/mosquitto -c "$MQTT_HOME/mosquitto.conf"
   wait_ready mosquitto 30 port_in_use "$SB_MQTT_PORT"
@@ -43,5 +42,7 @@ mqtt_health() {
   mosquitto_sub -h 127.0.0.1 -p "$SB_MQTT_PORT" -u "$SB_MQTT_GATEWAY_USER" -P "$(secret mqtt-gateway)" \
     -t '$SYS/broker/version' -C 1 -W 3
 }
+
+mqtt_ports() { echo SB_MQTT_PORT; }
 
 mqtt_stop() { stop_daemon mosquitto TERM 20; }

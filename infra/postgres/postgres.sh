@@ -25,7 +25,6 @@ pg_configure() {
 }
 
 pg_start() {
-  require_free_port "$SB_PG_PORT" SB_PG_PORT postgres
   pg_configure
   start_daemon postgres "${RUN_AS[@]}" "$(pg_bin)/postgres" -D "$PG_HOME/data" -p "$SB_PG_PORT" \
     -k "$PG_HOME/socket" -c listen_addresses=127.0.0.1 -c max_connections=200
@@ -49,6 +48,8 @@ SQL
 pg_health() {
   "$(pg_bin)/pg_isready" -h 127.0.0.1 -p "$SB_PG_PORT"
 }
+
+pg_ports() { echo SB_PG_PORT; }
 
 # SIGINT is PostgreSQL's "fast" shutdown: roll back open transactions, then stop.
 pg_stop() { stop_daemon postgres INT 60; }

@@ -21,10 +21,6 @@ triton_install() {
 }
 
 triton_start() {
-  local port
-  for port in SB_TRITON_HTTP_PORT SB_TRITON_GRPC_PORT SB_TRITON_METRICS_PORT; do
-    require_free_port "${!port}" "$port" triton
-  done
   mkdir -p "$SB_STATE/triton"
   # The Python backend stub must load the libpython of the interpreter that runs the
   # models (pyenv's), not Debian's, or models fail to load.
@@ -48,6 +44,8 @@ triton_ready() {
 triton_health() {
   triton_ready && echo "models echo, echo_stream, smollm2 ready"
 }
+
+triton_ports() { echo SB_TRITON_HTTP_PORT SB_TRITON_GRPC_PORT SB_TRITON_METRICS_PORT; }
 
 # PyTriton shuts down cleanly on SIGTERM (mapped to KeyboardInterrupt by the server).
 triton_stop() { stop_daemon triton TERM 60; }
