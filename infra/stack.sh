@@ -49,6 +49,7 @@ python_env() {
 cmd_install() {
   mkdir -p "$SB_LOGS" "$SB_RUN"
   ensure_run_user
+  apt_install curl unzip procps
   pg_install
   mqtt_install
   python_env
