@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import filecmp
+import re
 import sys
 import tempfile
 from importlib import resources
@@ -22,22 +23,20 @@ ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "proto"
 OUT_ROOT = ROOT / "services" / "common" / "src"
 GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
+_SERVICE = re.compile(r"^service\s", re.MULTILINE)
 
 
 def generate(out: Path) -> None:
     protos = sorted(str(p.relative_to(PROTO_ROOT)) for p in PROTO_ROOT.rglob("*.proto"))
-    well_known = str(resources.files("grpc_tools") / "_proto")
-    args = [
-        "protoc",
-        f"-I{PROTO_ROOT}",
-        f"-I{well_known}",
-        f"--python_out={out}",
-        f"--pyi_out={out}",
-        f"--grpc_python_out={out}",
-        *protos,
-    ]
-    if protoc.main(args) != 0:
-        raise SystemExit("protoc failed; see the messages above")
+    # gRPC stubs only where there is a service; elsewhere they would be empty modules.
+    with_services = [p for p in protos if _SERVICE.search((PROTO_ROOT / p).read_text())]
+    includes = [f"-I{PROTO_ROOT}", f"-I{resources.files('grpc_tools') / '_proto'}"]
+    for args in (
+        [*includes, f"--python_out={out}", f"--pyi_out={out}", *protos],
+        [*includes, f"--grpc_python_out={out}", *with_services],
+    ):
+        if protoc.main(["protoc", *args]) != 0:
+            raise SystemExit("protoc failed; see the messages above")
     # Packages for every generated folder (switchboard/ itself stays a namespace package).
     for proto in protos:
         for parent in (out / proto).parents:
