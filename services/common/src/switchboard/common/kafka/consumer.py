@@ -161,16 +161,14 @@ class EventConsumer:
             started = time.perf_counter()
             try:
                 await self._handler(event)
-            except Exception as exc:
-                HANDLER_SECONDS.labels(topic=event.topic).observe(time.perf_counter() - started)
+            except Exception as exc:  # any handler failure is retried, then dead-lettered
                 if attempt == attempts:
                     logger.exception(
                         "handler failed, dead-lettering",
                         extra={"event_id": event.envelope.event_id, "attempts": attempts},
                     )
-                    await self._dead_letter(
-                        record, f"handler failed after {attempts} attempts: {exc!r}", "handler_error"
-                    )
+                    cause = f"handler failed after {attempts} attempts: {exc!r}"
+                    await self._dead_letter(record, cause, reason="handler_error")
                     return
                 logger.warning(
                     "handler failed, retrying",
@@ -178,9 +176,10 @@ class EventConsumer:
                 )
                 await asyncio.sleep(self._settings.handler_backoff_s * 2 ** (attempt - 1))
             else:
-                HANDLER_SECONDS.labels(topic=event.topic).observe(time.perf_counter() - started)
                 EVENTS_CONSUMED.labels(topic=event.topic, event_type=event.envelope.event_type).inc()
                 return
+            finally:
+                HANDLER_SECONDS.labels(topic=event.topic).observe(time.perf_counter() - started)
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], cause: str, reason: str) -> None:
         headers = [
