@@ -8,6 +8,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import ConsumerRecord
+
 from switchboard.common import events, tracing
 from switchboard.common.config import KafkaSettings
 from switchboard.common.kafka import (
@@ -23,7 +24,6 @@ from switchboard.common.kafka import (
 )
 from switchboard.common.kafka.headers import get as header
 from switchboard.events.v1 import messages_pb2
-
 from tests.conftest import Stack
 
 pytestmark = pytest.mark.integration

@@ -1,5 +1,6 @@
 import pytest
 from pydantic_settings import SettingsConfigDict
+
 from switchboard.common.config import ServiceSettings
 
 

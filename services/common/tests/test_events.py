@@ -1,5 +1,6 @@
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
+
 from switchboard.common import events, tracing
 from switchboard.events.v1 import envelope_pb2, messages_pb2
 

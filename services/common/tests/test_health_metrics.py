@@ -2,6 +2,7 @@ import urllib.request
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from switchboard.common.health import HealthServer
 from switchboard.common.metrics import EVENTS_PRODUCED, MetricsServer
 

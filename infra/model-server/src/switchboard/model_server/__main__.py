@@ -12,6 +12,7 @@ import sys
 from types import FrameType
 
 from pytriton.triton import Triton, TritonConfig
+
 from switchboard.model_server import chat, echo
 from switchboard.model_server.config import Settings
 

@@ -25,6 +25,7 @@ import numpy as np
 from llama_cpp import Llama
 from pytriton.model_config import ModelConfig, Tensor
 from pytriton.triton import Triton
+
 from switchboard.model_server.tensors import int_out, scalar_in, text_in, text_out
 
 logger = logging.getLogger(__name__)

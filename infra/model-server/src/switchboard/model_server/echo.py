@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
 from pytriton.triton import Triton
+
 from switchboard.model_server.tensors import int_out, text_in, text_out
 
 

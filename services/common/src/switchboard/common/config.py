@@ -28,6 +28,33 @@ class KafkaSettings(BaseModel):
     handler_backoff_s: float = 0.2
 
 
+class TopicSettings(BaseModel):
+    """Names of the business topics (infra/kafka/topics.yaml); overridable per deployment or test."""
+
+    inbound: str = "switchboard.inbound.v1"
+    intents: str = "switchboard.intents.v1"
+    requests_urgent: str = "switchboard.inference.requests.urgent.v1"
+    requests_routine: str = "switchboard.inference.requests.routine.v1"
+    results: str = "switchboard.inference.results.v1"
+    outbound: str = "switchboard.outbound.v1"
+    device_commands: str = "switchboard.device.commands.v1"
+    audit: str = "switchboard.audit.v1"
+    deadletter: str = "switchboard.deadletter.v1"
+
+    def business(self) -> list[str]:
+        """Every topic that carries Envelopes (all but the dead-letter topic)."""
+        return [
+            self.inbound,
+            self.intents,
+            self.requests_urgent,
+            self.requests_routine,
+            self.results,
+            self.outbound,
+            self.device_commands,
+            self.audit,
+        ]
+
+
 class ServiceSettings(BaseSettings):
     """Settings every service has: identity, logging, Kafka, health and metrics ports."""
 
@@ -37,6 +64,7 @@ class ServiceSettings(BaseSettings):
     tenant_id: str = "default"
     log_level: str = "INFO"
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    topics: TopicSettings = Field(default_factory=TopicSettings)
     # grpc.health.v1 listens here; Kubernetes probes it.
     health_host: str = "127.0.0.1"
     health_port: int = 0

@@ -12,6 +12,7 @@ from typing import Final
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
+
 from switchboard.common import tracing
 from switchboard.events.v1 import envelope_pb2
 

@@ -7,7 +7,7 @@
   their cause, and consumption goes on.
 """
 
-from switchboard.common.kafka.consumer import ConsumedEvent, EventConsumer, Handler
+from switchboard.common.kafka.consumer import BatchHandler, ConsumedEvent, EventConsumer, Handler
 from switchboard.common.kafka.headers import (
     DLQ_CAUSE,
     DLQ_SOURCE_OFFSET,
@@ -29,6 +29,7 @@ __all__ = [
     "EVENT_TYPE",
     "SCHEMA_VERSION",
     "TRACEPARENT",
+    "BatchHandler",
     "ConsumedEvent",
     "EventConsumer",
     "EventProducer",

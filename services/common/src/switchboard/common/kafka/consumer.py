@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError
 from aiokafka.structs import ConsumerRecord
 from google.protobuf.message import DecodeError
+
 from switchboard.common import tracing
 from switchboard.common.config import KafkaSettings
 from switchboard.common.kafka import headers as hdr
@@ -37,6 +38,7 @@ class ConsumedEvent:
 
 
 Handler = Callable[[ConsumedEvent], Awaitable[None]]
+BatchHandler = Callable[[list[ConsumedEvent]], Awaitable[None]]
 
 
 class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -69,6 +71,11 @@ class EventConsumer:
     3. the offset is committed only after the handler returned (or the record was
        safely dead-lettered). A crash in between means redelivery, never loss, so
        handlers must be idempotent on ``envelope.event_id``.
+
+    Partitions of one poll are handled concurrently, records of one partition in order,
+    so one conversation (one key) is never handled out of order. With ``batch_handler``
+    instead of ``handler``, each partition's records of a poll are handed over at once
+    (for bulk writes); a failing batch is retried, then dead-lettered record by record.
     """
 
     def __init__(
@@ -77,14 +84,18 @@ class EventConsumer:
         *,
         topics: Sequence[str],
         group_id: str,
-        handler: Handler,
+        handler: Handler | None = None,
+        batch_handler: BatchHandler | None = None,
         dead_letter_producer: EventProducer,
         dead_letter_topic: str,
         **overrides: Any,
     ) -> None:
         self._settings = settings
         self._topics = list(topics)
+        if (handler is None) == (batch_handler is None):
+            raise ValueError("give exactly one of handler and batch_handler")
         self._handler = handler
+        self._batch_handler = batch_handler
         self._dlq = dead_letter_producer
         self._dlq_topic = dead_letter_topic
         self._consumer = AIOKafkaConsumer(
@@ -125,23 +136,29 @@ class EventConsumer:
             if not batches:
                 continue
             async with self._batch_lock:
-                for tp, records in batches.items():
-                    for record in records:
-                        await self._process(record)
-                        self._pending[tp] = record.offset + 1
+                await asyncio.gather(*(self._process_partition(tp, records) for tp, records in batches.items()))
                 await self._commit()
 
-    async def _process(self, record: ConsumerRecord[bytes, bytes]) -> None:
+    async def _process_partition(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        if self._batch_handler is not None:
+            await self._process_batch(records)
+        else:
+            for record in records:
+                await self._process(record)
+        self._pending[tp] = records[-1].offset + 1
+
+    async def _decode(self, record: ConsumerRecord[bytes, bytes]) -> ConsumedEvent | None:
+        """The record as an event, or None after dead-lettering it as undecodable."""
         envelope = envelope_pb2.Envelope()
         try:
             envelope.ParseFromString(record.value or b"")
         except DecodeError as exc:
             await self._dead_letter(record, f"undecodable value: {exc}", reason="undecodable")
-            return
+            return None
         if envelope.WhichOneof("payload") is None:
             await self._dead_letter(record, "envelope carries no payload", reason="no_payload")
-            return
-        event = ConsumedEvent(
+            return None
+        return ConsumedEvent(
             envelope=envelope,
             topic=record.topic,
             partition=record.partition,
@@ -149,17 +166,50 @@ class EventConsumer:
             key=record.key,
             headers=list(record.headers or ()),
         )
-        token = tracing.current_traceparent.set(envelope.trace.traceparent or None)
+
+    async def _process(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        event = await self._decode(record)
+        if event is None:
+            return
+        token = tracing.current_traceparent.set(event.envelope.trace.traceparent or None)
         try:
             await self._handle_with_retries(event, record)
         finally:
             tracing.current_traceparent.reset(token)
+
+    async def _process_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        decoded = [(record, await self._decode(record)) for record in records]
+        good = [(record, event) for record, event in decoded if event is not None]
+        if not good:
+            return
+        assert self._batch_handler is not None
+        attempts = max(1, self._settings.handler_attempts)
+        for attempt in range(1, attempts + 1):
+            started = time.perf_counter()
+            try:
+                await self._batch_handler([event for _, event in good])
+            except Exception as exc:  # any failure is retried, then dead-lettered
+                if attempt == attempts:
+                    logger.exception("batch handler failed, dead-lettering", extra={"records": len(good)})
+                    cause = f"batch handler failed after {attempts} attempts: {exc!r}"
+                    for record, _ in good:
+                        await self._dead_letter(record, cause, reason="handler_error")
+                    return
+                logger.warning("batch handler failed, retrying", extra={"attempt": attempt, "error": repr(exc)})
+                await asyncio.sleep(self._settings.handler_backoff_s * 2 ** (attempt - 1))
+            else:
+                for _, event in good:
+                    EVENTS_CONSUMED.labels(topic=event.topic, event_type=event.envelope.event_type).inc()
+                return
+            finally:
+                HANDLER_SECONDS.labels(topic=records[0].topic).observe(time.perf_counter() - started)
 
     async def _handle_with_retries(self, event: ConsumedEvent, record: ConsumerRecord[bytes, bytes]) -> None:
         attempts = max(1, self._settings.handler_attempts)
         for attempt in range(1, attempts + 1):
             started = time.perf_counter()
             try:
+                assert self._handler is not None
                 await self._handler(event)
             except Exception as exc:  # any handler failure is retried, then dead-lettered
                 if attempt == attempts:

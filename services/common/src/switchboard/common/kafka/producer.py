@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
+
 from switchboard.common.config import KafkaSettings
 from switchboard.common.kafka import headers as hdr
 from switchboard.common.kafka.security import connection_kwargs
@@ -51,20 +53,35 @@ class EventProducer:
 
     async def send(self, topic: str, envelope: envelope_pb2.Envelope) -> RecordMetadata:
         """Send ``envelope`` and wait until the cluster acknowledged it."""
+        metadata: RecordMetadata = await (await self.enqueue(topic, envelope))
+        return metadata
+
+    async def enqueue(self, topic: str, envelope: envelope_pb2.Envelope) -> asyncio.Future[RecordMetadata]:
+        """Queue ``envelope`` for sending; await the returned future for the acknowledgement.
+
+        Records queued one after another for the same key keep their order.
+        """
         if not envelope.conversation_key:
             raise ValueError(f"event {envelope.event_id} has no conversation key to use as record key")
-        metadata: RecordMetadata = await self._producer.send_and_wait(
+        future: asyncio.Future[RecordMetadata] = await self._producer.send(
             topic,
             value=envelope.SerializeToString(),
             key=envelope.conversation_key.encode(),
             headers=hdr.for_envelope(envelope),
         )
         EVENTS_PRODUCED.labels(topic=topic, event_type=envelope.event_type).inc()
-        return metadata
+        return future
 
     async def send_raw(
         self, topic: str, value: bytes | None, key: bytes | None, headers: hdr.Headers
     ) -> RecordMetadata:
-        """Send bytes as they are (used for dead-lettering records that cannot be decoded)."""
-        metadata: RecordMetadata = await self._producer.send_and_wait(topic, value=value, key=key, headers=headers)
+        """Send bytes as they are and wait for the acknowledgement (dead letters, outbox relays)."""
+        metadata: RecordMetadata = await (await self.enqueue_raw(topic, value, key, headers))
         return metadata
+
+    async def enqueue_raw(
+        self, topic: str, value: bytes | None, key: bytes | None, headers: hdr.Headers
+    ) -> asyncio.Future[RecordMetadata]:
+        """Queue bytes as they are; await the returned future for the acknowledgement."""
+        future: asyncio.Future[RecordMetadata] = await self._producer.send(topic, value=value, key=key, headers=headers)
+        return future

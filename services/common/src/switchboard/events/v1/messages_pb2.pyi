@@ -226,14 +226,20 @@ class InferenceRequest(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., message_id: _Optional[str] = ..., model_profile: _Optional[str] = ..., priority: _Optional[_Union[Priority, str]] = ..., messages: _Optional[_Iterable[_Union[ChatTurn, _Mapping]]] = ..., params: _Optional[_Union[GenerationParams, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stream: _Optional[bool] = ..., channel: _Optional[_Union[Channel, str]] = ..., channel_chat_id: _Optional[str] = ...) -> None: ...
 
 class InferenceChunk(_message.Message):
-    __slots__ = ("request_id", "sequence", "text")
+    __slots__ = ("request_id", "sequence", "text", "message_id", "channel", "channel_chat_id")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_CHAT_ID_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     sequence: int
     text: str
-    def __init__(self, request_id: _Optional[str] = ..., sequence: _Optional[int] = ..., text: _Optional[str] = ...) -> None: ...
+    message_id: str
+    channel: Channel
+    channel_chat_id: str
+    def __init__(self, request_id: _Optional[str] = ..., sequence: _Optional[int] = ..., text: _Optional[str] = ..., message_id: _Optional[str] = ..., channel: _Optional[_Union[Channel, str]] = ..., channel_chat_id: _Optional[str] = ...) -> None: ...
 
 class Usage(_message.Message):
     __slots__ = ("prompt_tokens", "completion_tokens")

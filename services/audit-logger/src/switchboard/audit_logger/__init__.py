@@ -1,0 +1,1 @@
+"""Audit logger: every business event into an Elasticsearch data stream, once."""

@@ -1,0 +1,1 @@
+"""Channel gateway: where messages enter Switchboard and replies leave it."""

@@ -1,0 +1,144 @@
+"""The HTTP API (FastAPI; OpenAPI at /openapi.json, docs at /docs)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Literal
+
+from fastapi import FastAPI, HTTPException, Path, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sse_starlette.sse import EventSourceResponse
+
+from switchboard.channel_gateway.config import Settings
+from switchboard.channel_gateway.ids import IdSigner
+from switchboard.channel_gateway.limits import BodySizeLimit
+from switchboard.channel_gateway.replies import Replies
+from switchboard.events.v1 import messages_pb2 as m
+
+Publish = Callable[[m.InboundMessage, str], Awaitable[None]]
+
+
+class ConversationOut(BaseModel):
+    conversation_id: str
+
+
+class MessageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    conversation_id: str = Field(min_length=1, max_length=128, description="From POST /v1/conversations")
+    text: str = Field(min_length=1, description="What the user says")
+    user_id: str | None = Field(default=None, max_length=128)
+    wait: bool = Field(default=True, description="Wait for the reply (up to timeout_s) instead of answering 202")
+    timeout_s: float | None = Field(default=None, gt=0, description="How long to wait for the reply")
+
+
+class MessageOut(BaseModel):
+    message_id: str
+    conversation_id: str | None = None
+    status: Literal["pending", "completed"]
+    reply: str | None = None
+    model: str | None = None
+    finish_reason: str | None = None
+    links: dict[str, str] = Field(default_factory=dict)
+
+
+def create_api(settings: Settings, signer: IdSigner, replies: Replies, publish: Publish) -> FastAPI:
+    """The FastAPI app; ``publish`` puts an InboundMessage on Kafka (and raises if it cannot)."""
+    api = FastAPI(title="Switchboard channel gateway", version="1", docs_url="/docs")
+    api.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+
+    def links(message_id: str) -> dict[str, str]:
+        return {"self": f"/v1/messages/{message_id}", "events": f"/v1/messages/{message_id}/events"}
+
+    def completed(message_id: str, final: m.OutboundMessage, conversation_id: str | None = None) -> MessageOut:
+        return MessageOut(
+            message_id=message_id,
+            conversation_id=conversation_id,
+            status="completed",
+            reply=final.text,
+            model=final.metadata.get("model"),
+            finish_reason=final.metadata.get("finish_reason"),
+            links=links(message_id),
+        )
+
+    def known_message(message_id: str) -> str:
+        if not signer.valid(message_id, "m"):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown message id")
+        return message_id
+
+    @api.post("/v1/conversations", status_code=status.HTTP_201_CREATED, response_model=ConversationOut)
+    async def create_conversation() -> ConversationOut:
+        """Start a conversation; send messages to it with its id."""
+        return ConversationOut(conversation_id=signer.new("c"))
+
+    @api.post(
+        "/v1/messages",
+        response_model=MessageOut,
+        responses={202: {"model": MessageOut}, 404: {"description": "unknown conversation"}},
+    )
+    async def post_message(body: MessageIn) -> MessageOut | JSONResponse:
+        """Send a message. With ``wait`` (default) the reply comes in the response; otherwise, or
+        when it takes longer than ``timeout_s``, 202 with links to poll or stream it."""
+        if not signer.valid(body.conversation_id, "c"):
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, "unknown conversation; create one with POST /v1/conversations"
+            )
+        if len(body.text) > settings.max_text_chars:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_ENTITY, f"text is longer than {settings.max_text_chars} characters"
+            )
+        timeout_s = body.timeout_s if body.timeout_s is not None else settings.default_wait_s
+        if timeout_s > settings.max_wait_s:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_ENTITY, f"timeout_s must be at most {settings.max_wait_s}"
+            )
+        message_id = signer.new("m")
+        user = body.user_id or "anonymous"
+        inbound = m.InboundMessage(
+            message_id=message_id,
+            channel=m.CHANNEL_HTTP,
+            channel_message_id=message_id,
+            channel_chat_id=body.conversation_id,
+            sender=m.Actor(user_id=f"http:{user}", channel_user_id=user),
+            kind=m.MESSAGE_KIND_TEXT,
+            text=body.text,
+        )
+        await publish(inbound, body.conversation_id)
+        if body.wait:
+            final = await replies.wait_final(message_id, timeout_s)
+            if final is not None:
+                return completed(message_id, final, body.conversation_id)
+        pending = MessageOut(
+            message_id=message_id, conversation_id=body.conversation_id, status="pending", links=links(message_id)
+        )
+        return JSONResponse(pending.model_dump(), status_code=status.HTTP_202_ACCEPTED)
+
+    @api.get("/v1/messages/{message_id}", response_model=MessageOut, responses={404: {"description": "unknown id"}})
+    async def get_message(message_id: Annotated[str, Path(max_length=128)]) -> MessageOut:
+        """The reply, once it is complete (kept for ``reply_ttl_s``)."""
+        known_message(message_id)
+        entry = replies.get(message_id)
+        if entry is not None and entry.final is not None:
+            return completed(message_id, entry.final)
+        return MessageOut(message_id=message_id, status="pending", links=links(message_id))
+
+    @api.get("/v1/messages/{message_id}/events", responses={404: {"description": "unknown id"}})
+    async def stream_message(message_id: Annotated[str, Path(max_length=128)]) -> EventSourceResponse:
+        """Server-sent events: ``chunk`` events as the reply is generated, then one ``done``."""
+        known_message(message_id)
+
+        async def events() -> AsyncIterator[dict[str, str]]:
+            try:
+                async for item in replies.follow(message_id, settings.max_wait_s):
+                    if isinstance(item, tuple):
+                        yield {"event": "chunk", "data": json.dumps({"sequence": item[0], "text": item[1]})}
+                    else:
+                        yield {"event": "done", "data": completed(message_id, item).model_dump_json()}
+            except TimeoutError:
+                yield {"event": "timeout", "data": json.dumps({"detail": "no complete reply in time"})}
+
+        return EventSourceResponse(events(), ping=15)
+
+    return api

@@ -1,0 +1,63 @@
+"""Wiring: the HTTP API, the producer of inbound events and the view of outbound replies."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+
+import uvicorn
+
+from switchboard.channel_gateway.api import create_api
+from switchboard.channel_gateway.config import Settings
+from switchboard.channel_gateway.ids import IdSigner
+from switchboard.channel_gateway.outbound import OutboundView
+from switchboard.channel_gateway.replies import Replies
+from switchboard.common import events
+from switchboard.common.service import ServiceRuntime
+from switchboard.events.v1 import messages_pb2 as m
+
+logger = logging.getLogger(__name__)
+
+
+class _HttpServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the service's lifecycle owns SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _serve_http(server: _HttpServer, stop: asyncio.Event) -> None:
+    task = asyncio.create_task(server.serve())
+    await stop.wait()
+    server.should_exit = True  # stop accepting, finish in-flight requests
+    await task
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    secret = settings.id_secret.get_secret_value().encode() if settings.id_secret else None
+    if secret is None:
+        logger.warning("SB_GATEWAY_ID_SECRET not set: ids are valid on this process only")
+    signer = IdSigner(secret)
+    replies = Replies(settings.reply_ttl_s, settings.max_cached_replies)
+    view = OutboundView(settings.kafka, settings.topics.outbound, replies, replay_s=settings.reply_ttl_s)
+
+    async with ServiceRuntime(settings) as runtime:
+
+        async def publish(message: m.InboundMessage, conversation_id: str) -> None:
+            envelope = events.wrap(
+                message, conversation_key=conversation_id, source=settings.service_name, tenant_id=settings.tenant_id
+            )
+            await runtime.producer.send(settings.topics.inbound, envelope)
+
+        api = create_api(settings, signer, replies, publish)
+        config = uvicorn.Config(
+            api, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False, lifespan="off"
+        )
+        await view.start()
+        try:
+            await runtime.run(stop, background=[view.run(stop), _serve_http(_HttpServer(config), stop)])
+        finally:
+            await view.stop()

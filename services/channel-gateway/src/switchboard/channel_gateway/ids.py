@@ -1,0 +1,28 @@
+"""Signed ids: conversation and message ids that any replica can verify without shared state."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+
+
+class IdSigner:
+    """Makes ids ``<prefix>-<uuid hex>.<signature>`` and checks them in constant time."""
+
+    def __init__(self, secret: bytes | None = None) -> None:
+        self._key = secret or secrets.token_bytes(32)
+
+    def new(self, prefix: str) -> str:
+        body = f"{prefix}-{uuid.uuid4().hex}"
+        return f"{body}.{self._sign(body)}"
+
+    def valid(self, value: str, prefix: str) -> bool:
+        body, dot, signature = value.rpartition(".")
+        if not dot or not body.startswith(f"{prefix}-") or len(body) > 100:
+            return False
+        return hmac.compare_digest(signature, self._sign(body))
+
+    def _sign(self, body: str) -> str:
+        return hmac.new(self._key, body.encode(), hashlib.sha256).hexdigest()[:20]

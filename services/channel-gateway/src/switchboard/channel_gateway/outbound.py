@@ -1,0 +1,82 @@
+"""Every gateway replica reads the whole outbound topic, so the replica that holds a waiting
+HTTP request (or stream) sees its reply, whichever replica the partition would go to in a
+consumer group. Nothing is committed: this is a view, not a work queue."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from google.protobuf.message import DecodeError
+
+from switchboard.channel_gateway.replies import Replies
+from switchboard.common.config import KafkaSettings
+from switchboard.common.kafka.security import connection_kwargs
+from switchboard.events.v1 import envelope_pb2
+from switchboard.events.v1 import messages_pb2 as m
+
+logger = logging.getLogger(__name__)
+
+
+class OutboundView:
+    def __init__(self, settings: KafkaSettings, topic: str, replies: Replies, replay_s: float) -> None:
+        self._topic = topic
+        self._replies = replies
+        self._replay_s = replay_s
+        self._connection = {
+            "bootstrap_servers": settings.bootstrap_servers,
+            "client_id": f"{settings.client_id}-outbound-view",
+            **connection_kwargs(settings),
+        }
+        self._consumer = AIOKafkaConsumer(
+            group_id=None, enable_auto_commit=False, isolation_level="read_committed", **self._connection
+        )
+
+    async def start(self) -> None:
+        """Connect and position on every partition: at ``replay_s`` ago, so replies that
+        completed just before a restart can still be fetched."""
+        admin = AIOKafkaAdminClient(**self._connection)
+        await admin.start()
+        try:
+            (described,) = await admin.describe_topics([self._topic])
+        finally:
+            await admin.close()
+        if described["error_code"] != 0 or not described["partitions"]:
+            raise RuntimeError(f"topic {self._topic} does not exist (error {described['error_code']})")
+        await self._consumer.start()
+        tps = [TopicPartition(self._topic, p["partition"]) for p in described["partitions"]]
+        self._consumer.assign(tps)
+        since_ms = int((time.time() - self._replay_s) * 1000)
+        offsets = await self._consumer.offsets_for_times({tp: since_ms for tp in tps})
+        for tp in tps:
+            found = offsets.get(tp)
+            if found is None:
+                await self._consumer.seek_to_end(tp)
+            else:
+                self._consumer.seek(tp, found.offset)
+            await self._consumer.position(tp)
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            batches = await self._consumer.getmany(timeout_ms=200)
+            for records in batches.values():
+                for record in records:
+                    self._apply(record.value or b"")
+
+    def _apply(self, value: bytes) -> None:
+        envelope = envelope_pb2.Envelope()
+        try:
+            envelope.ParseFromString(value)
+        except DecodeError:
+            logger.warning("undecodable record on the outbound topic; skipped by the reply view")
+            return
+        if envelope.WhichOneof("payload") == "outbound_message":
+            message: m.OutboundMessage = envelope.outbound_message
+            if message.channel == m.CHANNEL_HTTP:
+                self._replies.on_outbound(message)

@@ -1,0 +1,110 @@
+"""Wiring: consume inference requests, stream Triton's answer as chunks, then a result."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from switchboard.common import events
+from switchboard.common.kafka import ConsumedEvent
+from switchboard.common.service import ServiceRuntime
+from switchboard.events.v1 import messages_pb2 as m
+from switchboard.inference_client import handlers
+from switchboard.inference_client.config import Settings
+from switchboard.inference_client.triton import TritonClient
+
+logger = logging.getLogger(__name__)
+
+
+class InferenceWorker:
+    """Handles one InferenceRequest: chunks as they come, then one InferenceResult."""
+
+    def __init__(self, settings: Settings, runtime: ServiceRuntime, triton: TritonClient) -> None:
+        self._settings = settings
+        self._runtime = runtime
+        self._triton = triton
+
+    async def handle(self, event: ConsumedEvent) -> None:
+        request = events.unwrap(event.envelope)
+        if not isinstance(request, m.InferenceRequest):
+            logger.warning("ignoring unexpected event", extra={"event_type": event.envelope.event_type})
+            return
+        started = time.perf_counter()
+        pending: list[asyncio.Future[object]] = []
+
+        async def emit(payload: m.InferenceChunk | m.InferenceResult) -> None:
+            envelope = events.wrap(
+                payload,
+                conversation_key=event.envelope.conversation_key,
+                source=self._settings.service_name,
+                tenant_id=event.envelope.tenant_id,
+                causation_id=event.envelope.event_id,
+            )
+            pending.append(await self._runtime.producer.enqueue(self._settings.topics.results, envelope))
+
+        route = None
+        pieces: list[str] = []
+        try:
+            if request.HasField("deadline") and request.deadline.ToDatetime().timestamp() < time.time():
+                raise TimeoutError("deadline passed before the request was started")
+            route = handlers.route_for(request.model_profile, self._settings.routes)
+            reason, usage = "stop", None
+            async for piece in self._triton.stream(route, request, self._settings.default_max_tokens):
+                if piece.text:
+                    await emit(handlers.chunk(request, len(pieces), piece.text))
+                    pieces.append(piece.text)
+                if piece.finish_reason:
+                    reason, usage = piece.finish_reason, piece.usage
+            final = handlers.result(
+                request,
+                text="".join(pieces),
+                reason=handlers.finish_reason(reason),
+                route=route,
+                latency_ms=_ms_since(started),
+                chunks=len(pieces),
+                usage=usage,
+            )
+        except TimeoutError as exc:
+            final = handlers.result(
+                request,
+                text="".join(pieces),
+                reason=m.FINISH_REASON_DEADLINE_EXCEEDED,
+                route=route,
+                latency_ms=_ms_since(started),
+                chunks=len(pieces),
+                error=str(exc) or "timed out",
+            )
+        except Exception as exc:  # the user gets an error reply instead of silence
+            logger.exception("inference failed", extra={"request_id": request.request_id})
+            final = handlers.result(
+                request,
+                text="".join(pieces),
+                reason=m.FINISH_REASON_ERROR,
+                route=route,
+                latency_ms=_ms_since(started),
+                chunks=len(pieces),
+                error=repr(exc),
+            )
+        await emit(final)
+        # Offsets are committed after this returns: only once every record is acknowledged.
+        await asyncio.gather(*pending)
+
+
+def _ms_since(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    triton = TritonClient(settings.triton_url, settings.request_timeout_s)
+    try:
+        async with ServiceRuntime(settings) as runtime:
+            worker = InferenceWorker(settings, runtime, triton)
+            consumer = runtime.consumer(
+                [settings.topics.requests_urgent, settings.topics.requests_routine],
+                group_id=settings.group_id,
+                handler=worker.handle,
+            )
+            await runtime.run(stop, consumer)
+    finally:
+        await triton.close()

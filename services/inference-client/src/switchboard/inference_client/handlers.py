@@ -1,0 +1,75 @@
+"""Pure pieces of the inference client: routing, prompts, and result messages."""
+
+from __future__ import annotations
+
+import json
+
+from switchboard.events.v1 import messages_pb2 as m
+from switchboard.inference_client.config import ModelRoute
+
+_ROLE_NAMES = {m.ROLE_SYSTEM: "system", m.ROLE_USER: "user", m.ROLE_ASSISTANT: "assistant"}
+_FINISH = {"stop": m.FINISH_REASON_STOP, "length": m.FINISH_REASON_LENGTH}
+
+
+def route_for(profile: str, routes: dict[str, ModelRoute]) -> ModelRoute:
+    """The route of ``profile``, falling back to "general"."""
+    route = routes.get(profile) or routes.get("general")
+    if route is None:
+        raise LookupError(f"no model route for profile {profile!r} and no 'general' route")
+    return route
+
+
+def chat_messages_json(request: m.InferenceRequest) -> str:
+    """The request's turns as the chat model's ``messages`` input."""
+    turns = [{"role": _ROLE_NAMES.get(t.role, "user"), "content": t.content} for t in request.messages]
+    return json.dumps(turns, ensure_ascii=False)
+
+
+def last_user_text(request: m.InferenceRequest) -> str:
+    """The text of the last user turn (what the echo models answer)."""
+    for turn in reversed(request.messages):
+        if turn.role == m.ROLE_USER:
+            return turn.content
+    return ""
+
+
+def finish_reason(name: str) -> m.FinishReason.ValueType:
+    return _FINISH.get(name, m.FINISH_REASON_STOP)
+
+
+def chunk(request: m.InferenceRequest, sequence: int, text: str) -> m.InferenceChunk:
+    return m.InferenceChunk(
+        request_id=request.request_id,
+        sequence=sequence,
+        text=text,
+        message_id=request.message_id,
+        channel=request.channel,
+        channel_chat_id=request.channel_chat_id,
+    )
+
+
+def result(
+    request: m.InferenceRequest,
+    *,
+    text: str,
+    reason: m.FinishReason.ValueType,
+    route: ModelRoute | None,
+    latency_ms: int,
+    chunks: int,
+    usage: m.Usage | None = None,
+    error: str = "",
+) -> m.InferenceResult:
+    return m.InferenceResult(
+        request_id=request.request_id,
+        message_id=request.message_id,
+        text=text,
+        finish_reason=reason,
+        usage=usage,
+        model_name=route.model if route else "",
+        model_version=route.version if route else "",
+        latency_ms=latency_ms,
+        error=error,
+        chunk_count=chunks,
+        channel=request.channel,
+        channel_chat_id=request.channel_chat_id,
+    )

@@ -1,0 +1,1 @@
+"""Intent parser: a faust-streaming app that turns inbound messages into parsed intents."""

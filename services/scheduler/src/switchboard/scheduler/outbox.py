@@ -1,0 +1,90 @@
+"""Transactional outbox: events are rows written with the state change, relayed to Kafka after.
+
+Writers call :meth:`Outbox.add` inside their transaction; the row and a NOTIFY become
+visible together at commit. The relay of every replica LISTENs, claims rows with
+``FOR UPDATE SKIP LOCKED`` (so replicas never send the same row), sends them, waits for
+Kafka's acknowledgement and only then deletes them. A crash before the delete sends a
+row again; consumers dedupe on the event id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import asyncpg
+
+from switchboard.common.kafka import EventProducer
+from switchboard.common.kafka import headers as hdr
+from switchboard.events.v1 import envelope_pb2
+
+logger = logging.getLogger(__name__)
+
+
+class Outbox:
+    def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
+        self._pool = pool
+        # One NOTIFY channel per schema, so test schemas never wake production relays.
+        self._channel = f"{schema}_outbox"
+        self._wake = asyncio.Event()
+
+    async def add(self, conn: asyncpg.Connection, topic: str, envelope: envelope_pb2.Envelope) -> None:
+        """Queue ``envelope`` for ``topic``; call inside the transaction that justifies it."""
+        headers = [[name, value.decode()] for name, value in hdr.for_envelope(envelope)]
+        await conn.execute(
+            "INSERT INTO outbox (topic, key, value, headers) VALUES ($1, $2, $3, $4)",
+            topic,
+            envelope.conversation_key.encode(),
+            envelope.SerializeToString(),
+            json.dumps(headers),
+        )
+        await conn.execute("SELECT pg_notify($1, '')", self._channel)
+
+    def wake(self) -> None:
+        """Relay now (after a local commit) instead of waiting for the NOTIFY round trip."""
+        self._wake.set()
+
+    async def relay(self, producer: EventProducer, stop: asyncio.Event, poll_s: float, batch: int) -> None:
+        """Relay rows until ``stop`` is set; the batch in flight is finished first."""
+        listener = await self._pool.acquire()
+        await listener.add_listener(self._channel, self._on_notify)
+        try:
+            while not stop.is_set():
+                while await self.relay_once(producer, batch) == batch:
+                    pass
+                waiter = asyncio.create_task(self._wake.wait())
+                stopper = asyncio.create_task(stop.wait())
+                await asyncio.wait([waiter, stopper], timeout=poll_s, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                stopper.cancel()
+                self._wake.clear()
+            await self.relay_once(producer, batch)
+        finally:
+            await listener.remove_listener(self._channel, self._on_notify)
+            await self._pool.release(listener)
+
+    async def relay_once(self, producer: EventProducer, batch: int) -> int:
+        """Send up to ``batch`` rows; returns how many were sent."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT id, topic, key, value, headers FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                batch,
+            )
+            if not rows:
+                return 0
+            futures = [
+                await producer.enqueue_raw(
+                    row["topic"],
+                    row["value"],
+                    row["key"],
+                    [(name, value.encode()) for name, value in json.loads(row["headers"])],
+                )
+                for row in rows
+            ]
+            await asyncio.gather(*futures)
+            await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [row["id"] for row in rows])
+        return len(rows)
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
