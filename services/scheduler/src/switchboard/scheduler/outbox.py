@@ -1,10 +1,11 @@
 """Transactional outbox: events are rows written with the state change, relayed to Kafka after.
 
 Writers call :meth:`Outbox.add` inside their transaction; the row and a NOTIFY become
-visible together at commit. The relay of every replica LISTENs, claims rows with
-``FOR UPDATE SKIP LOCKED`` (so replicas never send the same row), sends them, waits for
-Kafka's acknowledgement and only then deletes them. A crash before the delete sends a
-row again; consumers dedupe on the event id.
+visible together at commit. One replica at a time relays (it holds a PostgreSQL advisory
+lock; the others stand by and take over within ``poll_s`` when its session ends), so
+rows leave in id order and one conversation's events keep their order on Kafka. The
+relay sends a batch, waits for Kafka's acknowledgement and only then deletes the rows. A
+crash before the delete sends a row again; consumers dedupe on the event id.
 """
 
 from __future__ import annotations
@@ -47,22 +48,35 @@ class Outbox:
 
     async def relay(self, producer: EventProducer, stop: asyncio.Event, poll_s: float, batch: int) -> None:
         """Relay rows until ``stop`` is set; the batch in flight is finished first."""
-        listener = await self._pool.acquire()
-        await listener.add_listener(self._channel, self._on_notify)
+        session = await self._pool.acquire()
+        await session.add_listener(self._channel, self._on_notify)
+        leader = False
         try:
             while not stop.is_set():
-                while await self.relay_once(producer, batch) == batch:
-                    pass
-                waiter = asyncio.create_task(self._wake.wait())
-                stopper = asyncio.create_task(stop.wait())
-                await asyncio.wait([waiter, stopper], timeout=poll_s, return_when=asyncio.FIRST_COMPLETED)
-                waiter.cancel()
-                stopper.cancel()
-                self._wake.clear()
-            await self.relay_once(producer, batch)
+                if not leader:
+                    leader = bool(await session.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", self._channel))
+                    if leader:
+                        logger.info("this replica relays the outbox")
+                if leader:
+                    while await self.relay_once(producer, batch) == batch:
+                        pass
+                await self._sleep(stop, poll_s)
+            if leader:
+                await self.relay_once(producer, batch)
         finally:
-            await listener.remove_listener(self._channel, self._on_notify)
-            await self._pool.release(listener)
+            await session.remove_listener(self._channel, self._on_notify)
+            if leader:
+                await session.execute("SELECT pg_advisory_unlock(hashtext($1))", self._channel)
+            await self._pool.release(session)
+
+    async def _sleep(self, stop: asyncio.Event, poll_s: float) -> None:
+        """Until a NOTIFY, a local wake-up, ``stop`` or ``poll_s``, whichever comes first."""
+        waiter = asyncio.create_task(self._wake.wait())
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait([waiter, stopper], timeout=poll_s, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        stopper.cancel()
+        self._wake.clear()
 
     async def relay_once(self, producer: EventProducer, batch: int) -> int:
         """Send up to ``batch`` rows; returns how many were sent."""

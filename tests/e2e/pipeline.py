@@ -1,0 +1,164 @@
+"""Starts the five services as real processes against the local stack, isolated from any
+other run: their own topics, consumer groups, PostgreSQL schema, data stream and ports."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import grpc
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from switchboard.common.config import TopicSettings
+from tests.conftest import Stack
+
+LOGS = Path(__file__).resolve().parents[2] / ".state" / "logs" / "e2e"
+SERVICES = {  # module -> environment prefix
+    "channel_gateway": "SB_GATEWAY_",
+    "intent_parser": "SB_PARSER_",
+    "scheduler": "SB_SCHEDULER_",
+    "inference_client": "SB_INFERENCE_",
+    "audit_logger": "SB_AUDIT_",
+}
+ECHO_ROUTES = {"general": {"model": "echo_stream", "kind": "echo"}}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Pipeline:
+    stack: Stack
+    replicas: int = 1
+    routes: dict[str, Any] = field(default_factory=lambda: dict(ECHO_ROUTES))
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    processes: list[tuple[str, subprocess.Popen[bytes], int]] = field(default_factory=list)
+    gateway_urls: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.topics = TopicSettings(
+            **{name: f"e2e.{self.run_id}.{name}" for name in TopicSettings.model_fields}  # type: ignore[arg-type]
+        )
+        self.schema = f"e2e_{self.run_id}"
+        self.namespace = f"e2e{self.run_id}"
+        self.data_stream = f"logs-switchboard.audit-{self.namespace}"
+
+    def env(self, module: str, replica: int, health_port: int) -> dict[str, str]:
+        prefix = SERVICES[module]
+        values: dict[str, str] = {
+            "KAFKA__BOOTSTRAP_SERVERS": self.stack.kafka_bootstrap,
+            "KAFKA__CLIENT_ID": f"e2e-{module}-{replica}",
+            "HEALTH_PORT": str(health_port),
+            "METRICS_PORT": "0",
+            "LOG_LEVEL": "INFO",
+        }
+        values.update({f"TOPICS__{name.upper()}": topic for name, topic in self.topics.model_dump().items()})
+        group = f"e2e-{self.run_id}-{module}"
+        if module == "channel_gateway":
+            port = free_port()
+            self.gateway_urls.append(f"http://127.0.0.1:{port}")
+            values.update({"HTTP_PORT": str(port), "ID_SECRET": f"e2e-{self.run_id}"})
+        elif module == "intent_parser":
+            values["APP_ID"] = group
+        elif module == "scheduler":
+            values.update(
+                {
+                    "GROUP_ID": group,
+                    "DATABASE_URL": self.stack.pg_dsn,
+                    "DATABASE_SCHEMA": self.schema,
+                    "MAX_TOKENS": "32",
+                }
+            )
+        elif module == "inference_client":
+            values.update(
+                {"GROUP_ID": group, "TRITON_URL": self.stack.triton_grpc_url, "ROUTES": json.dumps(self.routes)}
+            )
+        elif module == "audit_logger":
+            values.update({"GROUP_ID": group, "ELASTICSEARCH_URL": self.stack.es_url, "NAMESPACE": self.namespace})
+        base = {k: v for k, v in os.environ.items() if not k.startswith("SB_")}
+        return {**base, **{prefix + k: v for k, v in values.items()}}
+
+    async def start(self) -> None:
+        await self._create_topics()
+        LOGS.mkdir(parents=True, exist_ok=True)
+        for module in SERVICES:
+            for replica in range(self.replicas):
+                self.processes.append(self._spawn(module, replica))
+        await asyncio.gather(*(self._wait_serving(module, proc, port) for module, proc, port in self.processes))
+
+    def _spawn(self, module: str, replica: int) -> tuple[str, subprocess.Popen[bytes], int]:
+        port = free_port()
+        with open(LOGS / f"{self.run_id}-{module}-{replica}.log", "wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", f"switchboard.{module}"],
+                env=self.env(module, replica, port),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        return module, proc, port
+
+    async def stop(self) -> dict[str, int | None]:
+        """SIGTERM every process; returns each one's exit code (None if it had to be killed)."""
+        for _, proc, _ in self.processes:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        codes: dict[str, int | None] = {}
+        for module, proc, port in self.processes:
+            try:
+                codes[f"{module}:{port}"] = await asyncio.to_thread(proc.wait, 30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                codes[f"{module}:{port}"] = None
+        await self._drop()
+        return codes
+
+    async def _wait_serving(self, module: str, proc: subprocess.Popen[bytes], port: int, timeout: float = 90) -> None:
+        async with asyncio.timeout(timeout):
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{module} exited with {proc.returncode}; see {LOGS}")
+                try:
+                    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                        reply = await health_pb2_grpc.HealthStub(channel).Check(
+                            health_pb2.HealthCheckRequest(service=""), timeout=1
+                        )
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.aio.AioRpcError:
+                    pass
+                await asyncio.sleep(0.2)
+
+    async def _create_topics(self) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.stack.kafka_bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(t, 6, 1) for t in self.topics.model_dump().values()])
+        finally:
+            await admin.close()
+
+    async def _drop(self) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.stack.kafka_bootstrap)
+        await admin.start()
+        try:
+            await admin.delete_topics(list(self.topics.model_dump().values()))
+        finally:
+            await admin.close()
+        conn = await asyncpg.connect(self.stack.pg_dsn)
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+        finally:
+            await conn.close()

@@ -1,0 +1,206 @@
+"""One message through all five services, every hop on Kafka, against the real stack."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import defaultdict
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from elasticsearch import AsyncElasticsearch
+
+from switchboard.events.v1 import envelope_pb2
+from tests.conftest import Stack
+from tests.e2e.pipeline import Pipeline
+
+pytestmark = pytest.mark.integration
+
+CONVERSATIONS = 20
+MESSAGES_PER_CONVERSATION = 10
+
+
+async def _started(pipeline: Pipeline) -> AsyncIterator[Pipeline]:
+    await pipeline.start()
+    try:
+        yield pipeline
+    finally:
+        codes = await pipeline.stop()
+        assert all(code == 0 for code in codes.values()), f"unclean exits: {codes}"
+
+
+@pytest.fixture
+async def echo_pipeline(stack: Stack, request: pytest.FixtureRequest) -> AsyncIterator[Pipeline]:
+    async for pipeline in _started(Pipeline(stack, replicas=getattr(request, "param", 1))):
+        yield pipeline
+
+
+async def _read_all(stack: Stack, topic: str) -> list[envelope_pb2.Envelope]:
+    """Every record on ``topic`` now, in partition order."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=stack.kafka_bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(6)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        out: list[envelope_pb2.Envelope] = []
+        for tp in tps:
+            while await consumer.position(tp) < ends[tp]:
+                batch = await consumer.getmany(tp, timeout_ms=1000)
+                out += [envelope_pb2.Envelope.FromString(r.value) for r in batch.get(tp, [])]
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def _conversation(client: httpx.AsyncClient) -> str:
+    response = await client.post("/v1/conversations")
+    assert response.status_code == 201
+    return str(response.json()["conversation_id"])
+
+
+async def _send_conversation(client: httpx.AsyncClient, index: int) -> list[tuple[str, str]]:
+    """Post every message of one conversation without waiting; (message id, text) in send order."""
+    conversation = await _conversation(client)
+    sent = []
+    for i in range(MESSAGES_PER_CONVERSATION):
+        text = f"conversation {index} message {i} hello"
+        response = await client.post(
+            "/v1/messages", json={"conversation_id": conversation, "text": text, "wait": False}
+        )
+        assert response.status_code == 202, response.text
+        sent.append((response.json()["message_id"], text))
+    return sent
+
+
+async def _reply(client: httpx.AsyncClient, message_id: str, timeout: float = 120) -> dict[str, str]:
+    async with asyncio.timeout(timeout):
+        while True:
+            response = await client.get(f"/v1/messages/{message_id}")
+            assert response.status_code == 200
+            body = response.json()
+            if body["status"] == "completed":
+                return dict(body)
+            await asyncio.sleep(0.1)
+
+
+async def _audit_ids(stack: Stack, data_stream: str, expected: int, timeout: float = 90) -> list[str]:
+    async with AsyncElasticsearch(stack.es_url, request_timeout=30) as es:
+        async with asyncio.timeout(timeout):
+            while True:
+                await es.indices.refresh(index=data_stream)
+                count = (await es.count(index=data_stream))["count"]
+                if count >= expected:
+                    break
+                await asyncio.sleep(0.5)
+        await asyncio.sleep(2)  # anything extra (a duplicate) would show up now
+        await es.indices.refresh(index=data_stream)
+        found = await es.search(index=data_stream, size=10_000, source=False, query={"match_all": {}})
+        return [hit["_id"] for hit in found["hits"]["hits"]]
+
+
+async def _run_conversations(pipeline: Pipeline) -> None:
+    urls = pipeline.gateway_urls
+    clients = [httpx.AsyncClient(base_url=url, timeout=60) for url in urls]
+    try:
+        # Conversations are spread over the gateway replicas; replies are fetched from another one.
+        sent = await asyncio.gather(*(_send_conversation(clients[i % len(clients)], i) for i in range(CONVERSATIONS)))
+        replies = await asyncio.gather(
+            *(_reply(clients[(i + 1) % len(clients)], mid) for i, conv in enumerate(sent) for mid, _ in conv)
+        )
+    finally:
+        for client in clients:
+            await client.aclose()
+
+    flat = [item for conv in sent for item in conv]
+    assert len(replies) == CONVERSATIONS * MESSAGES_PER_CONVERSATION
+    for (message_id, text), reply in zip(flat, replies, strict=True):
+        # The deterministic model streams the words back: the reply proves which message it answers.
+        assert reply["reply"] == text, (message_id, reply)
+        assert reply["model"] == "echo_stream"
+
+    stack = pipeline.stack
+    outbound = await _read_all(stack, pipeline.topics.outbound)
+    finals = [e for e in outbound if e.outbound_message.final]
+    assert len(finals) == len(flat), "a reply was lost or doubled"
+    order: dict[str, list[str]] = defaultdict(list)
+    for envelope in finals:
+        order[envelope.conversation_key].append(envelope.outbound_message.in_reply_to)
+    assert sorted(order.values()) == sorted([mid for mid, _ in conv] for conv in sent), "replies out of order"
+
+    # Exactly one audit document per event of every message.
+    events = []
+    for topic in pipeline.topics.business():
+        events += await _read_all(stack, topic)
+    event_ids = [e.event_id for e in events]
+    assert len(set(event_ids)) == len(event_ids)
+    per_message = defaultdict(set)
+    for e in events:
+        if e.WhichOneof("payload") == "inbound_message":
+            per_message[e.inbound_message.message_id].add(e.event_type)
+    assert len(per_message) == len(flat)
+    audited = await _audit_ids(stack, pipeline.data_stream, expected=len(event_ids))
+    assert sorted(audited) == sorted(event_ids)
+
+
+async def test_200_messages_20_conversations(echo_pipeline: Pipeline) -> None:
+    await _run_conversations(echo_pipeline)
+
+
+@pytest.mark.parametrize("echo_pipeline", [2], indirect=True)
+async def test_200_messages_with_two_replicas_of_each_service(echo_pipeline: Pipeline) -> None:
+    assert len(echo_pipeline.processes) == 10
+    await _run_conversations(echo_pipeline)
+
+
+async def test_real_model_answers_and_streams(stack: Stack) -> None:
+    async for pipeline in _started(Pipeline(stack, routes={"general": {"model": stack.chat_model, "kind": "chat"}})):
+        async with httpx.AsyncClient(base_url=pipeline.gateway_urls[0], timeout=120) as client:
+            conversation = await _conversation(client)
+            body = {"conversation_id": conversation, "text": "Name one colour of the rainbow.", "timeout_s": 90}
+            response = await client.post("/v1/messages", json=body)
+            assert response.status_code == 200, response.text
+            reply = response.json()
+            assert reply["model"] == stack.chat_model and reply["reply"].strip()
+
+            body = {"conversation_id": conversation, "text": "And another one?", "wait": False}
+            message_id = (await client.post("/v1/messages", json=body)).json()["message_id"]
+            chunks, done = [], None
+            async with client.stream("GET", f"/v1/messages/{message_id}/events") as stream:
+                event = None
+                async for line in stream.aiter_lines():
+                    if line.startswith("event:"):
+                        event = line.split(":", 1)[1].strip()
+                    elif line.startswith("data:") and event == "chunk":
+                        chunks.append(json.loads(line[5:]))
+                    elif line.startswith("data:") and event == "done":
+                        done = json.loads(line[5:])
+                        break
+            assert done is not None and done["model"] == stack.chat_model
+            assert [c["sequence"] for c in chunks] == list(range(len(chunks))) and len(chunks) >= 2
+            assert "".join(c["text"] for c in chunks) == done["reply"]
+
+
+async def test_bad_input_gets_4xx_and_reaches_no_topic(echo_pipeline: Pipeline) -> None:
+    async with httpx.AsyncClient(base_url=echo_pipeline.gateway_urls[0], timeout=30) as client:
+        conversation = await _conversation(client)
+        cases = [
+            (client.post("/v1/messages", content=b"{not json", headers={"content-type": "application/json"}), 422),
+            (client.post("/v1/messages", json={"text": "no conversation"}), 422),
+            (client.post("/v1/messages", json={"conversation_id": conversation}), 422),
+            (client.post("/v1/messages", json={"conversation_id": conversation, "text": ""}), 422),
+            (client.post("/v1/messages", json={"conversation_id": conversation, "text": "x" * 1_000_000}), 413),
+            (client.post("/v1/messages", json={"conversation_id": "c-forged.0000", "text": "hi"}), 404),
+            (client.post("/v1/messages", json={"conversation_id": conversation, "text": "x", "timeout_s": 9999}), 422),
+            (client.get("/v1/messages/m-forged.0000"), 404),
+        ]
+        for request, expected in cases:
+            response = await request
+            assert response.status_code == expected, response.text
+            assert response.json()["detail"], "a 4xx must say why"
+        openapi = (await client.get("/openapi.json")).json()
+        assert "/v1/messages" in openapi["paths"] and "/v1/conversations" in openapi["paths"]
+    assert await _read_all(echo_pipeline.stack, echo_pipeline.topics.inbound) == []
