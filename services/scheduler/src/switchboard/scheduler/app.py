@@ -39,7 +39,6 @@ class Scheduler:
         s = self._settings
         request = handlers.inference_request(
             intent,
-            intent_event_id=event.envelope.event_id,
             system_prompt=s.system_prompt,
             max_tokens=s.max_tokens,
             temperature=s.temperature,
@@ -49,7 +48,7 @@ class Scheduler:
                 "INSERT INTO dispatches (request_id, intent_event_id, message_id, conversation_key, tenant_id,"
                 " channel, channel_chat_id, priority, model_profile)"
                 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-                " ON CONFLICT (intent_event_id) DO NOTHING RETURNING request_id",
+                " ON CONFLICT (message_id) DO NOTHING RETURNING request_id",
                 request.request_id,
                 event.envelope.event_id,
                 request.message_id,
@@ -61,7 +60,7 @@ class Scheduler:
                 request.model_profile,
             )
             if inserted is None:
-                logger.info("intent already dispatched", extra={"event_id": event.envelope.event_id})
+                logger.info("message already dispatched", extra={"message_id": request.message_id})
                 return
             topic = handlers.topic_for(request.priority, s.topics.requests_urgent, s.topics.requests_routine)
             await self._outbox.add(conn, topic, self._wrap(request, event))

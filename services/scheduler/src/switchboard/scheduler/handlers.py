@@ -6,16 +6,17 @@ import uuid
 
 from switchboard.events.v1 import messages_pb2 as m
 
-# Request ids derive from the intent's event id, so a redelivered intent maps to the same request.
+# Request ids derive from the inbound message id: the same message always maps to the
+# same request, however many times upstream services (at least once) delivered it.
 _REQUEST_NAMESPACE = uuid.UUID("3f5d7c1e-7a0b-4f3e-9a52-6f1c2b8d9e10")
 
 
-def request_id_for(intent_event_id: str) -> str:
-    return str(uuid.uuid5(_REQUEST_NAMESPACE, intent_event_id))
+def request_id_for(message_id: str) -> str:
+    return str(uuid.uuid5(_REQUEST_NAMESPACE, message_id))
 
 
 def inference_request(
-    intent: m.ParsedIntent, *, intent_event_id: str, system_prompt: str, max_tokens: int, temperature: float
+    intent: m.ParsedIntent, *, system_prompt: str, max_tokens: int, temperature: float
 ) -> m.InferenceRequest:
     """A chat turn: the system prompt, the conversation so far, then the user's message."""
     message = intent.message
@@ -23,7 +24,7 @@ def inference_request(
     turns += list(intent.context)
     turns.append(m.ChatTurn(role=m.ROLE_USER, content=message.text))
     return m.InferenceRequest(
-        request_id=request_id_for(intent_event_id),
+        request_id=request_id_for(message.message_id),
         message_id=message.message_id,
         model_profile=intent.model_profile or "general",
         priority=intent.priority or m.PRIORITY_ROUTINE,

@@ -2,9 +2,10 @@
 
 CREATE TABLE dispatches (
     request_id        uuid PRIMARY KEY,
-    -- ParsedIntent event id: a redelivered intent finds its row and dispatches nothing.
-    intent_event_id   text NOT NULL UNIQUE,
-    message_id        text NOT NULL,
+    -- One chat turn per inbound message: an intent parsed twice (at-least-once upstream,
+    -- so with a new event id) finds the row and dispatches nothing.
+    message_id        text NOT NULL UNIQUE,
+    intent_event_id   text NOT NULL,
     conversation_key  text NOT NULL,
     tenant_id         text NOT NULL,
     channel           smallint NOT NULL,

@@ -1,0 +1,67 @@
+import json
+
+import pytest
+
+from switchboard.events.v1 import messages_pb2 as m
+from switchboard.inference_client import handlers
+from switchboard.inference_client.config import ModelRoute, Settings
+
+
+def _request() -> m.InferenceRequest:
+    return m.InferenceRequest(
+        request_id="r",
+        message_id="m",
+        channel=m.CHANNEL_HTTP,
+        channel_chat_id="c",
+        messages=[
+            m.ChatTurn(role=m.ROLE_SYSTEM, content="sys"),
+            m.ChatTurn(role=m.ROLE_USER, content="first"),
+            m.ChatTurn(role=m.ROLE_ASSISTANT, content="answer"),
+            m.ChatTurn(role=m.ROLE_USER, content="second"),
+        ],
+    )
+
+
+def test_routes_fall_back_to_general() -> None:
+    routes = {"general": ModelRoute(model="smollm2"), "code": ModelRoute(model="coder", version="2")}
+    assert handlers.route_for("code", routes).model == "coder"
+    assert handlers.route_for("creative", routes).model == "smollm2"
+    with pytest.raises(LookupError):
+        handlers.route_for("code", {})
+
+
+def test_routes_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SB_INFERENCE_ROUTES", '{"general": {"model": "echo_stream", "kind": "echo"}}')
+    assert Settings().routes["general"] == ModelRoute(model="echo_stream", kind="echo")
+
+
+def test_prompt_inputs() -> None:
+    request = _request()
+    assert json.loads(handlers.chat_messages_json(request)) == [
+        {"role": "system", "content": "sys"},
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": "answer"},
+        {"role": "user", "content": "second"},
+    ]
+    assert handlers.last_user_text(request) == "second"
+
+
+def test_chunks_and_results_carry_the_reply_address() -> None:
+    request = _request()
+    chunk = handlers.chunk(request, 2, "x")
+    assert (chunk.sequence, chunk.message_id, chunk.channel_chat_id) == (2, "m", "c")
+    result = handlers.result(
+        request,
+        text="xy",
+        reason=m.FINISH_REASON_STOP,
+        route=ModelRoute(model="s", version="3"),
+        latency_ms=5,
+        chunks=2,
+    )
+    assert (result.model_name, result.model_version, result.chunk_count, result.channel) == (
+        "s",
+        "3",
+        2,
+        m.CHANNEL_HTTP,
+    )
+    assert handlers.finish_reason("length") == m.FINISH_REASON_LENGTH
