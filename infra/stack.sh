@@ -16,9 +16,13 @@ set -euo pipefail
 . "$SB_ROOT/infra/postgres/postgres.sh"
 . "$SB_ROOT/infra/mosquitto/mosquitto.sh"
 . "$SB_ROOT/infra/triton/triton.sh"
+. "$SB_ROOT/infra/services/services.sh"
 
-# Start order; stopped in reverse. name:function-prefix
-COMPONENTS=(kafka:kafka elasticsearch:es postgres:pg mosquitto:mqtt triton:triton)
+# Start order; stopped in reverse. name:function-prefix (functions get the name as $1).
+COMPONENTS=(
+  kafka:kafka elasticsearch:es postgres:pg mosquitto:mqtt triton:triton
+  audit-logger:svc scheduler:svc inference-client:svc intent-parser:svc channel-gateway:svc
+)
 
 prefix_of() {
   local entry
@@ -63,7 +67,7 @@ preflight() {
   local name var
   for name in $(selected "$@"); do
     is_running "$name" && continue
-    for var in $("$(prefix_of "$name")_ports"); do
+    for var in $("$(prefix_of "$name")_ports" "$name"); do
       require_free_port "${!var}" "$var" "$name"
     done
   done
@@ -74,36 +78,55 @@ cmd_up() {
   cmd_install
   local name
   for name in $(selected "$@"); do
-    if is_running "$name"; then info "$name already running (pid $(pid_of "$name"))"; continue; fi
-    info "starting $name"
-    "$(prefix_of "$name")_start"
+    if is_running "$name"; then
+      info "$name already running (pid $(pid_of "$name"))"
+    else
+      info "starting $name"
+      "$(prefix_of "$name")_start" "$name"
+    fi
+    # Applied on every `up` (idempotent), before any service subscribes.
+    if [ "$name" = kafka ]; then kafka_topics; fi
   done
-  is_running kafka && kafka_topics
   write_env
-  cmd_status
+  cmd_status && is_running channel-gateway && try_it
+}
+
+try_it() {
+  cat <<TRY
+
+Switchboard is up. Ask it something (the local SmolLM2 model answers):
+
+  C=\$(curl -s -X POST http://127.0.0.1:$SB_GATEWAY_HTTP_PORT/v1/conversations | python3 -c 'import json,sys; print(json.load(sys.stdin)["conversation_id"])')
+  curl -s http://127.0.0.1:$SB_GATEWAY_HTTP_PORT/v1/messages -H 'content-type: application/json' \\
+       -d "{\\"conversation_id\\": \\"\$C\\", \\"text\\": \\"What is the capital of France?\\"}"
+
+  .venv/bin/switchboard chat "hello"        # streams the reply as it is generated
+
+API docs: http://127.0.0.1:$SB_GATEWAY_HTTP_PORT/docs   Stop everything: make down
+TRY
 }
 
 cmd_down() {
   local i name
   for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
     name=${COMPONENTS[i]%%:*}
-    "${COMPONENTS[i]#*:}_stop"
+    "${COMPONENTS[i]#*:}_stop" "$name"
   done
   info "stack stopped"
 }
 
 cmd_status() {
   local name state detail rc=0
-  printf '%-14s %-8s %-8s %s\n' COMPONENT STATE PID DETAIL
+  printf '%-17s %-9s %-8s %s\n' COMPONENT STATE PID DETAIL
   for name in "${COMPONENTS[@]%%:*}"; do
     if ! is_running "$name"; then
       state=stopped detail="" rc=1
-    elif detail=$("$(prefix_of "$name")_health" 2>/dev/null | head -n 1); then
+    elif detail=$("$(prefix_of "$name")_health" "$name" 2>/dev/null | head -n 1); then
       state=healthy
     else
       state=unhealthy detail="see $SB_LOGS/$name.log" rc=1
     fi
-    printf '%-14s %-8s %-8s %s\n' "$name" "$state" "$(pid_of "$name" || echo -)" "$detail"
+    printf '%-17s %-9s %-8s %s\n' "$name" "$state" "$(pid_of "$name" || echo -)" "$detail"
   done
   return $rc
 }

@@ -1,0 +1,1 @@
+"""``switchboard``: a small command-line client of the Switchboard HTTP API."""

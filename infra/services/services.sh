@@ -1,0 +1,48 @@
+# The five Switchboard services as local processes, wired to the stack.
+# shellcheck shell=bash
+
+# component name -> "python module|settings prefix"
+declare -A SB_SERVICES=(
+  [channel-gateway]="channel_gateway|SB_GATEWAY"
+  [intent-parser]="intent_parser|SB_PARSER"
+  [scheduler]="scheduler|SB_SCHEDULER"
+  [inference-client]="inference_client|SB_INFERENCE"
+  [audit-logger]="audit_logger|SB_AUDIT"
+)
+
+svc_module() { echo "${SB_SERVICES[$1]%%|*}"; }
+svc_prefix() { echo "${SB_SERVICES[$1]#*|}"; }
+
+svc_ports() {
+  local p
+  p=$(svc_prefix "$1")
+  echo "${p}_HEALTH_PORT ${p}_METRICS_PORT"
+  [ "$1" = channel-gateway ] && echo SB_GATEWAY_HTTP_PORT
+  return 0
+}
+
+svc_start() {
+  local name=$1 p
+  p=$(svc_prefix "$name")
+  local env=(
+    "${p}_KAFKA__BOOTSTRAP_SERVERS=127.0.0.1:$SB_KAFKA_PORT"
+    "${p}_HEALTH_PORT=$(eval echo "\$${p}_HEALTH_PORT")"
+    "${p}_METRICS_PORT=$(eval echo "\$${p}_METRICS_PORT")"
+  )
+  case "$name" in
+    channel-gateway) env+=("SB_GATEWAY_HTTP_PORT=$SB_GATEWAY_HTTP_PORT" "SB_GATEWAY_ID_SECRET=$(secret gateway-ids)") ;;
+    scheduler) env+=("SB_SCHEDULER_DATABASE_URL=postgresql://$SB_PG_USER:$(secret postgres-scheduler)@127.0.0.1:$SB_PG_PORT/$SB_PG_DATABASE") ;;
+    inference-client) env+=("SB_INFERENCE_TRITON_URL=127.0.0.1:$SB_TRITON_GRPC_PORT") ;;
+    audit-logger) env+=("SB_AUDIT_ELASTICSEARCH_URL=http://127.0.0.1:$SB_ES_PORT") ;;
+  esac
+  start_daemon "$name" env "${env[@]}" "$SB_ROOT/.venv/bin/python" -m "switchboard.$(svc_module "$name")"
+  wait_ready "$name" 90 svc_health "$name"
+}
+
+svc_health() {
+  local port
+  port=$(eval echo "\$$(svc_prefix "$1")_HEALTH_PORT")
+  "$SB_ROOT/.venv/bin/python" "$SB_ROOT/scripts/health_check.py" "127.0.0.1:$port"
+}
+
+svc_stop() { stop_daemon "$1" TERM 30; }
