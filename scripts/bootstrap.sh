@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install the developer tools the Makefile needs, once: uv (Python packaging) and buf
-# (protobuf lint). Everything else comes from `infra/stack.sh install`.
+# Install the developer tools the Makefile needs, once: uv (Python packaging), buf
+# (protobuf lint), kustomize and kubeconform (Kubernetes manifests). Everything else
+# comes from `infra/stack.sh install`.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../infra/lib.sh"
 
@@ -14,11 +15,19 @@ if ! command -v uv >/dev/null 2>&1; then
   command -v uv >/dev/null 2>&1 || die "uv was installed but is not on PATH; add $(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))') to PATH"
 fi
 
-BUF=$SB_CACHE/tools/bin/buf
-if [ ! -x "$BUF" ] || ! "$BUF" --version 2>/dev/null | grep -qx "${SB_BUF_VERSION#v}"; then
-  need_cmd go "install Go (buf is built from the Go module proxy)"
-  info "building buf $SB_BUF_VERSION through the Go module proxy (first run only, ~3 min)"
-  mkdir -p "$SB_LOGS"
-  GOBIN=$SB_CACHE/tools/bin go install "github.com/bufbuild/buf/cmd/buf@$SB_BUF_VERSION" >"$SB_LOGS/buf-install.log" 2>&1 ||
-    die "could not build buf; see $SB_LOGS/buf-install.log"
-fi
+# Go tools, built once through the Go module proxy into ~/.cache/switchboard/tools/bin.
+# A tool is rebuilt when its pinned version changes (the version is kept beside it).
+go_tool() { # go_tool NAME MODULE VERSION
+  local bin=$SB_CACHE/tools/bin/$1 stamp=$SB_CACHE/tools/$1.version
+  [ -x "$bin" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$3" ] && return 0
+  need_cmd go "install Go ($1 is built from the Go module proxy)"
+  info "building $1 $3 through the Go module proxy (first run only, a few minutes)"
+  mkdir -p "$SB_LOGS" "$SB_CACHE/tools/bin"
+  GOBIN=$SB_CACHE/tools/bin go install "$2@$3" >"$SB_LOGS/$1-install.log" 2>&1 ||
+    die "could not build $1; see $SB_LOGS/$1-install.log"
+  echo "$3" >"$stamp"
+}
+
+go_tool buf github.com/bufbuild/buf/cmd/buf "$SB_BUF_VERSION"
+go_tool kustomize sigs.k8s.io/kustomize/kustomize/v5 "$SB_KUSTOMIZE_VERSION"
+go_tool kubeconform github.com/yannh/kubeconform/cmd/kubeconform "$SB_KUBECONFORM_VERSION"

@@ -17,6 +17,8 @@ fi
 rc=0
 info "lint"
 make --no-print-directory lint || rc=1
+info "kubernetes manifests"
+scripts/k8s_check.sh || rc=1
 info "unit and integration tests"
 .venv/bin/python -m pytest services tests || rc=1
 

@@ -151,6 +151,8 @@ class Pipeline:
             await admin.close()
 
     async def _drop(self) -> None:
+        if os.environ.get("SB_E2E_KEEP"):  # keep topics and schema to investigate a failure
+            return
         admin = AIOKafkaAdminClient(bootstrap_servers=self.stack.kafka_bootstrap)
         await admin.start()
         try:

@@ -102,15 +102,39 @@ async def _audit_ids(stack: Stack, data_stream: str, expected: int, timeout: flo
         return [hit["_id"] for hit in found["hits"]["hits"]]
 
 
+def _message_id(envelope: envelope_pb2.Envelope) -> str:
+    payload = getattr(envelope, envelope.WhichOneof("payload") or "")
+    if envelope.WhichOneof("payload") == "parsed_intent":
+        return str(payload.message.message_id)
+    if envelope.WhichOneof("payload") == "outbound_message":
+        return str(payload.in_reply_to) + (":final" if payload.final else "")
+    return str(getattr(payload, "message_id", ""))
+
+
+async def _where_stuck(pipeline: Pipeline, message_ids: list[str]) -> str:
+    """For a failure message: how far each unanswered message got through the topics."""
+    seen: dict[str, set[str]] = defaultdict(set)
+    for name, topic in pipeline.topics.model_dump().items():
+        if topic != pipeline.topics.deadletter:
+            for envelope in await _read_all(pipeline.stack, topic):
+                seen[_message_id(envelope)].add(name)
+    finals = {mid for mid in message_ids if "outbound" in seen.get(f"{mid}:final", set())}
+    stuck = {mid: sorted(seen.get(mid, set())) for mid in message_ids if mid not in finals}
+    return f"{len(stuck)} of {len(message_ids)} messages got no reply; topics each reached: {stuck}"
+
+
 async def _run_conversations(pipeline: Pipeline) -> None:
     urls = pipeline.gateway_urls
     clients = [httpx.AsyncClient(base_url=url, timeout=60) for url in urls]
     try:
         # Conversations are spread over the gateway replicas; replies are fetched from another one.
         sent = await asyncio.gather(*(_send_conversation(clients[i % len(clients)], i) for i in range(CONVERSATIONS)))
-        replies = await asyncio.gather(
-            *(_reply(clients[(i + 1) % len(clients)], mid) for i, conv in enumerate(sent) for mid, _ in conv)
-        )
+        try:
+            replies = await asyncio.gather(
+                *(_reply(clients[(i + 1) % len(clients)], mid) for i, conv in enumerate(sent) for mid, _ in conv)
+            )
+        except TimeoutError:
+            pytest.fail(await _where_stuck(pipeline, [mid for conv in sent for mid, _ in conv]))
     finally:
         for client in clients:
             await client.aclose()

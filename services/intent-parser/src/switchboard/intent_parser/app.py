@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 def create_app(settings: Settings) -> faust.App:
     """A Faust app wired to the topics in ``settings``."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{server}" for server in settings.kafka.bootstrap_servers.split(",")],
@@ -35,6 +36,7 @@ def create_app(settings: Settings) -> faust.App:
         topic_disable_leader=True,
         web_enabled=False,
         store="memory://",
+        datadir=str(settings.data_dir / settings.app_id),
     )
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     inbound = app.topic(settings.topics.inbound, **raw)

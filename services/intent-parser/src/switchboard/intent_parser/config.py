@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 from pydantic_settings import SettingsConfigDict
 
 from switchboard.common.config import ServiceSettings
@@ -15,5 +18,8 @@ class Settings(ServiceSettings):
     service_name: str = "intent-parser"
     # Faust app id, also the consumer group id.
     app_id: str = "intent-parser"
+    # Faust keeps its local state here (tables, when there are any); the changelog topics
+    # are the source of truth, so it can be an emptyDir.
+    data_dir: Path = Path(tempfile.gettempdir()) / "switchboard-intent-parser"
     health_port: int = 18130
     metrics_port: int = 18131

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import ConsumerRecord
 from google.protobuf.message import DecodeError
 
@@ -140,6 +140,10 @@ class EventConsumer:
                 await self._commit()
 
     async def _process_partition(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        if tp not in self._consumer.assignment():
+            # Fetched before a rebalance moved the partition away; its new owner reads
+            # these records from the last commit.
+            return
         if self._batch_handler is not None:
             await self._process_batch(records)
         else:
@@ -249,13 +253,16 @@ class EventConsumer:
         )
 
     async def _commit(self, only: set[TopicPartition] | None = None) -> None:
-        offsets = {tp: off for tp, off in self._pending.items() if only is None or tp in only}
+        chosen = {tp: off for tp, off in self._pending.items() if only is None or tp in only}
+        for tp in chosen:
+            self._pending.pop(tp, None)
+        # Only partitions still ours can be committed; the new owner of any other one
+        # re-reads from its last commit (a redelivery, never a loss).
+        assigned = self._consumer.assignment()
+        offsets = {tp: off for tp, off in chosen.items() if tp in assigned}
         if not offsets:
             return
         try:
             await self._consumer.commit(offsets)
-        except CommitFailedError:
-            # The group moved on without us; the new owner re-reads from the last commit.
+        except (CommitFailedError, IllegalStateError):
             logger.warning("commit failed after a rebalance; records will be redelivered")
-        for tp in offsets:
-            self._pending.pop(tp, None)
