@@ -43,13 +43,17 @@ def _load() -> dict[str, str]:
     return values
 
 
-@pytest.fixture(scope="session")
-def stack() -> Stack:
+class StackNotConfigured(LookupError):
+    pass
+
+
+def load_stack() -> Stack:
+    """The stack's settings; raises StackNotConfigured naming the first one missing."""
     values = _load()
 
     def need(key: str) -> str:
         if key not in values:
-            pytest.fail(f"{key} is not set and {STACK_ENV} lacks it: start the stack with `make up`", pytrace=False)
+            raise StackNotConfigured(f"{key} is not set and {STACK_ENV} lacks it: start the stack with `make up`")
         return values[key]
 
     return Stack(
@@ -65,6 +69,14 @@ def stack() -> Stack:
         triton_grpc_url=need("SB_TRITON_GRPC_URL"),
         chat_model=need("SB_CHAT_MODEL"),
     )
+
+
+@pytest.fixture(scope="session")
+def stack() -> Stack:
+    try:
+        return load_stack()
+    except StackNotConfigured as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ def main() -> int:
     settings = Settings()
     configure_logging(settings.service_name, settings.log_level)
     app = create_app(settings)
-    worker = faust.Worker(app, Probes(settings), loglevel=settings.log_level, override_logging=False, quiet=True)
+    worker = faust.Worker(app, Probes(app, settings), loglevel=settings.log_level, override_logging=False, quiet=True)
     worker.execute_from_commandline()
     return 0
 

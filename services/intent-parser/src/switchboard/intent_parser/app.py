@@ -89,10 +89,16 @@ async def _handle(event: Any, settings: Settings, intents: faust.TopicT, deadlet
 
 
 class Probes(mode.Service):
-    """grpc.health.v1 and /metrics, started and stopped with the Faust worker."""
+    """grpc.health.v1 and /metrics, started and stopped with the Faust worker.
 
-    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+    Ready (SERVING) only once the worker has been through its first rebalance and holds
+    its partitions: faust-streaming can skip records fetched while a rebalance is in
+    progress (faust-streaming#216/#221), so load is best sent to a settled group.
+    """
+
+    def __init__(self, app: faust.App, settings: Settings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self._app = app
         self._health = HealthServer(settings.health_host, settings.health_port, services=(settings.service_name,))
         self._metrics = MetricsServer(settings.metrics_host, settings.metrics_port) if settings.metrics_port else None
 
@@ -100,6 +106,11 @@ class Probes(mode.Service):
         if self._metrics:
             self._metrics.start()
         await self._health.start()
+
+    @mode.Service.task
+    async def _report_ready(self) -> None:
+        while self._app.rebalancing or self._app.rebalancing_count == 0:
+            await self.sleep(0.1)
         await self._health.set_serving()
 
     async def on_stop(self) -> None:

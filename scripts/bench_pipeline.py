@@ -1,0 +1,206 @@
+"""Pipeline benchmark: Kafka hop floor vs the five-service pipeline, side by side in one run.
+
+    make up                          # the stack (Kafka, PostgreSQL, Elasticsearch, Triton)
+    .venv/bin/python scripts/bench_pipeline.py [--duration 20] [--rates 50,200,500]
+
+1. Floor: produce -> consume round trip of one record through the broker with aiokafka
+   (acks=all, idempotent producer: the same settings the services use).
+2. Pipeline: the five services started fresh (as in the e2e tests: own topics, groups,
+   schema), the deterministic `echo_stream` model behind them. InboundMessages are
+   produced at a fixed rate, open loop, exactly as the gateway produces them; latency is
+   the time until the final OutboundMessage is read back (5 Kafka hops: inbound, intents,
+   requests, results, outbound).
+3. Highest sustained rate: rates rise until replies are lost or the backlog grows.
+
+Prints p50/p95/p99 per rate and the ratio of the pipeline's p50 to 5 x the floor's p50.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from switchboard.common import events
+from switchboard.events.v1 import envelope_pb2
+from switchboard.events.v1 import messages_pb2 as m
+from tests.conftest import Stack, load_stack
+from tests.e2e.pipeline import Pipeline
+
+HOPS = 5
+console = Console()
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def floor(stack: Stack, samples: int) -> list[float]:
+    """Round trip of single records (ms): send, then wait until the consumer has it."""
+    topic = f"bench.floor.{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, 1, 1)])
+    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap, acks="all", enable_idempotence=True)
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=stack.kafka_bootstrap, auto_offset_reset="latest")
+    await producer.start()
+    await consumer.start()
+    try:
+        await consumer.getmany(timeout_ms=1000)  # joined and positioned
+        await asyncio.sleep(1)
+        latencies = []
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("kafka hop floor", total=samples)
+            for i in range(samples):
+                started = time.perf_counter()
+                await producer.send_and_wait(topic, f"{i}".encode(), key=b"k")
+                while True:
+                    batch = await consumer.getmany(timeout_ms=1000)
+                    if any(batch.values()):
+                        break
+                latencies.append((time.perf_counter() - started) * 1000)
+                progress.advance(task)
+        return latencies
+    finally:
+        await consumer.stop()
+        await producer.stop()
+        await admin.delete_topics([topic])
+        await admin.close()
+
+
+async def load(pipeline: Pipeline, rate: int, duration_s: float, drain_s: float) -> tuple[list[float], int, float]:
+    """Offer ``rate`` msg/s for ``duration_s``; (latencies ms, lost, achieved msg/s)."""
+    stack = pipeline.stack
+    producer = AIOKafkaProducer(
+        bootstrap_servers=stack.kafka_bootstrap, acks="all", enable_idempotence=True, linger_ms=1
+    )
+    consumer = AIOKafkaConsumer(
+        pipeline.topics.outbound, bootstrap_servers=stack.kafka_bootstrap, auto_offset_reset="latest"
+    )
+    await producer.start()
+    await consumer.start()
+    await consumer.getmany(timeout_ms=1000)
+    sent: dict[str, float] = {}
+    latencies: list[float] = []
+    total = int(rate * duration_s)
+    done = asyncio.Event()
+    last_reply = [time.perf_counter()]
+
+    async def receive() -> None:
+        while not done.is_set() or len(latencies) < len(sent):
+            batch = await consumer.getmany(timeout_ms=200)
+            now = time.perf_counter()
+            for records in batch.values():
+                for record in records:
+                    envelope = envelope_pb2.Envelope.FromString(record.value)
+                    reply = envelope.outbound_message
+                    if reply.final and reply.in_reply_to in sent:
+                        latencies.append((now - sent[reply.in_reply_to]) * 1000)
+                        last_reply[0] = now
+
+    receiver = asyncio.create_task(receive())
+    started = time.perf_counter()
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"{rate} msg/s", total=total)
+        for i in range(total):
+            target = started + i / rate
+            delay = target - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            conversation = f"bench-{i % 200}"
+            message_id = f"m-{uuid.uuid4().hex}"
+            inbound = m.InboundMessage(
+                message_id=message_id, channel=m.CHANNEL_HTTP, channel_chat_id=conversation, text=f"bench message {i}"
+            )
+            envelope = events.wrap(inbound, conversation_key=conversation, source="bench")
+            sent[message_id] = time.perf_counter()
+            await producer.send(pipeline.topics.inbound, envelope.SerializeToString(), key=conversation.encode())
+            progress.advance(task)
+    done.set()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(receiver, drain_s)
+    elapsed = max(last_reply[0] - started, 1e-9)
+    await producer.stop()
+    await consumer.stop()
+    return latencies, total - len(latencies), len(latencies) / elapsed
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds of load per rate")
+    parser.add_argument("--rates", default="50,200,500", help="rates (msg/s) for the latency table")
+    parser.add_argument("--max-rates", default="750,1000,1250,1500", help="rates tried for the sustained maximum")
+    parser.add_argument("--floor-samples", type=int, default=300)
+    args = parser.parse_args()
+    stack = load_stack()
+
+    hop = await floor(stack, args.floor_samples)
+    pipeline = Pipeline(stack)
+    await pipeline.start()
+    rows = []
+    try:
+        await load(pipeline, 20, 3, 30)  # warm-up: connections, JIT-free caches, first rebalances
+        for rate in [int(r) for r in args.rates.split(",")]:
+            lat, lost, achieved = await load(pipeline, rate, args.duration, 60)
+            rows.append((rate, lat, lost, achieved))
+        sustained = 0
+        for rate in [int(r) for r in args.max_rates.split(",")]:
+            lat, lost, achieved = await load(pipeline, rate, args.duration, 30)
+            rows.append((rate, lat, lost, achieved))
+            if lost or achieved < 0.95 * rate:
+                break
+            sustained = rate
+    finally:
+        await pipeline.stop()
+
+    floor_p50 = statistics.median(hop)
+    table = Table(title=f"Switchboard pipeline ({HOPS} Kafka hops) vs Kafka hop floor")
+    for col in (
+        "offered msg/s",
+        "achieved msg/s",
+        "replies",
+        "lost",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "p50 / (5 x floor)",
+    ):
+        table.add_column(col, justify="right")
+    table.add_row(
+        "floor", "-", str(len(hop)), "0", f"{floor_p50:.2f}", f"{pct(hop, 0.95):.2f}", f"{pct(hop, 0.99):.2f}", "-"
+    )
+    for rate, lat, lost, achieved in rows:
+        p50 = pct(lat, 0.5)
+        table.add_row(
+            str(rate),
+            f"{achieved:.0f}",
+            str(len(lat)),
+            str(lost),
+            f"{p50:.1f}",
+            f"{pct(lat, 0.95):.1f}",
+            f"{pct(lat, 0.99):.1f}",
+            f"{p50 / (HOPS * floor_p50):.2f}",
+        )
+    console.print(table)
+    console.print(f"highest sustained rate with no loss: {sustained or '< ' + args.max_rates.split(',')[0]} msg/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
