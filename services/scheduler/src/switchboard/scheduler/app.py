@@ -10,6 +10,7 @@ import asyncpg
 from switchboard.common import events
 from switchboard.common.kafka import ConsumedEvent
 from switchboard.common.service import ServiceRuntime
+from switchboard.events.v1 import envelope_pb2
 from switchboard.events.v1 import messages_pb2 as m
 from switchboard.scheduler import handlers, migrations
 from switchboard.scheduler.config import Settings
@@ -67,11 +68,11 @@ class Scheduler:
         self._outbox.wake()
 
     async def relay_chunk(self, event: ConsumedEvent, chunk: m.InferenceChunk) -> None:
-        # Pieces of a stream are passed straight on: a lost piece is covered by the final
-        # reply, which goes through the outbox.
-        await self._runtime.producer.send(
-            self._settings.topics.outbound, self._wrap(handlers.outbound_chunk(chunk), event)
-        )
+        # Pieces of a stream are passed straight on, without waiting for each
+        # acknowledgement: a lost piece is covered by the final reply, which goes through
+        # the outbox (and one producer keeps a conversation's pieces in order).
+        envelope = self._wrap(handlers.outbound_chunk(chunk), event)
+        await self._runtime.producer.enqueue(self._settings.topics.outbound, envelope)
 
     async def complete(self, event: ConsumedEvent, result: m.InferenceResult) -> None:
         """Record the answer and queue the reply, once per request."""
@@ -93,7 +94,7 @@ class Scheduler:
             )
         self._outbox.wake()
 
-    def _wrap(self, payload: m.InferenceRequest | m.OutboundMessage, cause: ConsumedEvent) -> object:
+    def _wrap(self, payload: m.InferenceRequest | m.OutboundMessage, cause: ConsumedEvent) -> envelope_pb2.Envelope:
         return events.wrap(
             payload,
             conversation_key=cause.envelope.conversation_key,
