@@ -38,16 +38,27 @@ selected() { # the names given, or all
 
 python_env() {
   need_cmd uv "install uv (python3 -m pip install uv) or run 'make setup'"
-  if [ ! -x "$SB_ROOT/.venv/bin/python" ] || [ "$SB_ROOT/uv.lock" -nt "$SB_ROOT/.venv/.synced" ]; then
-    # Offline first: uv would otherwise revalidate the llama-cpp-python sdist with the
-    # registry and, on a new revision, compile it again. Online only when the cache lacks something.
-    if ! (cd "$SB_ROOT" && uv sync --frozen --offline >"$SB_LOGS/uv-sync.log" 2>&1); then
-      info "installing Python dependencies (uv sync; llama-cpp-python compiles once, ~5-10 min)"
-      (cd "$SB_ROOT" && uv sync --frozen >"$SB_LOGS/uv-sync.log" 2>&1) ||
-        die "uv sync failed; see $SB_LOGS/uv-sync.log"
-    fi
-    touch "$SB_ROOT/.venv/.synced"
+  if [ -x "$SB_ROOT/.venv/bin/python" ] && [ "$SB_ROOT/.venv/.synced" -nt "$SB_ROOT/uv.lock" ]; then return 0; fi
+  info "installing Python dependencies (uv sync)"
+  # llama-cpp-python is the one package that compiles (5-10 min); it is installed from a
+  # wheel built once and kept in ~/.cache/switchboard/wheels, not rebuilt by every sync.
+  (cd "$SB_ROOT" && uv sync --frozen --no-install-package llama-cpp-python >"$SB_LOGS/uv-sync.log" 2>&1) ||
+    die "uv sync failed; see $SB_LOGS/uv-sync.log"
+  local version wheels=$SB_CACHE/wheels wheel
+  version=$(awk '/^name = "llama-cpp-python"/ { getline; gsub(/[^0-9.]/, ""); print; exit }' "$SB_ROOT/uv.lock")
+  [ -n "$version" ] || die "llama-cpp-python is missing from uv.lock"
+  wheel=$(ls "$wheels"/llama_cpp_python-"$version"-*.whl 2>/dev/null | head -n 1)
+  if [ -z "$wheel" ]; then
+    info "building llama-cpp-python $version (first run only, 5-10 minutes)"
+    mkdir -p "$wheels"
+    CMAKE_ARGS="-DGGML_NATIVE=OFF" uvx --quiet --from pip==25.3 pip wheel --no-deps \
+      "llama-cpp-python==$version" --wheel-dir "$wheels" >"$SB_LOGS/llama-build.log" 2>&1 ||
+      die "building llama-cpp-python failed; see $SB_LOGS/llama-build.log (needs gcc, g++ and cmake)"
+    wheel=$(ls "$wheels"/llama_cpp_python-"$version"-*.whl | head -n 1)
   fi
+  uv pip install --quiet --python "$SB_ROOT/.venv/bin/python" --no-deps "$wheel" >>"$SB_LOGS/uv-sync.log" 2>&1 ||
+    die "installing $wheel failed; see $SB_LOGS/uv-sync.log"
+  touch "$SB_ROOT/.venv/.synced"
 }
 
 cmd_install() {

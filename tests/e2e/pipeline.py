@@ -98,7 +98,11 @@ class Pipeline:
         for module in SERVICES:
             for replica in range(self.replicas):
                 self.processes.append(self._spawn(module, replica))
-        await asyncio.gather(*(self._wait_serving(module, proc, port) for module, proc, port in self.processes))
+        try:
+            await asyncio.gather(*(self._wait_serving(module, proc, port) for module, proc, port in self.processes))
+        except BaseException:
+            await self.stop()  # never leave orphans behind a failed start
+            raise
 
     def _spawn(self, module: str, replica: int) -> tuple[str, subprocess.Popen[bytes], int]:
         port = free_port()
