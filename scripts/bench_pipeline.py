@@ -85,7 +85,7 @@ async def floor(stack: Stack, samples: int) -> list[float]:
 
 
 async def load(pipeline: Pipeline, rate: int, duration_s: float, drain_s: float) -> tuple[list[float], int, float]:
-    """Offer ``rate`` msg/s for ``duration_s``; (latencies ms, lost, achieved msg/s)."""
+    """Offer ``rate`` msg/s for ``duration_s``; (latencies ms, unanswered after the drain, achieved msg/s)."""
     stack = pipeline.stack
     producer = AIOKafkaProducer(
         bootstrap_servers=stack.kafka_bootstrap, acks="all", enable_idempotence=True, linger_ms=1
