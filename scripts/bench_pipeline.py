@@ -10,7 +10,7 @@
    produced at a fixed rate, open loop, exactly as the gateway produces them; latency is
    the time until the final OutboundMessage is read back (5 Kafka hops: inbound, intents,
    requests, results, outbound).
-3. Highest sustained rate: rates rise until replies are lost or the backlog grows.
+3. Highest sustained rate: rates rise until replies go unanswered or the backlog grows.
 
 Prints p50/p95/p99 per rate and the ratio of the pipeline's p50 to 5 x the floor's p50.
 """
@@ -175,7 +175,7 @@ async def main() -> int:
         "offered msg/s",
         "achieved msg/s",
         "replies",
-        "lost",
+        "unanswered",
         "p50 ms",
         "p95 ms",
         "p99 ms",
@@ -198,7 +198,7 @@ async def main() -> int:
             f"{p50 / (HOPS * floor_p50):.2f}",
         )
     console.print(table)
-    console.print(f"highest sustained rate with no loss: {sustained or '< ' + args.max_rates.split(',')[0]} msg/s")
+    console.print(f"highest sustained rate with every reply in time: {sustained or '< ' + args.max_rates.split(',')[0]} msg/s")
     return 0
 
 
