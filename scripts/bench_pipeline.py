@@ -198,7 +198,9 @@ async def main() -> int:
             f"{p50 / (HOPS * floor_p50):.2f}",
         )
     console.print(table)
-    console.print(f"highest sustained rate with every reply in time: {sustained or '< ' + args.max_rates.split(',')[0]} msg/s")
+    console.print(
+        f"highest sustained rate with every reply in time: {sustained or '< ' + args.max_rates.split(',')[0]} msg/s"
+    )
     return 0
 
 
