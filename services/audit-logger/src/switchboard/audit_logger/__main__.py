@@ -7,13 +7,10 @@ import sys
 from switchboard.audit_logger.app import serve
 from switchboard.audit_logger.config import Settings
 from switchboard.common import lifecycle
-from switchboard.common.logging import configure_logging
 
 
 def main() -> int:
-    settings = Settings()
-    configure_logging(settings.service_name, settings.log_level)
-    return lifecycle.run(lambda stop: serve(settings, stop))
+    return lifecycle.main(Settings, serve)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,7 @@
 
 Typical ``__main__``::
 
-    settings = Settings()
-    configure_logging(settings.service_name, settings.log_level)
-    raise SystemExit(lifecycle.run(lambda stop: app.serve(settings, stop)))
+    raise SystemExit(lifecycle.main(Settings, app.serve))
 
 ``serve`` starts its clients, waits for ``stop``, finishes in-flight work, commits
 offsets and stops its clients in reverse order of start.
@@ -16,8 +14,14 @@ import asyncio
 import logging
 import signal
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from switchboard.common.config import ServiceSettings
+from switchboard.common.logging import configure_logging
 
 logger = logging.getLogger(__name__)
+
+S = TypeVar("S", bound=ServiceSettings)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -60,3 +64,10 @@ def run(serve: Callable[[asyncio.Event], Awaitable[None]]) -> int:
         logger.exception("service failed")
         return 1
     return 0
+
+
+def main(settings_type: Callable[[], S], serve: Callable[[S, asyncio.Event], Awaitable[None]]) -> int:
+    """A service's entry point: read its settings once, log as JSON, run ``serve`` until stopped."""
+    settings = settings_type()
+    configure_logging(settings.service_name, settings.log_level)
+    return run(lambda stop: serve(settings, stop))

@@ -45,54 +45,38 @@ class InferenceWorker:
 
         route = None
         pieces: list[str] = []
+        usage: m.Usage | None = None
+        error = ""
         try:
             if request.HasField("deadline") and request.deadline.ToDatetime().timestamp() < time.time():
                 raise TimeoutError("deadline passed before the request was started")
             route = handlers.route_for(request.model_profile, self._settings.routes)
-            reason, usage = "stop", None
+            finish = "stop"
             async for piece in self._triton.stream(route, request, self._settings.default_max_tokens):
                 if piece.text:
                     await emit(handlers.chunk(request, len(pieces), piece.text))
                     pieces.append(piece.text)
                 if piece.finish_reason:
-                    reason, usage = piece.finish_reason, piece.usage
-            final = handlers.result(
-                request,
-                text="".join(pieces),
-                reason=handlers.finish_reason(reason),
-                route=route,
-                latency_ms=_ms_since(started),
-                chunks=len(pieces),
-                usage=usage,
-            )
+                    finish, usage = piece.finish_reason, piece.usage
+            reason = handlers.finish_reason(finish)
         except TimeoutError as exc:
-            final = handlers.result(
-                request,
-                text="".join(pieces),
-                reason=m.FINISH_REASON_DEADLINE_EXCEEDED,
-                route=route,
-                latency_ms=_ms_since(started),
-                chunks=len(pieces),
-                error=str(exc) or "timed out",
-            )
+            reason, error = m.FINISH_REASON_DEADLINE_EXCEEDED, str(exc) or "timed out"
         except Exception as exc:  # the user gets an error reply instead of silence
             logger.exception("inference failed", extra={"request_id": request.request_id})
-            final = handlers.result(
-                request,
-                text="".join(pieces),
-                reason=m.FINISH_REASON_ERROR,
-                route=route,
-                latency_ms=_ms_since(started),
-                chunks=len(pieces),
-                error=repr(exc),
-            )
+            reason, error = m.FINISH_REASON_ERROR, repr(exc)
+        final = handlers.result(
+            request,
+            text="".join(pieces),
+            reason=reason,
+            route=route,
+            latency_ms=int((time.perf_counter() - started) * 1000),
+            chunks=len(pieces),
+            usage=usage,
+            error=error,
+        )
         await emit(final)
         # Offsets are committed after this returns: only once every record is acknowledged.
         await asyncio.gather(*pending)
-
-
-def _ms_since(started: float) -> int:
-    return int((time.perf_counter() - started) * 1000)
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
