@@ -47,7 +47,9 @@ class ServiceRuntime:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.health.set_not_serving()
-        await self.producer.stop()
+        # Bounded: with Kafka unreachable a flush would wait for ever; unsent records are
+        # the ones whose offsets were never committed, so they are redelivered.
+        await drain(self.producer.stop(), self.settings.drain_timeout_s)
         await self.health.stop()
         if self.metrics:
             self.metrics.stop()
@@ -90,6 +92,6 @@ class ServiceRuntime:
         await self.health.set_not_serving()
         await drain(asyncio.gather(*tasks, return_exceptions=True), self.settings.drain_timeout_s)
         for consumer in reversed(consumers):
-            await consumer.stop()
+            await drain(consumer.stop(), self.settings.drain_timeout_s)
         if failed:
             raise RuntimeError(f"{self.settings.service_name} stopped on an error") from failed[0].exception()
