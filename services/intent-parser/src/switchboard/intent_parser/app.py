@@ -65,7 +65,9 @@ async def _handle(event: Any, settings: Settings, intents: faust.TopicT, deadlet
         await deadletter.send(
             key=event.key,
             value=event.value,
-            headers=[*headers, (hdr.DLQ_CAUSE, cause.encode()), (hdr.DLQ_SOURCE_TOPIC, event.message.topic.encode())],
+            headers=hdr.for_dead_letter(
+                headers, cause, event.message.topic, event.message.partition, event.message.offset
+            ),
         )
         DEAD_LETTERED.labels(topic=event.message.topic, reason="undecodable").inc()
         return

@@ -236,13 +236,7 @@ class EventConsumer:
                 HANDLER_SECONDS.labels(topic=event.topic).observe(time.perf_counter() - started)
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], cause: str, reason: str) -> None:
-        headers = [
-            *(record.headers or ()),
-            (hdr.DLQ_CAUSE, cause.encode()),
-            (hdr.DLQ_SOURCE_TOPIC, record.topic.encode()),
-            (hdr.DLQ_SOURCE_PARTITION, str(record.partition).encode()),
-            (hdr.DLQ_SOURCE_OFFSET, str(record.offset).encode()),
-        ]
+        headers = hdr.for_dead_letter(record.headers, cause, record.topic, record.partition, record.offset)
         # If this send fails the exception propagates and the offset stays uncommitted:
         # the record is redelivered rather than lost.
         await self._dlq.send_raw(self._dlq_topic, record.value, record.key, headers)

@@ -38,3 +38,16 @@ def get(headers: Sequence[tuple[str, bytes]] | None, name: str) -> str | None:
         if key == name:
             value = raw.decode("utf-8", errors="replace")
     return value
+
+
+def for_dead_letter(
+    original: Sequence[tuple[str, bytes]] | None, cause: str, topic: str, partition: int, offset: int
+) -> Headers:
+    """The original record's headers plus why it was dead-lettered and where it came from."""
+    return [
+        *(original or ()),
+        (DLQ_CAUSE, cause.encode()),
+        (DLQ_SOURCE_TOPIC, topic.encode()),
+        (DLQ_SOURCE_PARTITION, str(partition).encode()),
+        (DLQ_SOURCE_OFFSET, str(offset).encode()),
+    ]
