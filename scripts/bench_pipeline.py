@@ -6,7 +6,7 @@
 1. Floor: produce -> consume round trip of one record through the broker with aiokafka
    (acks=all, idempotent producer: the same settings the services use).
 2. Pipeline: the five services started fresh (as in the e2e tests: own topics, groups,
-   schema), the deterministic `echo_stream` model behind them. InboundMessages are
+   schema), the deterministic `echo` model (or `--model echo_stream`) behind them. InboundMessages are
    produced at a fixed rate, open loop, exactly as the gateway produces them; latency is
    the time until the final OutboundMessage is read back (5 Kafka hops: inbound, intents,
    requests, results, outbound).
@@ -35,6 +35,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from switchboard.common import events
+from switchboard.common.config import KafkaSettings
 from switchboard.events.v1 import envelope_pb2
 from switchboard.events.v1 import messages_pb2 as m
 from tests.conftest import Stack, load_stack
@@ -90,8 +91,11 @@ async def load(pipeline: Pipeline, rate: int, duration_s: float, drain_s: float)
     producer = AIOKafkaProducer(
         bootstrap_servers=stack.kafka_bootstrap, acks="all", enable_idempotence=True, linger_ms=1
     )
-    consumer = AIOKafkaConsumer(
-        pipeline.topics.outbound, bootstrap_servers=stack.kafka_bootstrap, auto_offset_reset="latest"
+    consumer = AIOKafkaConsumer(  # read replies as promptly as the services read their input
+        pipeline.topics.outbound,
+        bootstrap_servers=stack.kafka_bootstrap,
+        auto_offset_reset="latest",
+        fetch_max_wait_ms=KafkaSettings().fetch_max_wait_ms,
     )
     await producer.start()
     await consumer.start()
@@ -147,11 +151,14 @@ async def main() -> int:
     parser.add_argument("--rates", default="50,200,500", help="rates (msg/s) for the latency table")
     parser.add_argument("--max-rates", default="750,1000,1250,1500", help="rates tried for the sustained maximum")
     parser.add_argument("--floor-samples", type=int, default=300)
+    parser.add_argument(
+        "--model", default="echo", help="deterministic Triton model: echo (batched) or echo_stream (decoupled)"
+    )
     args = parser.parse_args()
     stack = load_stack()
 
     hop = await floor(stack, args.floor_samples)
-    pipeline = Pipeline(stack)
+    pipeline = Pipeline(stack, routes={"general": {"model": args.model, "kind": "echo"}})
     await pipeline.start()
     rows = []
     try:

@@ -190,7 +190,8 @@ async def test_real_model_answers_and_streams(stack: Stack) -> None:
             reply = response.json()
             assert reply["model"] == stack.chat_model and reply["reply"].strip()
 
-            body = {"conversation_id": conversation, "text": "And another one?", "wait": False}
+            # A long answer, so that it streams in several chunks (pieces are sent every 50 ms).
+            body = {"conversation_id": conversation, "text": "Write three sentences about the sea.", "wait": False}
             message_id = (await client.post("/v1/messages", json=body)).json()["message_id"]
             chunks, done = [], None
             async with client.stream("GET", f"/v1/messages/{message_id}/events") as stream:
@@ -204,7 +205,7 @@ async def test_real_model_answers_and_streams(stack: Stack) -> None:
                         done = json.loads(line[5:])
                         break
             assert done is not None and done["model"] == stack.chat_model
-            assert [c["sequence"] for c in chunks] == list(range(len(chunks))) and len(chunks) >= 2
+            assert [c["sequence"] for c in chunks] == list(range(len(chunks))) and len(chunks) >= 2, chunks
             assert "".join(c["text"] for c in chunks) == done["reply"]
 
 

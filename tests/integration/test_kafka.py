@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import ConsumerRecord
 
 from switchboard.common import events, tracing
@@ -136,6 +137,44 @@ async def test_one_conversation_stays_in_order_on_one_partition(
             await _wait_for(lambda: len(received) == 20)
     assert len({e.partition for e in received}) == 1
     assert [events.unwrap(e.envelope).text for e in received] == [str(i) for i in range(20)]  # type: ignore[attr-defined]
+
+
+async def test_conversations_sharing_a_partition_do_not_wait_for_each_other(
+    stack: Stack, topics: tuple[str, str], unique: str
+) -> None:
+    topic, dlq = topics
+    settings = _settings(stack)
+    handled: list[str] = []
+    slow_started, fast_done = asyncio.Event(), asyncio.Event()
+
+    async def handler(event: ConsumedEvent) -> None:
+        text = events.unwrap(event.envelope).text  # type: ignore[attr-defined]
+        if text == "slow-1":
+            slow_started.set()
+            # Finishes only once the other conversation got through: a handler that took
+            # the partition's records one by one would never get there.
+            await asyncio.wait_for(fast_done.wait(), 20)
+        handled.append(text)
+        if text == "fast":
+            fast_done.set()
+
+    async with EventProducer(settings) as producer:
+        slow = f"slow-{unique}"
+        first = await producer.send(topic, events.wrap(_inbound("slow-1"), conversation_key=slow, source="t"))
+        await producer.send(topic, events.wrap(_inbound("slow-2"), conversation_key=slow, source="t"))
+        partitions = [0, 1, 2]
+        fast = next(  # another conversation that hashes to the same partition
+            key
+            for key in (f"fast-{unique}-{i}" for i in range(1000))
+            if DefaultPartitioner()(key.encode(), partitions, partitions) == first.partition
+        )
+        assert (
+            await producer.send(topic, events.wrap(_inbound("fast"), conversation_key=fast, source="t"))
+        ).partition == first.partition
+        async with _consuming(settings, producer, topic, dlq, f"g-{unique}", handler):
+            await _wait_for(lambda: "slow-2" in handled and "fast" in handled)
+    # The other conversation overtook; within one conversation the order held.
+    assert handled == ["fast", "slow-1", "slow-2"]
 
 
 async def test_offset_is_committed_only_after_the_handler_returns(

@@ -8,6 +8,9 @@ import pytest
 import tritonclient.grpc.aio as triton
 from tritonclient.grpc import InferResult
 
+from switchboard.events.v1 import messages_pb2 as m
+from switchboard.inference_client.config import ModelRoute
+from switchboard.inference_client.triton import TritonClient
 from tests.conftest import Stack
 
 pytestmark = pytest.mark.integration
@@ -105,5 +108,20 @@ async def test_chat_model_rejects_malformed_messages(stack: Stack) -> None:
                 if error is not None:
                     errors.append(str(error))
         assert errors and "messages is not JSON" in errors[0]
+    finally:
+        await client.close()
+
+
+async def test_inference_client_calls_batched_and_streaming_models_alike(stack: Stack) -> None:
+    request = m.InferenceRequest(request_id="r-1", messages=[m.ChatTurn(role=m.ROLE_USER, content="one two three")])
+    client = TritonClient(stack.triton_grpc_url, timeout_s=30)
+    try:
+        batched = ModelRoute(model="echo", kind="echo")
+        streaming = ModelRoute(model="echo_stream", kind="echo")
+        assert (await client.traits(batched)).batched and not (await client.traits(batched)).decoupled
+        assert (await client.traits(streaming)).decoupled
+        # The batched model answers in one piece, the decoupled one word by word.
+        assert [p.text async for p in client.stream(batched, request, 8)] == ["echo: one two three"]
+        assert [p.text async for p in client.stream(streaming, request, 8)] == ["one", " two", " three"]
     finally:
         await client.close()

@@ -65,3 +65,22 @@ def test_chunks_and_results_carry_the_reply_address() -> None:
         m.CHANNEL_HTTP,
     )
     assert handlers.finish_reason("length") == m.FINISH_REASON_LENGTH
+
+
+def test_coalescer_sends_a_fast_stream_as_no_chunk_at_all() -> None:
+    chunks = handlers.Coalescer(interval_s=0.05)
+    assert [chunks.add(word, now) for word, now in [("a", 0.0), (" b", 0.01), (" c", 0.02)]] == [None] * 3
+    assert chunks.finish() is None and chunks.sent == 0
+
+
+def test_coalescer_groups_pieces_per_interval_and_flushes_the_rest() -> None:
+    chunks = handlers.Coalescer(interval_s=0.05)
+    sent = [chunks.add(word, now) for word, now in [("a", 0.0), (" b", 0.03), (" c", 0.06), (" d", 0.07)]]
+    assert sent == [None, None, "a b c", None]
+    assert chunks.finish() == " d" and chunks.sent == 2
+
+
+def test_coalescer_with_no_interval_sends_every_piece() -> None:
+    chunks = handlers.Coalescer(interval_s=0)
+    assert [chunks.add(w, 0.0) for w in ("a", "b")] == ["a", "b"]
+    assert chunks.finish() is None

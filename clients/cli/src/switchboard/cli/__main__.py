@@ -48,13 +48,17 @@ def chat(url: str, text: str, new: bool, timeout_s: float) -> int:
             err.status("thinking…") as status,
             connect_sse(client, "GET", f"/v1/messages/{message_id}/events") as events,
         ):
+            shown = ""
             for event in events.iter_sse():
                 status.stop()
                 if event.event == "chunk":
-                    out.print(json.loads(event.data)["text"], end="", markup=False, highlight=False)
+                    text = json.loads(event.data)["text"]
+                    out.print(text, end="", markup=False, highlight=False)
+                    shown += text
                 elif event.event == "done":
                     done = json.loads(event.data)
-                    out.print()
+                    # A reply generated faster than the stream interval comes without chunks.
+                    out.print(str(done.get("reply", ""))[len(shown) :], markup=False, highlight=False)
                     err.print(f"[dim]{done.get('model')} · {done.get('finish_reason')}[/dim]")
                     return 0
                 else:

@@ -21,8 +21,19 @@ class KafkaSettings(BaseModel):
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    # How long the producer waits to fill a batch. 0 suits a pipeline of short hops: under
+    # load records still batch up while the previous request to a partition is in flight.
+    linger_ms: int = 0
+    # Longest the broker holds a fetch open waiting for data. aiokafka keeps one fetch in
+    # flight per broker, and a partition drained meanwhile joins only the next one: this
+    # bounds how long fresh records on it can wait (at the cost of idle fetches).
+    fetch_max_wait_ms: int = 20
     # Records handed to a handler per poll; bounds memory and rebalance latency.
     max_poll_records: int = 100
+    # Records taken on and not yet handled, at most; polling pauses at this many.
+    max_in_flight: int = 1000
+    # How often finished work is committed (also on every rebalance and on stop).
+    commit_interval_ms: int = 100
     # Attempts of a failing handler before the record goes to the dead-letter topic.
     handler_attempts: int = 3
     handler_backoff_s: float = 0.2

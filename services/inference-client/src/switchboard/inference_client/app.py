@@ -45,6 +45,7 @@ class InferenceWorker:
 
         route = None
         pieces: list[str] = []
+        chunks = handlers.Coalescer(self._settings.stream_interval_ms / 1000)
         usage: m.Usage | None = None
         error = ""
         try:
@@ -54,11 +55,16 @@ class InferenceWorker:
             finish = "stop"
             async for piece in self._triton.stream(route, request, self._settings.default_max_tokens):
                 if piece.text:
-                    await emit(handlers.chunk(request, len(pieces), piece.text))
                     pieces.append(piece.text)
+                    due = chunks.add(piece.text, time.perf_counter())
+                    if due is not None:
+                        await emit(handlers.chunk(request, chunks.sent - 1, due))
                 if piece.finish_reason:
                     finish, usage = piece.finish_reason, piece.usage
             reason = handlers.finish_reason(finish)
+            last = chunks.finish()
+            if last is not None:
+                await emit(handlers.chunk(request, chunks.sent - 1, last))
         except TimeoutError as exc:
             reason, error = m.FINISH_REASON_DEADLINE_EXCEEDED, str(exc) or "timed out"
         except Exception as exc:  # the user gets an error reply instead of silence
@@ -70,7 +76,7 @@ class InferenceWorker:
             reason=reason,
             route=route,
             latency_ms=int((time.perf_counter() - started) * 1000),
-            chunks=len(pieces),
+            chunks=chunks.sent,
             usage=usage,
             error=error,
         )

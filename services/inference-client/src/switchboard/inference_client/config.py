@@ -37,4 +37,6 @@ class Settings(ServiceSettings):
     # Profile -> model; a profile with no route uses the "general" one.
     routes: dict[str, ModelRoute] = Field(default_factory=_default_routes)
     default_max_tokens: int = 256
+    # Streamed pieces are sent as one chunk at most this often (0: every piece).
+    stream_interval_ms: int = Field(default=50, ge=0)
     request_timeout_s: float = 120.0

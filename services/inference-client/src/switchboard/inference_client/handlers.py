@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 
 from switchboard.events.v1 import messages_pb2 as m
 from switchboard.inference_client.config import ModelRoute
@@ -73,3 +74,39 @@ def result(
         channel=request.channel,
         channel_chat_id=request.channel_chat_id,
     )
+
+
+@dataclass
+class Coalescer:
+    """Groups streamed pieces into chunks: at most one chunk per ``interval_s``.
+
+    A model streams tokens far faster than any channel can show them (Telegram edits a
+    message about once a second), and every chunk is an event on three topics and an
+    audit document. So pieces are held until ``interval_s`` has passed since the first
+    one held, then sent together. A stream that ends inside its first window sends no
+    chunk at all (the result carries the text); otherwise the rest goes out as a last
+    chunk, so the chunks of a reply always add up to its text. ``interval_s = 0`` sends
+    every piece.
+    """
+
+    interval_s: float
+    held: list[str] = field(default_factory=list)
+    held_since: float = 0.0
+    sent: int = 0
+
+    def add(self, text: str, now: float) -> str | None:
+        """Hold ``text``; returns the text of a chunk to send now, if one is due."""
+        if not self.held:
+            self.held_since = now
+        self.held.append(text)
+        return self._take() if now - self.held_since >= self.interval_s else None
+
+    def finish(self) -> str | None:
+        """The last chunk of a stream that already sent some, or None."""
+        return self._take() if self.sent and self.held else None
+
+    def _take(self) -> str:
+        text = "".join(self.held)
+        self.held.clear()
+        self.sent += 1
+        return text

@@ -28,12 +28,21 @@ class TritonError(RuntimeError):
     """Triton answered with an error."""
 
 
+@dataclass(frozen=True)
+class ModelTraits:
+    """What the client needs to know of a model's configuration to call it."""
+
+    batched: bool  # max_batch_size > 0: every tensor has a leading batch dimension
+    decoupled: bool  # answers with a stream of responses (LLMs) rather than one
+
+
 class TritonClient:
     """One gRPC connection to Triton, shared by all requests of the process."""
 
     def __init__(self, url: str, timeout_s: float) -> None:
         self._client = grpcclient.InferenceServerClient(url)
         self._timeout_s = timeout_s
+        self._traits: dict[tuple[str, str], ModelTraits] = {}
 
     async def close(self) -> None:
         await self._client.close()
@@ -41,58 +50,93 @@ class TritonClient:
     async def ready(self, model: str) -> bool:
         return bool(await self._client.is_model_ready(model))
 
+    async def traits(self, route: ModelRoute) -> ModelTraits:
+        """Read from the model's configuration once, then cached."""
+        key = (route.model, route.version)
+        if key not in self._traits:
+            reply = await self._client.get_model_config(route.model, route.version, as_json=True)
+            config = reply["config"]
+            self._traits[key] = ModelTraits(
+                batched=int(config.get("max_batch_size", 0)) > 0,
+                decoupled=bool(config.get("model_transaction_policy", {}).get("decoupled", False)),
+            )
+        return self._traits[key]
+
     async def stream(self, route: ModelRoute, request: m.InferenceRequest, max_tokens: int) -> AsyncIterator[Piece]:
-        """Stream the answer of ``route.model`` to ``request``."""
-        inputs = self._inputs(route, request, max_tokens)
+        """Stream the answer of ``route.model`` to ``request``.
 
-        async def one_request() -> AsyncIterator[dict[str, Any]]:
-            yield {
-                "model_name": route.model,
-                "model_version": route.version,
-                "inputs": inputs,
-                "request_id": request.request_id,
-            }
-
+        Decoupled models are called over a gRPC stream and yield a piece per response;
+        the others get one plain (dynamically batchable) call and yield one piece.
+        """
+        traits = await self.traits(route)
+        inputs = self._inputs(route, request, max_tokens, traits.batched)
         async with asyncio.timeout(self._timeout_s):
+            if not traits.decoupled:
+                response = await self._client.infer(
+                    route.model, inputs, model_version=route.version, request_id=request.request_id
+                )
+                yield self._piece(route, response)
+                return
+
+            async def one_request() -> AsyncIterator[dict[str, Any]]:
+                yield {
+                    "model_name": route.model,
+                    "model_version": route.version,
+                    "inputs": inputs,
+                    "request_id": request.request_id,
+                }
+
             async for response, error in self._client.stream_infer(one_request()):
                 if error is not None:
                     raise TritonError(str(error))
                 yield self._piece(route, response)
 
     @staticmethod
-    def _inputs(route: ModelRoute, request: m.InferenceRequest, max_tokens: int) -> list[grpcclient.InferInput]:
+    def _inputs(
+        route: ModelRoute, request: m.InferenceRequest, max_tokens: int, batched: bool
+    ) -> list[grpcclient.InferInput]:
         if route.kind == "echo":
-            return [_bytes("text", handlers.last_user_text(request))]
+            return [
+                _tensor("text", "BYTES", np.array([handlers.last_user_text(request).encode()], np.object_), batched)
+            ]
         params = request.params
-        tokens = grpcclient.InferInput("max_tokens", [1], "INT32")
-        tokens.set_data_from_numpy(np.array([params.max_tokens or max_tokens], dtype=np.int32))
-        temperature = grpcclient.InferInput("temperature", [1], "FP32")
-        temperature.set_data_from_numpy(np.array([params.temperature], dtype=np.float32))
-        inputs = [_bytes("messages", handlers.chat_messages_json(request)), tokens, temperature]
+        inputs = [
+            _tensor(
+                "messages", "BYTES", np.array([handlers.chat_messages_json(request).encode()], np.object_), batched
+            ),
+            _tensor("max_tokens", "INT32", np.array([params.max_tokens or max_tokens], np.int32), batched),
+            _tensor("temperature", "FP32", np.array([params.temperature], np.float32), batched),
+        ]
         if params.seed:
-            seed = grpcclient.InferInput("seed", [1], "INT64")
-            seed.set_data_from_numpy(np.array([params.seed], dtype=np.int64))
-            inputs.append(seed)
+            inputs.append(_tensor("seed", "INT64", np.array([params.seed], np.int64), batched))
         return inputs
 
     @staticmethod
     def _piece(route: ModelRoute, response: Any) -> Piece:
-        text = response.as_numpy("text")[0].decode("utf-8", errors="replace")
+        text = _first(response, "text").decode("utf-8", errors="replace")
         if route.kind == "echo":
-            # The echo model streams words; put the spaces back.
-            index = int(response.as_numpy("index")[0])
-            return Piece(text=text if index == 0 else " " + text)
-        reason = response.as_numpy("finish_reason")[0].decode()
+            # The streaming echo model sends words with their index; put the spaces back.
+            index = response.as_numpy("index")
+            return Piece(text=" " + text if index is not None and int(index.reshape(-1)[0]) else text)
+        reason = _first(response, "finish_reason").decode()
         usage = None
         if reason:
             usage = m.Usage(
-                prompt_tokens=int(response.as_numpy("prompt_tokens")[0]),
-                completion_tokens=int(response.as_numpy("completion_tokens")[0]),
+                prompt_tokens=int(_first(response, "prompt_tokens")),
+                completion_tokens=int(_first(response, "completion_tokens")),
             )
         return Piece(text=text, finish_reason=reason, usage=usage)
 
 
-def _bytes(name: str, value: str) -> grpcclient.InferInput:
-    tensor = grpcclient.InferInput(name, [1], "BYTES")
-    tensor.set_data_from_numpy(np.array([value.encode("utf-8")], dtype=np.object_))
+def _tensor(name: str, datatype: str, value: np.ndarray, batched: bool) -> grpcclient.InferInput:
+    """One input tensor of one element; a batch of one for batched models."""
+    if batched:
+        value = value.reshape(1, -1)
+    tensor = grpcclient.InferInput(name, list(value.shape), datatype)
+    tensor.set_data_from_numpy(value)
     return tensor
+
+
+def _first(response: Any, name: str) -> Any:
+    """The single element of output ``name``, whatever its batch dimensions."""
+    return response.as_numpy(name).reshape(-1)[0]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Sequence
 
 import asyncpg
 
@@ -30,15 +31,22 @@ class Outbox:
         self._channel = f"{schema}_outbox"
         self._wake = asyncio.Event()
 
-    async def add(self, conn: asyncpg.Connection, topic: str, envelope: envelope_pb2.Envelope) -> None:
-        """Queue ``envelope`` for ``topic``; call inside the transaction that justifies it."""
-        headers = [[name, value.decode()] for name, value in hdr.for_envelope(envelope)]
+    async def add(self, conn: asyncpg.Connection, events: Sequence[tuple[str, envelope_pb2.Envelope]]) -> None:
+        """Queue (topic, envelope) pairs, in order; call inside the transaction that justifies them."""
+        if not events:
+            return
         await conn.execute(
-            "INSERT INTO outbox (topic, key, value, headers) VALUES ($1, $2, $3, $4)",
-            topic,
-            envelope.conversation_key.encode(),
-            envelope.SerializeToString(),
-            json.dumps(headers),
+            # Ids follow the given order, and the relay sends in id order.
+            "INSERT INTO outbox (topic, key, value, headers) SELECT t, k, v, h"
+            " FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::jsonb[]) WITH ORDINALITY AS e(t, k, v, h, n)"
+            " ORDER BY n",
+            [topic for topic, _ in events],
+            [envelope.conversation_key.encode() for _, envelope in events],
+            [envelope.SerializeToString() for _, envelope in events],
+            [
+                json.dumps([[name, value.decode()] for name, value in hdr.for_envelope(envelope)])
+                for _, envelope in events
+            ],
         )
         await conn.execute("SELECT pg_notify($1, '')", self._channel)
 

@@ -42,20 +42,35 @@ BatchHandler = Callable[[list[ConsumedEvent]], Awaitable[None]]
 
 
 class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Commits what was processed before partitions move to another group member."""
+    """Finishes and commits the work in flight before partitions move to another member."""
 
     def __init__(self, owner: EventConsumer) -> None:
         self._owner = owner
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        # Waits for the batch in flight, so a record is never handled here and there at once.
-        async with self._owner._batch_lock:
-            await self._owner._commit(only=revoked)
+        # No record is ever handled here and on the new owner at once.
+        await self._owner._settle()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._owner._progress = {tp: _Progress() for tp in assigned}
         logger.info(
             "partitions assigned", extra={"partitions": sorted(f"{tp.topic}-{tp.partition}" for tp in assigned)}
         )
+
+
+class _Progress:
+    """Offsets of one partition in flight, and what is safe to commit."""
+
+    __slots__ = ("committed", "fetched", "in_flight")
+
+    def __init__(self) -> None:
+        self.in_flight: set[int] = set()
+        self.fetched: int | None = None  # next offset after the last one taken on
+        self.committed: int | None = None
+
+    def safe(self) -> int | None:
+        """Everything below this offset is done (the oldest record still in flight bounds it)."""
+        return min(self.in_flight) if self.in_flight else self.fetched
 
 
 class EventConsumer:
@@ -72,10 +87,15 @@ class EventConsumer:
        safely dead-lettered). A crash in between means redelivery, never loss, so
        handlers must be idempotent on ``envelope.event_id``.
 
-    Partitions of one poll are handled concurrently, records of one partition in order,
-    so one conversation (one key) is never handled out of order. With ``batch_handler``
-    instead of ``handler``, each partition's records of a poll are handed over at once
-    (for bulk writes); a failing batch is retried, then dead-lettered record by record.
+    Polling goes on while handlers run (up to ``settings.max_in_flight`` records at once).
+    Records are handled concurrently, except those with the same key (one conversation),
+    which are handled one after another in offset order; so a slow model answer holds up
+    its own conversation only, not its partition or the next poll. A partition's offset is
+    committed (every ``settings.commit_interval_ms``, on a rebalance and on stop) up to its
+    oldest record still in flight. With ``batch_handler`` instead of ``handler``, each
+    poll is handed over at once (each partition's records in offset order), one poll after
+    the other, for bulk writes; a failing batch is retried, then dead-lettered record by
+    record.
     """
 
     def __init__(
@@ -105,11 +125,18 @@ class EventConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
             **connection_kwargs(settings),
             **overrides,
         )
-        self._pending: dict[TopicPartition, int] = {}
-        self._batch_lock = asyncio.Lock()
+        self._progress: dict[TopicPartition, _Progress] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._tails: dict[bytes | None, asyncio.Task[None]] = {}  # last task of each key
+        self._room = asyncio.Event()  # set while fewer than max_in_flight records are in flight
+        self._room.set()
+        self._in_flight = 0
+        self._starting = asyncio.Lock()  # held while taking records on, and while settling
+        self._failure: Exception | None = None
 
     async def start(self) -> None:
         """Join the group and subscribe."""
@@ -117,9 +144,8 @@ class EventConsumer:
         await self._consumer.start()
 
     async def stop(self) -> None:
-        """Commit what was processed and leave the group."""
-        async with self._batch_lock:
-            await self._commit()
+        """Finish the records in flight, commit, and leave the group."""
+        await self._settle()
         await self._consumer.stop()
 
     async def __aenter__(self) -> EventConsumer:
@@ -130,26 +156,100 @@ class EventConsumer:
         await self.stop()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until ``stop`` is set; the batch in flight is finished and committed first."""
-        while not stop.is_set():
-            batches = await self._consumer.getmany(timeout_ms=500, max_records=self._settings.max_poll_records)
-            if not batches:
-                continue
-            async with self._batch_lock:
-                await asyncio.gather(*(self._process_partition(tp, records) for tp, records in batches.items()))
-                await self._commit()
+        """Consume until ``stop`` is set; the records in flight are finished and committed first."""
+        committer = asyncio.create_task(self._commit_periodically(stop))
+        try:
+            while not stop.is_set() and self._failure is None:
+                await self._room.wait()
+                polled = await self._consumer.getmany(timeout_ms=200, max_records=self._settings.max_poll_records)
+                if polled:
+                    async with self._starting:
+                        self._take_on(polled)
+        except asyncio.CancelledError:
+            # Cancelled, not stopped: drop the work in flight uncommitted (it is redelivered).
+            for task in self._tasks:
+                task.cancel()
+            raise
+        finally:
+            committer.cancel()
+        await self._settle()
+        if self._failure is not None:
+            raise RuntimeError(f"consuming {', '.join(self._topics)} failed") from self._failure
 
-    async def _process_partition(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        if tp not in self._consumer.assignment():
-            # Fetched before a rebalance moved the partition away; its new owner reads
-            # these records from the last commit.
+    def _take_on(self, polled: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+        """Start handling a poll's records."""
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        for tp, batch in polled.items():
+            progress = self._progress.get(tp)
+            if progress is None or tp not in self._consumer.assignment():
+                # Fetched before a rebalance moved the partition away; its new owner reads
+                # these records from the last commit.
+                continue
+            if progress.committed is None:
+                progress.committed = batch[0].offset  # where the group's last commit left it
+            progress.in_flight.update(record.offset for record in batch)
+            progress.fetched = batch[-1].offset + 1
+            records += batch
+        if not records:
             return
+        self._in_flight += len(records)
+        if self._in_flight >= self._settings.max_in_flight:
+            self._room.clear()
         if self._batch_handler is not None:
-            await self._process_batch(records)
+            self._chain(None, records, self._process_batch(records))
         else:
-            for record in records:
-                await self._process(record)
-        self._pending[tp] = records[-1].offset + 1
+            for key, same_key in _by_key(records).items():
+                self._chain(key, same_key, self._process_in_order(same_key))
+
+    def _chain(self, key: bytes | None, records: list[ConsumerRecord[bytes, bytes]], work: Awaitable[None]) -> None:
+        """Run ``work`` after the work already queued for ``key``; then mark ``records`` done."""
+        before = self._tails.get(key)
+
+        async def run() -> None:
+            try:
+                if before is not None:
+                    await asyncio.wait([before])
+                    if before.cancelled() or self._failure is not None:
+                        return  # the key's earlier work did not finish: neither does this
+                await work
+                self._done(records)
+            except Exception as exc:  # e.g. the dead-letter topic unreachable: stop consuming
+                # The records stay "in flight", so nothing from them on is committed.
+                logger.exception("handling records failed; the consumer stops")
+                self._failure = self._failure or exc
+            finally:
+                if self._tails.get(key) is task:
+                    del self._tails[key]
+
+        task = asyncio.create_task(run())
+        self._tails[key] = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _done(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        for record in records:
+            progress = self._progress.get(TopicPartition(record.topic, record.partition))
+            if progress is not None:
+                progress.in_flight.discard(record.offset)
+        self._in_flight -= len(records)
+        if self._in_flight < self._settings.max_in_flight:
+            self._room.set()
+
+    async def _settle(self) -> None:
+        """Wait for every record in flight, then commit."""
+        async with self._starting:
+            while self._tasks:
+                await asyncio.wait(list(self._tasks))
+            await self._commit()
+
+    async def _commit_periodically(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await asyncio.sleep(self._settings.commit_interval_ms / 1000)
+            await self._commit()
+
+    async def _process_in_order(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        for record in records:
+            await self._process(record)
 
     async def _decode(self, record: ConsumerRecord[bytes, bytes]) -> ConsumedEvent | None:
         """The record as an event, or None after dead-lettering it as undecodable."""
@@ -206,7 +306,7 @@ class EventConsumer:
                     EVENTS_CONSUMED.labels(topic=event.topic, event_type=event.envelope.event_type).inc()
                 return
             finally:
-                HANDLER_SECONDS.labels(topic=records[0].topic).observe(time.perf_counter() - started)
+                HANDLER_SECONDS.labels(topic="(batch)").observe(time.perf_counter() - started)
 
     async def _handle_with_retries(self, event: ConsumedEvent, record: ConsumerRecord[bytes, bytes]) -> None:
         attempts = max(1, self._settings.handler_attempts)
@@ -246,17 +346,29 @@ class EventConsumer:
             extra={"topic": record.topic, "partition": record.partition, "offset": record.offset, "cause": cause},
         )
 
-    async def _commit(self, only: set[TopicPartition] | None = None) -> None:
-        chosen = {tp: off for tp, off in self._pending.items() if only is None or tp in only}
-        for tp in chosen:
-            self._pending.pop(tp, None)
-        # Only partitions still ours can be committed; the new owner of any other one
-        # re-reads from its last commit (a redelivery, never a loss).
+    async def _commit(self) -> None:
+        """Commit, for each partition still ours, everything below its oldest record in flight."""
         assigned = self._consumer.assignment()
-        offsets = {tp: off for tp, off in chosen.items() if tp in assigned}
+        offsets = {}
+        for tp, progress in self._progress.items():
+            safe = progress.safe()
+            if tp in assigned and safe is not None and safe != progress.committed:
+                offsets[tp] = safe
         if not offsets:
             return
         try:
             await self._consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError):
+            # The group moved on; the partitions' new owners re-read from the last commit.
             logger.warning("commit failed after a rebalance; records will be redelivered")
+            return
+        for tp, offset in offsets.items():
+            self._progress[tp].committed = offset
+
+
+def _by_key(records: list[ConsumerRecord[bytes, bytes]]) -> dict[bytes | None, list[ConsumerRecord[bytes, bytes]]]:
+    """``records`` grouped by key, each group in offset order."""
+    groups: dict[bytes | None, list[ConsumerRecord[bytes, bytes]]] = {}
+    for record in records:
+        groups.setdefault(record.key, []).append(record)
+    return groups

@@ -31,7 +31,7 @@ class EventProducer:
             client_id=settings.client_id,
             acks="all",
             enable_idempotence=True,
-            linger_ms=5,
+            linger_ms=settings.linger_ms,
             **connection_kwargs(settings),
             **overrides,
         )
