@@ -145,12 +145,41 @@ async def load(pipeline: Pipeline, rate: int, duration_s: float, drain_s: float)
     return latencies, total - len(latencies), len(latencies) / elapsed
 
 
+def chart(path: Path, floor_p50: float, rows: list[tuple[int, list[float], int, float]]) -> None:
+    """Latency percentiles per offered rate (log scale), with the 5-hop floor and the p99 target."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rates = [rate for rate, *_ in rows]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for q, label in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99")):
+        ax.plot(rates, [pct(lat, q) for _, lat, _, _ in rows], marker="o", label=label)
+    ax.axhline(HOPS * floor_p50, color="grey", linestyle="--", label=f"{HOPS} x Kafka hop floor")
+    ax.axhline(60, color="red", linestyle=":", label="p99 target (60 ms)")
+    for rate, _, _, achieved in rows:
+        ax.annotate(f"{achieved:.0f}/s", (rate, ax.get_ylim()[0]), fontsize=7, ha="center", va="bottom")
+    ax.set(
+        xlabel="offered msg/s (labels: achieved)",
+        ylabel="inbound -> final reply (ms)",
+        yscale="log",
+        title="Switchboard pipeline latency",
+    )
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of load per rate")
     parser.add_argument("--rates", default="50,200,500", help="rates (msg/s) for the latency table")
     parser.add_argument("--max-rates", default="750,1000,1250,1500", help="rates tried for the sustained maximum")
     parser.add_argument("--floor-samples", type=int, default=300)
+    parser.add_argument("--chart", type=Path, help="also draw latency per offered rate into this PNG")
     parser.add_argument(
         "--model", default="echo", help="deterministic Triton model: echo (batched) or echo_stream (decoupled)"
     )
@@ -205,6 +234,9 @@ async def main() -> int:
             f"{p50 / (HOPS * floor_p50):.2f}",
         )
     console.print(table)
+    if args.chart:
+        chart(args.chart, floor_p50, rows)
+        console.print(f"chart: {args.chart}")
     console.print(
         f"highest sustained rate with every reply in time: {sustained or '< ' + args.max_rates.split(',')[0]} msg/s"
     )

@@ -293,6 +293,37 @@ async def test_failing_handler_is_retried_then_dead_lettered(
     assert header(dead.headers, EVENT_TYPE) == "InboundMessage"
 
 
+async def test_a_record_that_cannot_be_dead_lettered_stops_the_consumer_uncommitted(
+    stack: Stack, topics: tuple[str, str], unique: str
+) -> None:
+    topic, dlq = topics
+    settings = _settings(stack, handler_attempts=1)
+    group = f"g-{unique}"
+
+    async def handler(event: ConsumedEvent) -> None:
+        raise ValueError("cannot handle it")
+
+    # The dead-letter topic does not exist (and the broker creates none): the send fails.
+    async with EventProducer(settings, request_timeout_ms=2000) as producer:
+        await producer.send(topic, events.wrap(_inbound("bad"), conversation_key="k", source="t"))
+        consumer = EventConsumer(
+            settings,
+            topics=[topic],
+            group_id=group,
+            handler=handler,
+            dead_letter_producer=producer,
+            dead_letter_topic=f"{dlq}.missing",
+        )
+        await consumer.start()
+        try:
+            with pytest.raises(RuntimeError, match="failed"):
+                await asyncio.wait_for(consumer.run(asyncio.Event()), 30)
+            # Nothing was committed: the record is redelivered once the topic is back.
+            assert await _committed(stack, group, topic) == {}
+        finally:
+            await consumer.stop()
+
+
 async def _read_one(stack: Stack, topic: str) -> ConsumerRecord[bytes, bytes]:
     """The first record found on any of the topic's 3 partitions."""
     consumer = AIOKafkaConsumer(bootstrap_servers=stack.kafka_bootstrap, auto_offset_reset="earliest")

@@ -137,6 +137,7 @@ class EventConsumer:
         self._in_flight = 0
         self._starting = asyncio.Lock()  # held while taking records on, and while settling
         self._failure: Exception | None = None
+        self._next_batch: list[ConsumerRecord[bytes, bytes]] | None = None
 
     async def start(self) -> None:
         """Join the group and subscribe."""
@@ -196,10 +197,21 @@ class EventConsumer:
         if self._in_flight >= self._settings.max_in_flight:
             self._room.clear()
         if self._batch_handler is not None:
-            self._chain(None, records, self._process_batch(records))
+            if self._next_batch is not None:
+                self._next_batch.extend(records)  # joins the batch waiting for the one being handled
+            else:
+                self._next_batch = records
+                self._chain(None, records, self._run_batch(records))
         else:
             for key, same_key in _by_key(records).items():
                 self._chain(key, same_key, self._process_in_order(same_key))
+
+    async def _run_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        # Once a batch starts, records polled meanwhile gather into the next one: one
+        # handler call (one transaction, one bulk request) per round, however small the polls.
+        if self._next_batch is records:
+            self._next_batch = None
+        await self._process_batch(records)
 
     def _chain(self, key: bytes | None, records: list[ConsumerRecord[bytes, bytes]], work: Awaitable[None]) -> None:
         """Run ``work`` after the work already queued for ``key``; then mark ``records`` done."""
