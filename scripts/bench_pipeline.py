@@ -10,7 +10,7 @@
    produced at a fixed rate, open loop, exactly as the gateway produces them; latency is
    the time until the final OutboundMessage is read back (5 Kafka hops: inbound, intents,
    requests, results, outbound).
-3. Highest sustained rate: rates rise until replies go unanswered or the backlog grows.
+3. Highest sustained rate: rates rise until replies go unanswered or fall below 95 % of the rate.
 
 Prints p50/p95/p99 per rate and the ratio of the pipeline's p50 to 5 x the floor's p50.
 """
@@ -42,7 +42,7 @@ from tests.conftest import Stack, load_stack
 from tests.e2e.pipeline import Pipeline
 
 HOPS = 5
-console = Console()
+console = Console(width=120)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -145,6 +145,12 @@ async def load(pipeline: Pipeline, rate: int, duration_s: float, drain_s: float)
     return latencies, total - len(latencies), len(latencies) / elapsed
 
 
+def kept(row: tuple[int, list[float], int, float]) -> bool:
+    """Whether the pipeline kept up with a rate: every reply came, at >= 95 % of the rate offered."""
+    rate, _, lost, achieved = row
+    return lost == 0 and achieved >= 0.95 * rate
+
+
 def chart(path: Path, floor_p50: float, rows: list[tuple[int, list[float], int, float]]) -> None:
     """Latency percentiles per offered rate (log scale), with the 5-hop floor and the p99 target."""
     import matplotlib
@@ -159,7 +165,7 @@ def chart(path: Path, floor_p50: float, rows: list[tuple[int, list[float], int, 
     ax.axhline(HOPS * floor_p50, color="grey", linestyle="--", label=f"{HOPS} x Kafka hop floor")
     ax.axhline(60, color="red", linestyle=":", label="p99 target (60 ms)")
     for rate, _, _, achieved in rows:
-        ax.annotate(f"{achieved:.0f}/s", (rate, ax.get_ylim()[0]), fontsize=7, ha="center", va="bottom")
+        ax.annotate(f"{achieved:.0f}/s", (rate, 0.02), xycoords=("data", "axes fraction"), fontsize=8, ha="center")
     ax.set(
         xlabel="offered msg/s (labels: achieved)",
         ylabel="inbound -> final reply (ms)",
@@ -177,7 +183,11 @@ async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of load per rate")
     parser.add_argument("--rates", default="50,200,500", help="rates (msg/s) for the latency table")
-    parser.add_argument("--max-rates", default="750,1000,1250,1500", help="rates tried for the sustained maximum")
+    parser.add_argument(
+        "--max-rates",
+        default="250,300,400,750,1000,1500",
+        help="rising rates tried for the maximum, up to the first missed",
+    )
     parser.add_argument("--floor-samples", type=int, default=300)
     parser.add_argument("--chart", type=Path, help="also draw latency per offered rate into this PNG")
     parser.add_argument(
@@ -195,16 +205,16 @@ async def main() -> int:
         for rate in [int(r) for r in args.rates.split(",")]:
             lat, lost, achieved = await load(pipeline, rate, args.duration, 60)
             rows.append((rate, lat, lost, achieved))
-        sustained = 0
         for rate in [int(r) for r in args.max_rates.split(",")]:
             lat, lost, achieved = await load(pipeline, rate, args.duration, 30)
             rows.append((rate, lat, lost, achieved))
-            if lost or achieved < 0.95 * rate:
-                break
-            sustained = rate
+            if not kept(rows[-1]):
+                break  # past the limit
     finally:
         await pipeline.stop()
 
+    rows.sort(key=lambda row: row[0])
+    sustained = max((row[0] for row in rows if kept(row)), default=0)
     floor_p50 = statistics.median(hop)
     table = Table(title=f"Switchboard pipeline ({HOPS} Kafka hops) vs Kafka hop floor")
     for col in (
@@ -237,9 +247,7 @@ async def main() -> int:
     if args.chart:
         chart(args.chart, floor_p50, rows)
         console.print(f"chart: {args.chart}")
-    console.print(
-        f"highest sustained rate with every reply in time: {sustained or '< ' + args.max_rates.split(',')[0]} msg/s"
-    )
+    console.print(f"highest rate sustained with no loss: {sustained or 'none of those offered'} msg/s")
     return 0
 
 
