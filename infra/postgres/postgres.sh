@@ -32,17 +32,21 @@ pg_start() {
   pg_bootstrap
 }
 
-# The scheduler's role and database; the password lives in .state/secrets.
+# The database and one role per service that keeps state in it (each in its own schema);
+# passwords live in .state/secrets.
 pg_bootstrap() {
-  local password
-  password=$(secret postgres-scheduler)
   "$(pg_bin)/psql" -q -h "$PG_HOME/socket" -p "$SB_PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 \
-    -v role="$SB_PG_USER" -v db="$SB_PG_DATABASE" -v password="$password" >>"$SB_LOGS/postgres.log" 2>&1 <<'SQL' ||
-SELECT format('CREATE ROLE %I LOGIN', :'role') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') \gexec
-ALTER ROLE :"role" WITH LOGIN PASSWORD :'password';
-SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'role') WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'db') \gexec
+    -v owner="$SB_PG_USER" -v gateway="$SB_PG_GATEWAY_USER" -v db="$SB_PG_DATABASE" \
+    -v owner_password="$(secret postgres-scheduler)" -v gateway_password="$(secret postgres-gateway)" \
+    >>"$SB_LOGS/postgres.log" 2>&1 <<'SQL' ||
+SELECT format('CREATE ROLE %I LOGIN', :'owner') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'owner') \gexec
+ALTER ROLE :"owner" WITH LOGIN PASSWORD :'owner_password';
+SELECT format('CREATE ROLE %I LOGIN', :'gateway') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'gateway') \gexec
+ALTER ROLE :"gateway" WITH LOGIN PASSWORD :'gateway_password';
+SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'owner') WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'db') \gexec
+GRANT CONNECT, CREATE ON DATABASE :"db" TO :"gateway";
 SQL
-    die "creating the scheduler's role and database failed; see $SB_LOGS/postgres.log"
+    die "creating the services' roles and database failed; see $SB_LOGS/postgres.log"
 }
 
 pg_health() {

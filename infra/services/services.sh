@@ -30,7 +30,10 @@ svc_start() {
     "${p}_METRICS_PORT=$(eval echo "\$${p}_METRICS_PORT")"
   )
   case "$name" in
-    channel-gateway) env+=("SB_GATEWAY_HTTP_PORT=$SB_GATEWAY_HTTP_PORT" "SB_GATEWAY_ID_SECRET=$(secret gateway-ids)") ;;
+    channel-gateway) env+=(
+      "SB_GATEWAY_HTTP_PORT=$SB_GATEWAY_HTTP_PORT" "SB_GATEWAY_ID_SECRET=$(secret gateway-ids)"
+      "SB_GATEWAY_DATABASE_URL=postgresql://$SB_PG_GATEWAY_USER:$(secret postgres-gateway)@127.0.0.1:$SB_PG_PORT/$SB_PG_DATABASE"
+    ) ;;
     scheduler) env+=("SB_SCHEDULER_DATABASE_URL=postgresql://$SB_PG_USER:$(secret postgres-scheduler)@127.0.0.1:$SB_PG_PORT/$SB_PG_DATABASE") ;;
     inference-client) env+=("SB_INFERENCE_TRITON_URL=127.0.0.1:$SB_TRITON_GRPC_PORT") ;;
     audit-logger) env+=("SB_AUDIT_ELASTICSEARCH_URL=http://127.0.0.1:$SB_ES_PORT") ;;

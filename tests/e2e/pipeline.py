@@ -45,6 +45,8 @@ class Pipeline:
     stack: Stack
     replicas: int = 1
     routes: dict[str, Any] = field(default_factory=lambda: dict(ECHO_ROUTES))
+    # Extra settings per module, without its prefix: {"channel_gateway": {"TELEGRAM_MODE": "webhook"}}
+    extra_env: dict[str, dict[str, str]] = field(default_factory=dict)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
     processes: list[tuple[str, subprocess.Popen[bytes], int]] = field(default_factory=list)
     gateway_urls: list[str] = field(default_factory=list)
@@ -54,6 +56,7 @@ class Pipeline:
             **{name: f"e2e.{self.run_id}.{name}" for name in TopicSettings.model_fields}  # type: ignore[arg-type]
         )
         self.schema = f"e2e_{self.run_id}"
+        self.gateway_schema = f"e2e_{self.run_id}_gateway"
         self.namespace = f"e2e{self.run_id}"
         self.data_stream = f"logs-switchboard.audit-{self.namespace}"
 
@@ -89,6 +92,7 @@ class Pipeline:
             )
         elif module == "audit_logger":
             values.update({"GROUP_ID": group, "ELASTICSEARCH_URL": self.stack.es_url, "NAMESPACE": self.namespace})
+        values.update(self.extra_env.get(module, {}))
         base = {k: v for k, v in os.environ.items() if not k.startswith("SB_")}
         return {**base, **{prefix + k: v for k, v in values.items()}}
 
@@ -114,6 +118,16 @@ class Pipeline:
                 stderr=subprocess.STDOUT,
             )
         return module, proc, port
+
+    async def restart(self, module: str) -> None:
+        """Stop every replica of ``module`` (SIGTERM) and start it again."""
+        for entry in [entry for entry in self.processes if entry[0] == module]:
+            entry[1].send_signal(signal.SIGTERM)
+            await asyncio.to_thread(entry[1].wait, 30)
+            self.processes.remove(entry)
+            replica = len([e for e in self.processes if e[0] == module])
+            self.processes.append(self._spawn(module, replica))
+            await self._wait_serving(*self.processes[-1])
 
     async def stop(self) -> dict[str, int | None]:
         """SIGTERM every process; returns each one's exit code (None if it had to be killed)."""
@@ -165,6 +179,7 @@ class Pipeline:
             await admin.close()
         conn = await asyncpg.connect(self.stack.pg_dsn)
         try:
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+            # The scheduler's schema, and the gateway's when a platform channel was on.
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}", "{self.gateway_schema}" CASCADE')
         finally:
             await conn.close()

@@ -5,9 +5,9 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from switchboard.common import events
+from switchboard.common import events, postgres
 from switchboard.events.v1 import messages_pb2 as m
-from switchboard.scheduler import handlers, migrations, store
+from switchboard.scheduler import handlers, store
 from switchboard.scheduler.outbox import Outbox
 from tests.conftest import Stack
 
@@ -20,7 +20,7 @@ async def pool(stack: Stack, unique: str) -> AsyncIterator[asyncpg.Pool]:
     pool = await asyncpg.create_pool(stack.pg_dsn, min_size=1, max_size=2, server_settings={"search_path": schema})
     try:
         async with pool.acquire() as conn:
-            await migrations.apply(conn, schema)
+            await postgres.migrate(conn, schema, "switchboard.scheduler")
         yield pool
     finally:
         async with pool.acquire() as conn:

@@ -1,5 +1,6 @@
+from switchboard.common import postgres
 from switchboard.events.v1 import messages_pb2 as m
-from switchboard.scheduler import handlers, migrations
+from switchboard.scheduler import handlers
 
 
 def _intent(text: str = "hi", priority: int = m.PRIORITY_URGENT) -> m.ParsedIntent:
@@ -51,5 +52,5 @@ def test_chunks_keep_their_sequence() -> None:
 
 
 def test_migrations_are_numbered_without_gaps() -> None:
-    versions = [version for version, _, _ in migrations.available()]
+    versions = [version for version, _, _ in postgres.available("switchboard.scheduler")]
     assert versions == list(range(1, len(versions) + 1))

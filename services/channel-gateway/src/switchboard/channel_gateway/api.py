@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Annotated, Literal
 
-from fastapi import FastAPI, HTTPException, Path, status
+from fastapi import APIRouter, FastAPI, HTTPException, Path, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette.sse import EventSourceResponse
@@ -44,10 +44,15 @@ class MessageOut(BaseModel):
     links: dict[str, str] = Field(default_factory=dict)
 
 
-def create_api(settings: Settings, signer: IdSigner, replies: Replies, publish: Publish) -> FastAPI:
-    """The FastAPI app; ``publish`` puts an InboundMessage on Kafka (and raises if it cannot)."""
+def create_api(
+    settings: Settings, signer: IdSigner, replies: Replies, publish: Publish, channels: Sequence[APIRouter] = ()
+) -> FastAPI:
+    """The FastAPI app; ``publish`` puts an InboundMessage on Kafka (and raises if it cannot);
+    ``channels`` are the platform webhooks that are switched on."""
     api = FastAPI(title="Switchboard channel gateway", version="1", docs_url="/docs")
     api.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    for router in channels:
+        api.include_router(router)
 
     def links(message_id: str) -> dict[str, str]:
         return {"self": f"/v1/messages/{message_id}", "events": f"/v1/messages/{message_id}/events"}

@@ -11,10 +11,12 @@ import uvicorn
 
 from switchboard.channel_gateway.api import create_api
 from switchboard.channel_gateway.config import Settings
+from switchboard.channel_gateway.dedupe import SeenDeliveries
 from switchboard.channel_gateway.ids import IdSigner
 from switchboard.channel_gateway.outbound import OutboundView
 from switchboard.channel_gateway.replies import Replies
-from switchboard.common import events
+from switchboard.channel_gateway.telegram import TelegramChannel
+from switchboard.common import events, postgres
 from switchboard.common.service import ServiceRuntime
 from switchboard.events.v1 import messages_pb2 as m
 
@@ -44,7 +46,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     replies = Replies(settings.reply_ttl_s, settings.max_cached_replies)
     view = OutboundView(settings.kafka, settings.topics.outbound, replies, replay_s=settings.reply_ttl_s)
 
-    async with ServiceRuntime(settings) as runtime:
+    async with contextlib.AsyncExitStack() as resources, ServiceRuntime(settings) as runtime:
 
         async def publish(message: m.InboundMessage, conversation_id: str) -> None:
             envelope = events.wrap(
@@ -52,12 +54,41 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             )
             await runtime.producer.send(settings.topics.inbound, envelope)
 
-        api = create_api(settings, signer, replies, publish)
+        routers, consumers, background = [], [], []
+        if settings.telegram_mode != "off":
+            assert settings.database_url and settings.telegram_bot_token and settings.telegram_webhook_secret
+            pool = await postgres.connect(
+                settings.database_url.get_secret_value(),
+                settings.database_schema,
+                "switchboard.channel_gateway",
+                settings.pool_size,
+            )
+            resources.push_async_callback(pool.close)
+            seen = SeenDeliveries(pool, settings.dedupe_keep_s)
+            background.append(seen.purge_periodically(stop))
+            telegram = TelegramChannel(
+                settings.telegram_bot_token.get_secret_value(),
+                settings.telegram_webhook_secret.get_secret_value(),
+                seen,
+                publish,
+                api_url=settings.telegram_api_url,
+            )
+            resources.push_async_callback(telegram.close)
+            await telegram.start(settings.telegram_webhook_url)
+            routers.append(telegram.router())
+            consumers.append(
+                runtime.consumer(
+                    [settings.topics.outbound], group_id=settings.telegram_group_id, handler=telegram.deliver
+                )
+            )
+
+        api = create_api(settings, signer, replies, publish, routers)
         config = uvicorn.Config(
             api, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False, lifespan="off"
         )
         await view.start()
         try:
-            await runtime.run(stop, background=[view.run(stop), _serve_http(_HttpServer(config), stop)])
+            background += [view.run(stop), _serve_http(_HttpServer(config), stop)]
+            await runtime.run(stop, *consumers, background=background)
         finally:
             await view.stop()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr
+from typing import Literal, Self
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from switchboard.common import postgres
 from switchboard.common.config import ServiceSettings
 
 
@@ -28,3 +31,36 @@ class Settings(ServiceSettings):
     # How long replies stay available for GET / SSE after they completed.
     reply_ttl_s: float = 600.0
     max_cached_replies: int = 100_000
+
+    # PostgreSQL keeps what must outlive a process and be shared by replicas (deliveries
+    # already accepted); needed once a platform channel is on.
+    database_url: SecretStr | None = None
+    database_schema: str = Field(default="gateway", pattern=postgres.SCHEMA_PATTERN)
+    pool_size: int = 4
+    # Platforms retry for up to 24 h (Telegram) or 6 h (Feishu): remember deliveries longer.
+    dedupe_keep_s: float = 48 * 3600
+
+    # Telegram: "webhook" takes updates at /v1/channels/telegram/webhook.
+    telegram_mode: Literal["off", "webhook"] = "off"
+    telegram_bot_token: SecretStr | None = None
+    # Telegram sends it back in X-Telegram-Bot-Api-Secret-Token on every call.
+    telegram_webhook_secret: SecretStr | None = None
+    # The public URL Telegram should call; registered with setWebhook at start when set.
+    telegram_webhook_url: str | None = None
+    # A Bot API server other than Telegram's own (a self-hosted one, or the tests' stand-in).
+    telegram_api_url: str | None = None
+    # Replies to Telegram are sent by one replica each: this consumer group's.
+    telegram_group_id: str = "channel-gateway-telegram"
+
+    @model_validator(mode="after")
+    def _channel_settings_complete(self) -> Self:
+        if self.telegram_mode != "off":
+            missing = [
+                name
+                for name in ("telegram_bot_token", "telegram_webhook_secret", "database_url")
+                if getattr(self, name) is None
+            ]
+            if missing:
+                names = ", ".join("SB_GATEWAY_" + name.upper() for name in missing)
+                raise ValueError(f"SB_GATEWAY_TELEGRAM_MODE={self.telegram_mode} needs {names}")
+        return self

@@ -7,12 +7,12 @@ import logging
 
 import asyncpg
 
-from switchboard.common import events
+from switchboard.common import events, postgres
 from switchboard.common.kafka import ConsumedEvent
 from switchboard.common.service import ServiceRuntime
 from switchboard.events.v1 import envelope_pb2
 from switchboard.events.v1 import messages_pb2 as m
-from switchboard.scheduler import handlers, migrations, store
+from switchboard.scheduler import handlers, store
 from switchboard.scheduler.config import Settings
 from switchboard.scheduler.outbox import Outbox
 
@@ -105,16 +105,10 @@ class Scheduler:
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
-    pool = await asyncpg.create_pool(
-        settings.database_url.get_secret_value(),
-        min_size=settings.pool_size,  # connect up front, not on the first messages
-        max_size=settings.pool_size,
-        timeout=10,
-        server_settings={"search_path": settings.database_schema},
+    pool = await postgres.connect(
+        settings.database_url.get_secret_value(), settings.database_schema, "switchboard.scheduler", settings.pool_size
     )
     try:
-        async with pool.acquire() as conn:
-            await migrations.apply(conn, settings.database_schema)
         outbox = Outbox(pool, settings.database_schema)
         async with ServiceRuntime(settings) as runtime:
             scheduler = Scheduler(settings, runtime, pool, outbox)

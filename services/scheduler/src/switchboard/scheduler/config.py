@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from switchboard.common import postgres
 from switchboard.common.config import ServiceSettings
 
 
@@ -20,7 +21,7 @@ class Settings(ServiceSettings):
     # postgresql://user:password@host:port/db; keep the password out of logs (SecretStr).
     database_url: SecretStr = SecretStr("postgresql://switchboard_scheduler@127.0.0.1:15432/switchboard")
     # Tables live in this schema (the connections' search_path); tests use their own.
-    database_schema: str = Field(default="scheduler", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    database_schema: str = Field(default="scheduler", pattern=postgres.SCHEMA_PATTERN)
     pool_size: int = 10
     # The relay polls this often even without a NOTIFY (a safety net, not the wake-up path).
     relay_poll_s: float = 1.0

@@ -1,0 +1,49 @@
+"""Which platform deliveries were already accepted, in PostgreSQL (shared by all replicas)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import suppress
+
+import asyncpg
+
+logger = logging.getLogger(__name__)
+
+
+class SeenDeliveries:
+    """Keys of accepted deliveries per channel, kept for ``keep_s`` (longer than any retry window)."""
+
+    def __init__(self, pool: asyncpg.Pool, keep_s: float) -> None:
+        self._pool = pool
+        self._keep_s = keep_s
+
+    async def seen(self, channel: str, key: str) -> bool:
+        return bool(
+            await self._pool.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM seen_deliveries WHERE channel = $1 AND key = $2)", channel, key
+            )
+        )
+
+    async def remember(self, channel: str, key: str) -> None:
+        await self._pool.execute(
+            "INSERT INTO seen_deliveries (channel, key) VALUES ($1, $2) ON CONFLICT DO NOTHING", channel, key
+        )
+
+    async def purge(self) -> int:
+        """Forget deliveries older than ``keep_s``; returns how many."""
+        result = await self._pool.execute(
+            "DELETE FROM seen_deliveries WHERE seen_at < now() - make_interval(secs => $1)", self._keep_s
+        )
+        return int(result.split()[-1])
+
+    async def purge_periodically(self, stop: asyncio.Event, every_s: float = 600.0) -> None:
+        while not stop.is_set():
+            try:
+                purged = await self.purge()
+                if purged:
+                    logger.info("forgot old deliveries", extra={"purged": purged})
+            except (OSError, asyncpg.PostgresError) as exc:  # next round will do
+                logger.warning("purging seen deliveries failed", extra={"error": repr(exc)})
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every_s)

@@ -1,0 +1,267 @@
+"""Telegram (aiogram 3): webhook in, replies out, within Telegram's limits.
+
+In: Telegram POSTs each Update to the webhook with the secret token it was given in
+``setWebhook``. A request without the right token gets 401 and produces nothing. An update
+id already accepted (Telegram retries for hours when it got no 200) is acknowledged and
+dropped; the record of accepted ids is in PostgreSQL, so it holds across replicas and
+restarts. Accepting means "on Kafka, acknowledged": only then does Telegram get its 200,
+so a crash before that makes Telegram retry instead of losing the update.
+
+Out: final replies for Telegram chats are sent with sendMessage (plain text, so nothing
+needs escaping; split at 4 096 characters on line or word boundaries), paced to about one
+message a second per chat, 20 a minute per group and 30 a second per bot; a 429 pauses the
+whole bot for its ``retry_after``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
+from aiogram.enums import ChatAction
+from aiogram.exceptions import AiogramError, TelegramRetryAfter
+from aiogram.types import Message, Update
+from fastapi import APIRouter, Header, HTTPException, Request, status
+from pydantic import ValidationError
+
+from switchboard.channel_gateway.dedupe import SeenDeliveries
+from switchboard.common import events
+from switchboard.common.kafka import ConsumedEvent
+from switchboard.events.v1 import messages_pb2 as m
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+MAX_MESSAGE_CHARS = 4096
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 (a header name)
+_IDS = uuid.UUID("0b6f3c55-3f0e-4d52-8a5e-2f3c1d7e9a41")
+
+Publish = Callable[[m.InboundMessage, str], Awaitable[None]]
+
+
+def message_id_for(bot_id: int, update_id: int) -> str:
+    """The same update always becomes the same message id (downstream dedupes on it too)."""
+    return str(uuid.uuid5(_IDS, f"{CHANNEL}:{bot_id}:{update_id}"))
+
+
+def inbound_from_update(update: Update, bot_id: int) -> tuple[m.InboundMessage, str] | None:
+    """The InboundMessage and conversation key of an update, or None for updates we ignore
+    (edits, reactions, members joining, …)."""
+    message: Message | None = update.message
+    if message is None or message.from_user is None:
+        return None
+    kind, attachments = _content(message)
+    if kind is None:
+        return None
+    chat = message.chat
+    conversation = f"{CHANNEL}:{chat.id}"
+    metadata = {"chat_type": str(chat.type), "telegram_message_id": str(message.message_id)}
+    if message.message_thread_id is not None:
+        conversation += f":{message.message_thread_id}"
+        metadata["message_thread_id"] = str(message.message_thread_id)
+    user = message.from_user
+    inbound = m.InboundMessage(
+        message_id=message_id_for(bot_id, update.update_id),
+        channel=m.CHANNEL_TELEGRAM,
+        channel_message_id=str(update.update_id),
+        channel_chat_id=str(chat.id),
+        sender=m.Actor(
+            user_id=f"{CHANNEL}:{user.id}",
+            channel_user_id=str(user.id),
+            display_name=user.full_name,
+            locale=user.language_code or "",
+        ),
+        kind=kind,
+        text=message.text or message.caption or "",
+        attachments=attachments,
+        reply_to=str(message.reply_to_message.message_id) if message.reply_to_message else "",
+        metadata=metadata,
+    )
+    return inbound, conversation
+
+
+def _content(message: Message) -> tuple[m.MessageKind | None, list[m.Attachment]]:
+    """What kind of message this is, and references to its media (bytes stay at Telegram)."""
+    if message.voice is not None:
+        voice = message.voice
+        return m.MESSAGE_KIND_VOICE, [
+            m.Attachment(
+                uri=f"tg-file:{voice.file_id}",
+                mime_type=voice.mime_type or "audio/ogg",
+                size_bytes=voice.file_size or 0,
+            )
+        ]
+    if message.photo:
+        largest = max(message.photo, key=lambda size: size.width * size.height)
+        return m.MESSAGE_KIND_IMAGE, [
+            m.Attachment(uri=f"tg-file:{largest.file_id}", mime_type="image/jpeg", size_bytes=largest.file_size or 0)
+        ]
+    if message.document is not None:
+        doc = message.document
+        return m.MESSAGE_KIND_DOCUMENT, [
+            m.Attachment(
+                uri=f"tg-file:{doc.file_id}",
+                mime_type=doc.mime_type or "application/octet-stream",
+                size_bytes=doc.file_size or 0,
+                file_name=doc.file_name or "",
+            )
+        ]
+    if message.text:
+        return (m.MESSAGE_KIND_COMMAND if message.text.startswith("/") else m.MESSAGE_KIND_TEXT), []
+    return None, []
+
+
+def split_text(text: str, limit: int = MAX_MESSAGE_CHARS) -> list[str]:
+    """``text`` in pieces of at most ``limit`` characters, cut at a line break, else at a
+    space, else hard; nothing is lost and the pieces join back to ``text``."""
+    pieces = []
+    while len(text) > limit:
+        cut = text.rfind("\n", 0, limit + 1)
+        if cut <= 0:
+            cut = text.rfind(" ", 0, limit + 1)
+        if cut <= 0:
+            cut = limit
+        pieces.append(text[:cut])
+        text = text[cut:]
+    if text:
+        pieces.append(text)
+    return pieces
+
+
+class RateGate:
+    """Paces calls to the Bot API: per bot, per chat, and a bot-wide pause after a 429."""
+
+    def __init__(self, per_bot_s: float = 1 / 30, per_chat_s: float = 1.0, per_group_s: float = 3.0) -> None:
+        self._per_bot_s = per_bot_s
+        self._per_chat_s = per_chat_s
+        self._per_group_s = per_group_s
+        self._next_bot = 0.0
+        self._next_chat: dict[str, float] = {}
+        self._paused_until = 0.0
+        self._lock = asyncio.Lock()
+
+    def pause(self, seconds: float) -> None:
+        """Telegram said 429: nothing goes out from this bot for ``seconds``."""
+        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+        logger.warning("telegram asked to slow down; pausing the bot", extra={"retry_after_s": seconds})
+
+    async def wait(self, chat_id: str) -> None:
+        """Return when a message to ``chat_id`` may go out."""
+        async with self._lock:
+            now = time.monotonic()
+            is_group = chat_id.startswith("-")
+            at = max(now, self._paused_until, self._next_bot, self._next_chat.get(chat_id, 0.0))
+            self._next_bot = at + self._per_bot_s
+            self._next_chat[chat_id] = at + (self._per_group_s if is_group else self._per_chat_s)
+        # A 429 while waiting pushes this call back too.
+        while (delay := max(at, self._paused_until) - time.monotonic()) > 0:  # noqa: ASYNC110 (a deadline)
+            await asyncio.sleep(delay)
+
+
+class TelegramChannel:
+    """The Telegram side of the gateway: the webhook router and the reply sender."""
+
+    def __init__(
+        self,
+        token: str,
+        webhook_secret: str,
+        seen: SeenDeliveries,
+        publish: Publish,
+        api_url: str | None = None,
+        gate: RateGate | None = None,
+    ) -> None:
+        server = TelegramAPIServer.from_base(api_url) if api_url else PRODUCTION
+        self.bot = Bot(token, session=AiohttpSession(api=server))
+        self._secret = webhook_secret.encode()
+        self._seen = seen
+        self._publish = publish
+        self._gate = gate or RateGate()
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def start(self, webhook_url: str | None) -> None:
+        """Register the webhook (with its secret) if a public URL is configured."""
+        if webhook_url:
+            await self.bot.set_webhook(
+                webhook_url, secret_token=self._secret.decode(), allowed_updates=["message"], drop_pending_updates=False
+            )
+            logger.info("telegram webhook registered")
+
+    async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        await self.bot.session.close()
+
+    def router(self) -> APIRouter:
+        router = APIRouter(tags=["telegram"])
+
+        @router.post(
+            "/v1/channels/telegram/webhook",
+            responses={401: {"description": "missing or wrong secret token"}, 422: {"description": "not an Update"}},
+        )
+        async def webhook(
+            request: Request,
+            secret: str | None = Header(default=None, alias=SECRET_HEADER),
+        ) -> dict[str, bool]:
+            """Telegram calls this with each Update (see ``setWebhook``)."""
+            if secret is None or not hmac.compare_digest(secret.encode(), self._secret):
+                raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or wrong secret token")
+            try:
+                update = Update.model_validate_json(await request.body())
+            except ValidationError as exc:
+                raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"not a Telegram Update: {exc}") from exc
+            return {"ok": await self.accept(update)}
+
+        return router
+
+    async def accept(self, update: Update) -> bool:
+        """Put the update on Kafka unless it was accepted before; True when it was new."""
+        key = f"{self.bot.id}:{update.update_id}"
+        if await self._seen.seen(CHANNEL, key):
+            logger.info("telegram update already accepted", extra={"update_id": update.update_id})
+            return False
+        converted = inbound_from_update(update, self.bot.id)
+        if converted is not None:
+            inbound, conversation = converted
+            await self._publish(inbound, conversation)  # acknowledged by Kafka, or raises (-> 5xx, retried)
+            self._typing(inbound.channel_chat_id)
+        # Remembered after publishing: a crash in between re-publishes the same message id,
+        # which the scheduler dispatches once.
+        await self._seen.remember(CHANNEL, key)
+        return converted is not None
+
+    def _typing(self, chat_id: str) -> None:
+        """Show "typing…" while the answer is prepared (best effort, in the background)."""
+
+        async def send() -> None:
+            try:
+                await self.bot.send_chat_action(chat_id=chat_id, action=ChatAction.TYPING)
+            except AiogramError as exc:  # a typing indicator is never worth failing for
+                logger.info("typing indicator not sent", extra={"error": repr(exc)})
+
+        task = asyncio.create_task(send())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def deliver(self, event: ConsumedEvent) -> None:
+        """Send a final reply for a Telegram chat (other outbound events are not ours)."""
+        reply = events.unwrap(event.envelope)
+        if not isinstance(reply, m.OutboundMessage) or reply.channel != m.CHANNEL_TELEGRAM or not reply.final:
+            return
+        for piece in split_text(reply.text):
+            await self._send(reply.channel_chat_id, piece)
+
+    async def _send(self, chat_id: str, text: str) -> None:
+        while True:
+            await self._gate.wait(chat_id)
+            try:
+                await self.bot.send_message(chat_id=chat_id, text=text)
+                return
+            except TelegramRetryAfter as exc:
+                self._gate.pause(exc.retry_after)

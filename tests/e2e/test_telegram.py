@@ -1,0 +1,107 @@
+"""Telegram through the whole pipeline: a stand-in Bot API server, the real stack, the five services."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from aiogram.types import Chat, Message, Update, User
+
+from tests.conftest import Stack
+from tests.e2e.pipeline import Pipeline
+from tests.e2e.test_pipeline import _read_all
+from tests.fakes.telegram_bot_api import FakeBotApi
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "123456:test-token"
+SECRET = "webhook-secret-for-tests"
+HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+@pytest.fixture
+async def bot_api() -> AsyncIterator[FakeBotApi]:
+    api = FakeBotApi(TOKEN)
+    await api.start()
+    yield api
+    await api.stop()
+
+
+@pytest.fixture
+async def pipeline(stack: Stack, bot_api: FakeBotApi) -> AsyncIterator[Pipeline]:
+    pipeline = Pipeline(stack)
+    pipeline.extra_env["channel_gateway"] = {
+        "TELEGRAM_MODE": "webhook",
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+        "TELEGRAM_WEBHOOK_SECRET": SECRET,
+        "TELEGRAM_WEBHOOK_URL": "https://bot.example.test/v1/channels/telegram/webhook",
+        "TELEGRAM_API_URL": bot_api.url,
+        "TELEGRAM_GROUP_ID": f"e2e-{pipeline.run_id}-telegram",
+        "DATABASE_URL": stack.pg_dsn,
+        "DATABASE_SCHEMA": pipeline.gateway_schema,
+    }
+    await pipeline.start()
+    try:
+        yield pipeline
+    finally:
+        await pipeline.stop()
+
+
+def _update(update_id: int, text: str, chat_id: int = 4242) -> str:
+    """An Update as Telegram would POST it, built with aiogram's own types."""
+    user = User(id=chat_id, is_bot=False, first_name="Ada", language_code="en")
+    chat = Chat(id=chat_id, type="private")
+    message = Message(message_id=update_id, date=datetime.now(UTC), chat=chat, from_user=user, text=text)
+    return Update(update_id=update_id, message=message).model_dump_json(exclude_none=True)
+
+
+async def _post(url: str, body: str, secret: str | None = SECRET) -> httpx.Response:
+    headers = {"content-type": "application/json"} | ({HEADER: secret} if secret is not None else {})
+    async with httpx.AsyncClient(timeout=30) as client:
+        return await client.post(f"{url}/v1/channels/telegram/webhook", content=body, headers=headers)
+
+
+async def test_webhook_registers_rejects_forgeries_and_answers(pipeline: Pipeline, bot_api: FakeBotApi) -> None:
+    url = pipeline.gateway_urls[-1]
+    (registered,) = bot_api.of("setWebhook")
+    assert registered.params["secret_token"] == SECRET
+
+    # Forged or missing secret tokens: every one rejected, nothing produced.
+    for i in range(50):
+        assert (await _post(url, _update(900 + i, "forged"), secret=f"{SECRET}{i}")).status_code == 401
+    assert (await _post(url, _update(999, "no secret"), secret=None)).status_code == 401
+    assert (await _post(url, "{not an update")).status_code == 422
+
+    response = await _post(url, _update(1, "hello from telegram"))
+    assert response.status_code == 200
+    (sent,) = await bot_api.wait_for("sendMessage")
+    assert (sent.params["chat_id"], sent.params["text"]) == ("4242", "hello from telegram")
+    assert [c.params["action"] for c in bot_api.of("sendChatAction")] == ["typing"]
+    inbound = await _read_all(pipeline.stack, pipeline.topics.inbound)
+    assert [e.inbound_message.text for e in inbound] == ["hello from telegram"]
+
+
+async def test_a_replayed_update_is_dropped_even_after_a_restart(pipeline: Pipeline, bot_api: FakeBotApi) -> None:
+    body = _update(7, "only once")
+    assert (await _post(pipeline.gateway_urls[-1], body)).status_code == 200
+    await bot_api.wait_for("sendMessage")
+    assert (await _post(pipeline.gateway_urls[-1], body)).status_code == 200
+    await pipeline.restart("channel_gateway")
+    await pipeline.restart("intent_parser")
+    assert (await _post(pipeline.gateway_urls[-1], body)).status_code == 200
+    await asyncio.sleep(3)  # time enough for a duplicate to come through
+    inbound = await _read_all(pipeline.stack, pipeline.topics.inbound)
+    assert [e.inbound_message.text for e in inbound] == ["only once"]
+    assert len(bot_api.of("sendMessage")) == 1
+
+
+async def test_429_pauses_the_bot_for_retry_after(pipeline: Pipeline, bot_api: FakeBotApi) -> None:
+    bot_api.throttle_next("sendMessage", retry_after=2)
+    assert (await _post(pipeline.gateway_urls[-1], _update(11, "slow down"))).status_code == 200
+    refused, delivered = await bot_api.wait_for("sendMessage", count=2)
+    assert delivered.params["text"] == "slow down"
+    # Nothing was sent during the window Telegram asked for.
+    assert delivered.at - refused.at >= 2.0
