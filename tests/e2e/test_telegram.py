@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -105,3 +106,38 @@ async def test_429_pauses_the_bot_for_retry_after(pipeline: Pipeline, bot_api: F
     assert delivered.params["text"] == "slow down"
     # Nothing was sent during the window Telegram asked for.
     assert delivered.at - refused.at >= 2.0
+
+
+@pytest.fixture
+async def polling_pipeline(stack: Stack, bot_api: FakeBotApi) -> AsyncIterator[Pipeline]:
+    pipeline = Pipeline(stack, replicas=2)
+    settings = {
+        "TELEGRAM_MODE": "polling",
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+        "TELEGRAM_API_URL": bot_api.url,
+        "TELEGRAM_GROUP_ID": f"e2e-{pipeline.run_id}-telegram",
+        "DATABASE_URL": stack.pg_dsn,
+        "DATABASE_SCHEMA": pipeline.gateway_schema,
+    }
+    pipeline.extra_env["channel_gateway"] = settings
+    await pipeline.start()
+    try:
+        yield pipeline
+    finally:
+        await pipeline.stop()
+
+
+async def test_long_polling_by_one_replica_with_offsets(polling_pipeline: Pipeline, bot_api: FakeBotApi) -> None:
+    bot_api.queue_update(json.loads(_update(21, "polled hello")))
+    (sent,) = await bot_api.wait_for("sendMessage")
+    assert sent.params["text"] == "polled hello"
+    assert bot_api.of("deleteWebhook"), "a webhook would make getUpdates fail"
+    # Telegram re-serves an update whose offset was never confirmed: it is not taken twice.
+    bot_api.queue_update(json.loads(_update(21, "polled hello")))
+    bot_api.queue_update(json.loads(_update(22, "second")))
+    await bot_api.wait_for("sendMessage", count=2)
+    await asyncio.sleep(3)
+    inbound = await _read_all(polling_pipeline.stack, polling_pipeline.topics.inbound)
+    assert sorted(e.inbound_message.text for e in inbound) == ["polled hello", "second"]
+    # Two gateway replicas, one poller: getUpdates calls never overlapped (Telegram would 409).
+    assert len(bot_api.of("getUpdates")) > 1 and bot_api.conflicts == 0

@@ -3,7 +3,8 @@
 It answers ``POST /bot<token>/<method>`` the way api.telegram.org does (``{"ok": true,
 "result": …}``, or ``{"ok": false, "error_code": …}``), checks the token, records every
 call with its time, and can be told to answer the next calls of a method with
-``429 Too Many Requests`` and a ``retry_after``.
+``429 Too Many Requests`` and a ``retry_after``. getUpdates serves queued updates with
+long polling and offset confirmation.
 """
 
 from __future__ import annotations
@@ -31,12 +32,19 @@ class FakeBotApi:
     calls: list[Call] = field(default_factory=list)
     _throttle: dict[str, list[int]] = field(default_factory=dict)
     _message_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _updates: list[dict[str, Any]] = field(default_factory=list)
+    _polling: int = 0
+    conflicts: int = 0  # getUpdates calls made while another was still open
     _runner: web.AppRunner | None = None
     url: str = ""
 
     def throttle_next(self, method: str, retry_after: int, times: int = 1) -> None:
         """Answer the next ``times`` calls of ``method`` with 429 and ``retry_after`` seconds."""
         self._throttle.setdefault(method, []).extend([retry_after] * times)
+
+    def queue_update(self, update: dict[str, Any]) -> None:
+        """Serve ``update`` to getUpdates until a later call's offset confirms it."""
+        self._updates.append(update)
 
     def of(self, method: str) -> list[Call]:
         return [call for call in self.calls if call.method == method]
@@ -78,7 +86,31 @@ class FakeBotApi:
                 "parameters": {"retry_after": retry_after},
             }
             return _json(body, 429)
+        if method == "getUpdates":
+            if self._polling:  # Telegram allows one poller per bot
+                self.conflicts += 1
+                body = {
+                    "ok": False,
+                    "error_code": 409,
+                    "description": "Conflict: terminated by other getUpdates request",
+                }
+                return _json(body, 409)
+            self._polling += 1
+            try:
+                return _json({"ok": True, "result": await self._get_updates(params)})
+            finally:
+                self._polling -= 1
         return _json({"ok": True, "result": self._result(method, params)})
+
+    async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Like Telegram: an offset confirms (drops) every update below it; waits up to
+        ``timeout`` seconds for one to come."""
+        offset = int(params.get("offset") or 0)
+        self._updates = [u for u in self._updates if u["update_id"] >= offset]
+        deadline = time.monotonic() + float(params.get("timeout") or 0)
+        while not self._updates and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return list(self._updates)
 
     def _result(self, method: str, params: dict[str, Any]) -> Any:
         if method == "getMe":

@@ -56,7 +56,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
 
         routers, consumers, background = [], [], []
         if settings.telegram_mode != "off":
-            assert settings.database_url and settings.telegram_bot_token and settings.telegram_webhook_secret
+            assert settings.database_url and settings.telegram_bot_token
             pool = await postgres.connect(
                 settings.database_url.get_secret_value(),
                 settings.database_schema,
@@ -66,16 +66,22 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             resources.push_async_callback(pool.close)
             seen = SeenDeliveries(pool, settings.dedupe_keep_s)
             background.append(seen.purge_periodically(stop))
+            webhook_secret = settings.telegram_webhook_secret
             telegram = TelegramChannel(
                 settings.telegram_bot_token.get_secret_value(),
-                settings.telegram_webhook_secret.get_secret_value(),
+                webhook_secret.get_secret_value() if webhook_secret else "",
                 seen,
                 publish,
                 api_url=settings.telegram_api_url,
             )
             resources.push_async_callback(telegram.close)
-            await telegram.start(settings.telegram_webhook_url)
-            routers.append(telegram.router())
+            if settings.telegram_mode == "webhook":
+                await telegram.start(settings.telegram_webhook_url)
+                routers.append(telegram.router())
+            else:
+                leader = postgres.AdvisoryLock(pool, f"{settings.database_schema}:telegram-polling")
+                resources.push_async_callback(leader.release)
+                background.append(telegram.poll(stop, leader.held))
             consumers.append(
                 runtime.consumer(
                     [settings.topics.outbound], group_id=settings.telegram_group_id, handler=telegram.deliver

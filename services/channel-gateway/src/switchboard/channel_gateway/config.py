@@ -40,8 +40,9 @@ class Settings(ServiceSettings):
     # Platforms retry for up to 24 h (Telegram) or 6 h (Feishu): remember deliveries longer.
     dedupe_keep_s: float = 48 * 3600
 
-    # Telegram: "webhook" takes updates at /v1/channels/telegram/webhook.
-    telegram_mode: Literal["off", "webhook"] = "off"
+    # Telegram: "webhook" takes updates at /v1/channels/telegram/webhook; "polling" fetches
+    # them with getUpdates (one replica at a time), for hosts Telegram cannot reach.
+    telegram_mode: Literal["off", "webhook", "polling"] = "off"
     telegram_bot_token: SecretStr | None = None
     # Telegram sends it back in X-Telegram-Bot-Api-Secret-Token on every call.
     telegram_webhook_secret: SecretStr | None = None
@@ -55,11 +56,10 @@ class Settings(ServiceSettings):
     @model_validator(mode="after")
     def _channel_settings_complete(self) -> Self:
         if self.telegram_mode != "off":
-            missing = [
-                name
-                for name in ("telegram_bot_token", "telegram_webhook_secret", "database_url")
-                if getattr(self, name) is None
-            ]
+            needed = ["telegram_bot_token", "database_url"]
+            if self.telegram_mode == "webhook":
+                needed.append("telegram_webhook_secret")
+            missing = [name for name in needed if getattr(self, name) is None]
             if missing:
                 names = ", ".join("SB_GATEWAY_" + name.upper() for name in missing)
                 raise ValueError(f"SB_GATEWAY_TELEGRAM_MODE={self.telegram_mode} needs {names}")

@@ -16,6 +16,7 @@ whole bot for its ``retry_after``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import time
@@ -193,6 +194,39 @@ class TelegramChannel:
             )
             logger.info("telegram webhook registered")
 
+    async def poll(self, stop: asyncio.Event, leader: Callable[[], Awaitable[bool]], timeout_s: int = 25) -> None:
+        """Long polling (getUpdates) instead of a webhook, by one replica at a time.
+
+        Telegram serves getUpdates to one caller per bot, so the replica holding the
+        ``leader`` lock polls and the others stand by. An update is confirmed to Telegram
+        (by asking for the next offset) only once it is accepted, so a crash re-fetches it
+        and the dedupe drops it if it had got through.
+        """
+        offset: int | None = None
+        while not stop.is_set():
+            if not await leader():
+                await _sleep_unless(stop, 5)
+                continue
+            if offset is None:
+                await self.bot.delete_webhook(drop_pending_updates=False)  # getUpdates refuses while one is set
+                logger.info("this replica polls telegram")
+            try:
+                updates = await _unless_stopped(
+                    stop,
+                    self.bot.get_updates(
+                        offset=offset, timeout=timeout_s, allowed_updates=["message"], request_timeout=timeout_s + 10
+                    ),
+                )
+                for update in updates or []:
+                    await self.accept(update)
+                    offset = update.update_id + 1
+            except TelegramRetryAfter as exc:
+                self._gate.pause(exc.retry_after)
+                await _sleep_unless(stop, exc.retry_after)
+            except Exception:  # Telegram, Kafka or PostgreSQL unreachable: the same updates again
+                logger.exception("telegram polling failed; retrying")
+                await _sleep_unless(stop, 2)
+
     async def close(self) -> None:
         for task in list(self._background):
             task.cancel()
@@ -265,3 +299,21 @@ class TelegramChannel:
                 return
             except TelegramRetryAfter as exc:
                 self._gate.pause(exc.retry_after)
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds``, or less if ``stop`` is set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def _unless_stopped(stop: asyncio.Event, work: Awaitable[list[Update]]) -> list[Update] | None:
+    """The result of ``work``, or None (and ``work`` cancelled) if ``stop`` is set first."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([task, stopped], return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if not task.done():
+        task.cancel()
+        return None
+    return task.result()

@@ -70,3 +70,35 @@ async def connect(dsn: str, schema: str, package: str, pool_size: int) -> asyncp
         await pool.close()
         raise
     return pool
+
+
+class AdvisoryLock:
+    """A session-level advisory lock that makes one replica the leader for some work.
+
+    ``held()`` tries to take the lock (once per call) on a connection kept for the purpose
+    and says whether this process holds it. The lock goes with the connection: if the
+    process dies, PostgreSQL releases it and another replica's next ``held()`` wins.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, name: str) -> None:
+        self._pool = pool
+        self._name = name
+        self._conn: asyncpg.Connection | None = None
+        self._held = False
+
+    async def held(self) -> bool:
+        if self._held:
+            return True
+        if self._conn is None:
+            self._conn = await self._pool.acquire()
+        self._held = bool(await self._conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", self._name))
+        return self._held
+
+    async def release(self) -> None:
+        if self._conn is None:
+            return
+        if self._held:
+            await self._conn.execute("SELECT pg_advisory_unlock(hashtext($1))", self._name)
+            self._held = False
+        await self._pool.release(self._conn)
+        self._conn = None
