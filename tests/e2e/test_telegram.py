@@ -53,8 +53,8 @@ async def pipeline(stack: Stack, bot_api: FakeBotApi) -> AsyncIterator[Pipeline]
 
 def _update(update_id: int, text: str, chat_id: int = 4242) -> str:
     """An Update as Telegram would POST it, built with aiogram's own types."""
-    user = User(id=chat_id, is_bot=False, first_name="Ada", language_code="en")
-    chat = Chat(id=chat_id, type="private")
+    user = User(id=abs(chat_id), is_bot=False, first_name="Ada", language_code="en")
+    chat = Chat(id=chat_id, type="private" if chat_id > 0 else "group")
     message = Message(message_id=update_id, date=datetime.now(UTC), chat=chat, from_user=user, text=text)
     return Update(update_id=update_id, message=message).model_dump_json(exclude_none=True)
 
@@ -141,3 +141,41 @@ async def test_long_polling_by_one_replica_with_offsets(polling_pipeline: Pipeli
     assert sorted(e.inbound_message.text for e in inbound) == ["polled hello", "second"]
     # Two gateway replicas, one poller: getUpdates calls never overlapped (Telegram would 409).
     assert len(bot_api.of("getUpdates")) > 1 and bot_api.conflicts == 0
+
+
+@pytest.fixture
+async def streaming_pipeline(stack: Stack, bot_api: FakeBotApi) -> AsyncIterator[Pipeline]:
+    pipeline = Pipeline(stack)
+    pipeline.extra_env["channel_gateway"] = {
+        "TELEGRAM_MODE": "webhook",
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+        "TELEGRAM_WEBHOOK_SECRET": SECRET,
+        "TELEGRAM_API_URL": bot_api.url,
+        "TELEGRAM_GROUP_ID": f"e2e-{pipeline.run_id}-telegram",
+        "DATABASE_URL": stack.pg_dsn,
+        "DATABASE_SCHEMA": pipeline.gateway_schema,
+    }
+    pipeline.extra_env["inference_client"] = {"STREAM_INTERVAL_MS": "0"}  # every word is a chunk
+    await pipeline.start()
+    try:
+        yield pipeline
+    finally:
+        await pipeline.stop()
+
+
+async def test_replies_stream_as_a_draft_in_private_and_an_edited_message_in_groups(
+    streaming_pipeline: Pipeline, bot_api: FakeBotApi
+) -> None:
+    url = streaming_pipeline.gateway_urls[-1]
+    text = "one two three four five six"
+    assert (await _post(url, _update(31, text, chat_id=5151))).status_code == 200
+    (final,) = await bot_api.wait_for("sendMessage")
+    drafts = bot_api.of("sendMessageDraft")
+    assert drafts and all(text.startswith(d.params["text"]) for d in drafts)
+    assert final.params["text"] == text and final.at >= drafts[-1].at + 0.9  # one a second per chat
+
+    assert (await _post(url, _update(32, text, chat_id=-777))).status_code == 200
+    (edited,) = await bot_api.wait_for("editMessageText")
+    group_sends = [c for c in bot_api.of("sendMessage") if c.params["chat_id"] == "-777"]
+    assert len(group_sends) == 1 and text.startswith(group_sends[0].params["text"])  # the partial answer
+    assert edited.params["text"] == text  # completed in place, no second message

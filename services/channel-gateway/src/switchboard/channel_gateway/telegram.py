@@ -7,10 +7,11 @@ dropped; the record of accepted ids is in PostgreSQL, so it holds across replica
 restarts. Accepting means "on Kafka, acknowledged": only then does Telegram get its 200,
 so a crash before that makes Telegram retry instead of losing the update.
 
-Out: final replies for Telegram chats are sent with sendMessage (plain text, so nothing
-needs escaping; split at 4 096 characters on line or word boundaries), paced to about one
-message a second per chat, 20 a minute per group and 30 a second per bot; a 429 pauses the
-whole bot for its ``retry_after``.
+Out: replies stream into a draft (private chats, sendMessageDraft) or an edited message
+(groups, editMessageText), then the final text is sent with sendMessage (plain text, so
+nothing needs escaping; split at 4 096 characters on line or word boundaries). Everything
+is paced to about one message a second per chat, 20 a minute per group and 30 a second
+per bot; a 429 pauses the whole bot for its ``retry_after``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import TypeVar
 
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -45,6 +49,7 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 (a header name)
 _IDS = uuid.UUID("0b6f3c55-3f0e-4d52-8a5e-2f3c1d7e9a41")
 
 Publish = Callable[[m.InboundMessage, str], Awaitable[None]]
+_T = TypeVar("_T")
 
 
 def message_id_for(bot_id: int, update_id: int) -> str:
@@ -136,6 +141,17 @@ def split_text(text: str, limit: int = MAX_MESSAGE_CHARS) -> list[str]:
     return pieces
 
 
+@dataclass
+class _Stream:
+    text: str = ""
+    message_id: int | None = None  # the message edited while streaming (groups)
+
+
+def _draft_id(reply_to: str) -> int:
+    """A non-zero 31-bit draft id, the same for every update of one reply."""
+    return int(uuid.uuid5(_IDS, reply_to).int % (2**31 - 1)) + 1
+
+
 class RateGate:
     """Paces calls to the Bot API: per bot, per chat, and a bot-wide pause after a 429."""
 
@@ -152,6 +168,11 @@ class RateGate:
         """Telegram said 429: nothing goes out from this bot for ``seconds``."""
         self._paused_until = max(self._paused_until, time.monotonic() + seconds)
         logger.warning("telegram asked to slow down; pausing the bot", extra={"retry_after_s": seconds})
+
+    def ready(self, chat_id: str) -> bool:
+        """Whether a message to ``chat_id`` could go out now (for skippable stream updates)."""
+        now = time.monotonic()
+        return now >= max(self._paused_until, self._next_bot, self._next_chat.get(chat_id, 0.0))
 
     async def wait(self, chat_id: str) -> None:
         """Return when a message to ``chat_id`` may go out."""
@@ -185,6 +206,9 @@ class TelegramChannel:
         self._publish = publish
         self._gate = gate or RateGate()
         self._background: set[asyncio.Task[None]] = set()
+        # Replies being streamed, by inbound message id (one conversation is always
+        # delivered by one replica: its partition's consumer).
+        self._streams: dict[str, _Stream] = {}
 
     async def start(self, webhook_url: str | None) -> None:
         """Register the webhook (with its secret) if a public URL is configured."""
@@ -284,19 +308,53 @@ class TelegramChannel:
         task.add_done_callback(self._background.discard)
 
     async def deliver(self, event: ConsumedEvent) -> None:
-        """Send a final reply for a Telegram chat (other outbound events are not ours)."""
-        reply = events.unwrap(event.envelope)
-        if not isinstance(reply, m.OutboundMessage) or reply.channel != m.CHANNEL_TELEGRAM or not reply.final:
-            return
-        for piece in split_text(reply.text):
-            await self._send(reply.channel_chat_id, piece)
+        """Stream or send a reply for a Telegram chat (other outbound events are not ours).
 
-    async def _send(self, chat_id: str, text: str) -> None:
+        While the answer streams, private chats see it grow in a draft (sendMessageDraft);
+        groups see a message that is edited as it grows (editMessageText). Updates that
+        would exceed the pace are skipped (the text accumulates); the final reply always
+        goes out, replacing the draft or completing the edited message.
+        """
+        reply = events.unwrap(event.envelope)
+        if not isinstance(reply, m.OutboundMessage) or reply.channel != m.CHANNEL_TELEGRAM:
+            return
+        chat_id = reply.channel_chat_id
+        stream = self._streams.setdefault(reply.in_reply_to, _Stream())
+        if not reply.final:
+            stream.text += reply.text
+            if len(stream.text) <= MAX_MESSAGE_CHARS and self._gate.ready(chat_id):
+                await self._show_partial(chat_id, reply.in_reply_to, stream)
+            return
+        del self._streams[reply.in_reply_to]
+        pieces = split_text(reply.text)
+        if stream.message_id is not None and pieces:
+            # The group message shown while streaming becomes the first piece of the answer.
+            await self._call(chat_id, self._edit(chat_id, stream.message_id, pieces.pop(0)))
+        for piece in pieces:
+            await self._call(chat_id, partial(self.bot.send_message, chat_id=chat_id, text=piece))
+
+    async def _show_partial(self, chat_id: str, reply_to: str, stream: _Stream) -> None:
+        text = stream.text
+        if not chat_id.startswith("-"):  # a private chat: a draft that grows
+            draft = _draft_id(reply_to)
+            await self._call(
+                chat_id, lambda: self.bot.send_message_draft(chat_id=int(chat_id), draft_id=draft, text=text)
+            )
+        elif stream.message_id is None:
+            sent = await self._call(chat_id, partial(self.bot.send_message, chat_id=chat_id, text=text))
+            stream.message_id = sent.message_id
+        else:
+            await self._call(chat_id, self._edit(chat_id, stream.message_id, text))
+
+    def _edit(self, chat_id: str, message_id: int, text: str) -> Callable[[], Awaitable[object]]:
+        return partial(self.bot.edit_message_text, chat_id=chat_id, message_id=message_id, text=text)
+
+    async def _call(self, chat_id: str, call: Callable[[], Awaitable[_T]]) -> _T:
+        """``call`` when the pace allows; after a 429, the whole bot waits and it is retried."""
         while True:
             await self._gate.wait(chat_id)
             try:
-                await self.bot.send_message(chat_id=chat_id, text=text)
-                return
+                return await call()
             except TelegramRetryAfter as exc:
                 self._gate.pause(exc.retry_after)
 
