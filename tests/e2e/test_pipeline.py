@@ -229,3 +229,9 @@ async def test_bad_input_gets_4xx_and_reaches_no_topic(echo_pipeline: Pipeline) 
         openapi = (await client.get("/openapi.json")).json()
         assert "/v1/messages" in openapi["paths"] and "/v1/conversations" in openapi["paths"]
     assert await _read_all(echo_pipeline.stack, echo_pipeline.topics.inbound) == []
+    # Every refusal is on record for analysts, with its status and reason.
+    async with asyncio.timeout(30):
+        while len(audited := await _read_all(echo_pipeline.stack, echo_pipeline.topics.audit)) < len(cases):
+            await asyncio.sleep(0.2)
+    assert sorted(int(e.audit_event.labels["status"]) for e in audited) == sorted(code for _, code in cases)
+    assert all(e.audit_event.action == "request.rejected" and e.audit_event.reason for e in audited)

@@ -83,6 +83,13 @@ async def test_webhook_registers_rejects_forgeries_and_answers(pipeline: Pipelin
     assert [c.params["action"] for c in bot_api.of("sendChatAction")] == ["typing"]
     inbound = await _read_all(pipeline.stack, pipeline.topics.inbound)
     assert [e.inbound_message.text for e in inbound] == ["hello from telegram"]
+    # The 52 refusals are audit events of the telegram channel.
+    async with asyncio.timeout(30):
+        while len(audited := await _read_all(pipeline.stack, pipeline.topics.audit)) < 52:
+            await asyncio.sleep(0.2)
+    statuses = sorted(e.audit_event.labels["status"] for e in audited)
+    assert statuses == ["401"] * 51 + ["422"]
+    assert {e.audit_event.labels["channel"] for e in audited} == {"telegram"}
 
 
 async def test_a_replayed_update_is_dropped_even_after_a_restart(pipeline: Pipeline, bot_api: FakeBotApi) -> None:

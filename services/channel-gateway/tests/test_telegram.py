@@ -74,3 +74,16 @@ def test_long_replies_are_split_at_boundaries_and_lose_nothing() -> None:
     assert all(0 < len(p) <= MAX_MESSAGE_CHARS for p in pieces)
     assert pieces[0].endswith("word ") or pieces[0].endswith("word")  # cut at a space, not mid-word
     assert split_text("short") == ["short"] and split_text("") == []
+
+
+def test_a_rejection_names_its_channel_status_and_reason() -> None:
+    from switchboard.channel_gateway.rejections import audit_event
+
+    event = audit_event(401, "POST", "/v1/channels/telegram/webhook", "missing or wrong secret token")
+    assert (event.action, event.outcome, event.reason) == (
+        "request.rejected",
+        m.OUTCOME_BLOCKED,
+        "missing or wrong secret token",
+    )
+    assert event.labels["channel"] == "telegram" and event.labels["status"] == "401"
+    assert audit_event(413, "POST", "/v1/messages", "too big").labels["channel"] == "http"

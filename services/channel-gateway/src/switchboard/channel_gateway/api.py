@@ -14,6 +14,7 @@ from sse_starlette.sse import EventSourceResponse
 from switchboard.channel_gateway.config import Settings
 from switchboard.channel_gateway.ids import IdSigner
 from switchboard.channel_gateway.limits import BodySizeLimit
+from switchboard.channel_gateway.rejections import AuditRejections, Record
 from switchboard.channel_gateway.replies import Replies
 from switchboard.events.v1 import messages_pb2 as m
 
@@ -45,12 +46,20 @@ class MessageOut(BaseModel):
 
 
 def create_api(
-    settings: Settings, signer: IdSigner, replies: Replies, publish: Publish, channels: Sequence[APIRouter] = ()
+    settings: Settings,
+    signer: IdSigner,
+    replies: Replies,
+    publish: Publish,
+    channels: Sequence[APIRouter] = (),
+    record_rejection: Record | None = None,
 ) -> FastAPI:
     """The FastAPI app; ``publish`` puts an InboundMessage on Kafka (and raises if it cannot);
-    ``channels`` are the platform webhooks that are switched on."""
+    ``channels`` are the platform webhooks that are switched on; ``record_rejection`` audits
+    every 4xx."""
     api = FastAPI(title="Switchboard channel gateway", version="1", docs_url="/docs")
     api.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if record_rejection is not None:
+        api.add_middleware(AuditRejections, record=record_rejection)  # outermost: sees the 413s too
     for router in channels:
         api.include_router(router)
 

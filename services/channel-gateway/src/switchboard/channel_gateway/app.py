@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
+from switchboard.channel_gateway import rejections
 from switchboard.channel_gateway.api import create_api
 from switchboard.channel_gateway.config import Settings
 from switchboard.channel_gateway.dedupe import SeenDeliveries
@@ -88,7 +89,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                 )
             )
 
-        api = create_api(settings, signer, replies, publish, routers)
+        record = rejections.recorder(runtime.producer, settings.topics.audit, settings.service_name, settings.tenant_id)
+        api = create_api(settings, signer, replies, publish, routers, record)
         config = uvicorn.Config(
             api, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False, lifespan="off"
         )
