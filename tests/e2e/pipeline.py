@@ -74,7 +74,14 @@ class Pipeline:
         if module == "channel_gateway":
             port = free_port()
             self.gateway_urls.append(f"http://127.0.0.1:{port}")
-            values.update({"HTTP_PORT": str(port), "ID_SECRET": f"e2e-{self.run_id}"})
+            values.update(
+                {
+                    "HTTP_PORT": str(port),
+                    "ID_SECRET": f"e2e-{self.run_id}",
+                    "DATABASE_URL": self.stack.pg_dsn,
+                    "DATABASE_SCHEMA": self.gateway_schema,
+                }
+            )
         elif module == "intent_parser":
             values["APP_ID"] = group
         elif module == "scheduler":
@@ -179,7 +186,7 @@ class Pipeline:
             await admin.close()
         conn = await asyncpg.connect(self.stack.pg_dsn)
         try:
-            # The scheduler's schema, and the gateway's when a platform channel was on.
+            # The scheduler's schema and the gateway's.
             await conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}", "{self.gateway_schema}" CASCADE')
         finally:
             await conn.close()

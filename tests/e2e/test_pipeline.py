@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
 
@@ -235,3 +236,24 @@ async def test_bad_input_gets_4xx_and_reaches_no_topic(echo_pipeline: Pipeline) 
             await asyncio.sleep(0.2)
     assert sorted(int(e.audit_event.labels["status"]) for e in audited) == sorted(code for _, code in cases)
     assert all(e.audit_event.action == "request.rejected" and e.audit_event.reason for e in audited)
+
+
+@pytest.mark.parametrize("echo_pipeline", [2], indirect=True)
+async def test_the_per_user_rate_limit_holds_across_replicas(echo_pipeline: Pipeline) -> None:
+    # (30 a minute by default; the window is a calendar minute, so start well inside one.)
+    if (seconds := time.time() % 60) > 40:
+        await asyncio.sleep(61 - seconds)
+    clients = [httpx.AsyncClient(base_url=url, timeout=30) for url in echo_pipeline.gateway_urls]
+    try:
+        conversation = await _conversation(clients[0])
+        body = {"conversation_id": conversation, "text": "hi", "user_id": "eager", "wait": False}
+        codes = [(await clients[i % 2].post("/v1/messages", json=body)).status_code for i in range(30)]
+        assert codes == [202] * 30  # 15 on each replica: together, exactly the limit
+        refused = await clients[1].post("/v1/messages", json=body)
+        assert refused.status_code == 429 and "30 messages a minute" in refused.json()["detail"]
+        assert 1 <= int(refused.headers["retry-after"]) <= 61
+        other = {**body, "user_id": "patient"}
+        assert (await clients[0].post("/v1/messages", json=other)).status_code == 202  # per user
+    finally:
+        for client in clients:
+            await client.aclose()

@@ -41,8 +41,6 @@ async def pipeline(stack: Stack, bot_api: FakeBotApi) -> AsyncIterator[Pipeline]
         "TELEGRAM_WEBHOOK_URL": "https://bot.example.test/v1/channels/telegram/webhook",
         "TELEGRAM_API_URL": bot_api.url,
         "TELEGRAM_GROUP_ID": f"e2e-{pipeline.run_id}-telegram",
-        "DATABASE_URL": stack.pg_dsn,
-        "DATABASE_SCHEMA": pipeline.gateway_schema,
     }
     await pipeline.start()
     try:
@@ -123,8 +121,6 @@ async def polling_pipeline(stack: Stack, bot_api: FakeBotApi) -> AsyncIterator[P
         "TELEGRAM_BOT_TOKEN": TOKEN,
         "TELEGRAM_API_URL": bot_api.url,
         "TELEGRAM_GROUP_ID": f"e2e-{pipeline.run_id}-telegram",
-        "DATABASE_URL": stack.pg_dsn,
-        "DATABASE_SCHEMA": pipeline.gateway_schema,
     }
     pipeline.extra_env["channel_gateway"] = settings
     await pipeline.start()
@@ -159,8 +155,6 @@ async def streaming_pipeline(stack: Stack, bot_api: FakeBotApi) -> AsyncIterator
         "TELEGRAM_WEBHOOK_SECRET": SECRET,
         "TELEGRAM_API_URL": bot_api.url,
         "TELEGRAM_GROUP_ID": f"e2e-{pipeline.run_id}-telegram",
-        "DATABASE_URL": stack.pg_dsn,
-        "DATABASE_SCHEMA": pipeline.gateway_schema,
     }
     pipeline.extra_env["inference_client"] = {"STREAM_INTERVAL_MS": "0"}  # every word is a chunk
     await pipeline.start()

@@ -14,6 +14,7 @@ from sse_starlette.sse import EventSourceResponse
 from switchboard.channel_gateway.config import Settings
 from switchboard.channel_gateway.ids import IdSigner
 from switchboard.channel_gateway.limits import BodySizeLimit
+from switchboard.channel_gateway.ratelimit import RateLimiter
 from switchboard.channel_gateway.rejections import AuditRejections, Record
 from switchboard.channel_gateway.replies import Replies
 from switchboard.events.v1 import messages_pb2 as m
@@ -52,6 +53,7 @@ def create_api(
     publish: Publish,
     channels: Sequence[APIRouter] = (),
     record_rejection: Record | None = None,
+    limiter: RateLimiter | None = None,
 ) -> FastAPI:
     """The FastAPI app; ``publish`` puts an InboundMessage on Kafka (and raises if it cannot);
     ``channels`` are the platform webhooks that are switched on; ``record_rejection`` audits
@@ -90,7 +92,11 @@ def create_api(
     @api.post(
         "/v1/messages",
         response_model=MessageOut,
-        responses={202: {"model": MessageOut}, 404: {"description": "unknown conversation"}},
+        responses={
+            202: {"model": MessageOut},
+            404: {"description": "unknown conversation"},
+            429: {"description": "too many messages from this user (see Retry-After)"},
+        },
     )
     async def post_message(body: MessageIn) -> MessageOut | JSONResponse:
         """Send a message. With ``wait`` (default) the reply comes in the response; otherwise, or
@@ -107,6 +113,14 @@ def create_api(
         if timeout_s > settings.max_wait_s:
             raise HTTPException(
                 status.HTTP_422_UNPROCESSABLE_ENTITY, f"timeout_s must be at most {settings.max_wait_s}"
+            )
+        # Until callers authenticate (JWT), a caller without a user id is its conversation.
+        subject = f"http:{body.user_id}" if body.user_id else f"http:{body.conversation_id}"
+        if limiter is not None and (wait_s := await limiter.allow(subject)) is not None:
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                f"more than {settings.rate_limit_per_minute} messages a minute; try again in {wait_s:.0f} s",
+                headers={"Retry-After": str(int(wait_s) + 1)},
             )
         message_id = signer.new("m")
         user = body.user_id or "anonymous"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import uvicorn
 
@@ -15,6 +15,7 @@ from switchboard.channel_gateway.config import Settings
 from switchboard.channel_gateway.dedupe import SeenDeliveries
 from switchboard.channel_gateway.ids import IdSigner
 from switchboard.channel_gateway.outbound import OutboundView
+from switchboard.channel_gateway.ratelimit import RateLimiter
 from switchboard.channel_gateway.replies import Replies
 from switchboard.channel_gateway.telegram import TelegramChannel
 from switchboard.common import events, postgres
@@ -39,6 +40,18 @@ async def _serve_http(server: _HttpServer, stop: asyncio.Event) -> None:
     await task
 
 
+async def _housekeeping(stop: asyncio.Event, *jobs: Callable[[], Awaitable[object]], every_s: float = 60.0) -> None:
+    """Run each of ``jobs`` every ``every_s`` until ``stop``; a failed round is logged and retried."""
+    while not stop.is_set():
+        for job in jobs:
+            try:
+                await job()
+            except Exception:  # e.g. PostgreSQL briefly away: the next round will do
+                logger.exception("housekeeping failed", extra={"job": getattr(job, "__qualname__", repr(job))})
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_s)
+
+
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     secret = settings.id_secret.get_secret_value().encode() if settings.id_secret else None
     if secret is None:
@@ -55,9 +68,12 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             )
             await runtime.producer.send(settings.topics.inbound, envelope)
 
+        record = rejections.recorder(runtime.producer, settings.topics.audit, settings.service_name, settings.tenant_id)
         routers, consumers, background = [], [], []
-        if settings.telegram_mode != "off":
-            assert settings.database_url and settings.telegram_bot_token
+        limiter = None
+        if settings.database_url is None:
+            logger.warning("SB_GATEWAY_DATABASE_URL not set: no per-user rate limit, no platform channels")
+        else:
             pool = await postgres.connect(
                 settings.database_url.get_secret_value(),
                 settings.database_schema,
@@ -65,14 +81,19 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                 settings.pool_size,
             )
             resources.push_async_callback(pool.close)
+            limiter = RateLimiter(pool, settings.rate_limit_per_minute)
             seen = SeenDeliveries(pool, settings.dedupe_keep_s)
-            background.append(seen.purge_periodically(stop))
+            background.append(_housekeeping(stop, seen.purge, limiter.purge))
+        if settings.telegram_mode != "off":
+            assert settings.telegram_bot_token and limiter is not None  # checked by Settings
             webhook_secret = settings.telegram_webhook_secret
             telegram = TelegramChannel(
                 settings.telegram_bot_token.get_secret_value(),
                 webhook_secret.get_secret_value() if webhook_secret else "",
                 seen,
                 publish,
+                limiter,
+                record,
                 api_url=settings.telegram_api_url,
             )
             resources.push_async_callback(telegram.close)
@@ -89,8 +110,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                 )
             )
 
-        record = rejections.recorder(runtime.producer, settings.topics.audit, settings.service_name, settings.tenant_id)
-        api = create_api(settings, signer, replies, publish, routers, record)
+        api = create_api(settings, signer, replies, publish, routers, record, limiter)
         config = uvicorn.Config(
             api, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False, lifespan="off"
         )

@@ -37,6 +37,8 @@ class Settings(ServiceSettings):
     database_url: SecretStr | None = None
     database_schema: str = Field(default="gateway", pattern=postgres.SCHEMA_PATTERN)
     pool_size: int = 4
+    # Messages per user and minute, on all replicas together (0: no limit).
+    rate_limit_per_minute: int = Field(default=30, ge=0)
     # Platforms retry for up to 24 h (Telegram) or 6 h (Feishu): remember deliveries longer.
     dedupe_keep_s: float = 48 * 3600
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from contextlib import suppress
 
 import asyncpg
 
@@ -36,14 +34,3 @@ class SeenDeliveries:
             "DELETE FROM seen_deliveries WHERE seen_at < now() - make_interval(secs => $1)", self._keep_s
         )
         return int(result.split()[-1])
-
-    async def purge_periodically(self, stop: asyncio.Event, every_s: float = 600.0) -> None:
-        while not stop.is_set():
-            try:
-                purged = await self.purge()
-                if purged:
-                    logger.info("forgot old deliveries", extra={"purged": purged})
-            except (OSError, asyncpg.PostgresError) as exc:  # next round will do
-                logger.warning("purging seen deliveries failed", extra={"error": repr(exc)})
-            with suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), every_s)

@@ -37,6 +37,8 @@ from fastapi import APIRouter, Header, HTTPException, Request, status
 from pydantic import ValidationError
 
 from switchboard.channel_gateway.dedupe import SeenDeliveries
+from switchboard.channel_gateway.ratelimit import RateLimiter
+from switchboard.channel_gateway.rejections import Record
 from switchboard.common import events
 from switchboard.common.kafka import ConsumedEvent
 from switchboard.events.v1 import messages_pb2 as m
@@ -196,6 +198,8 @@ class TelegramChannel:
         webhook_secret: str,
         seen: SeenDeliveries,
         publish: Publish,
+        limiter: RateLimiter,
+        record_rejection: Record,
         api_url: str | None = None,
         gate: RateGate | None = None,
     ) -> None:
@@ -204,6 +208,8 @@ class TelegramChannel:
         self._secret = webhook_secret.encode()
         self._seen = seen
         self._publish = publish
+        self._limiter = limiter
+        self._record_rejection = record_rejection
         self._gate = gate or RateGate()
         self._background: set[asyncio.Task[None]] = set()
         # Replies being streamed, by inbound message id (one conversation is always
@@ -287,8 +293,15 @@ class TelegramChannel:
         converted = inbound_from_update(update, self.bot.id)
         if converted is not None:
             inbound, conversation = converted
-            await self._publish(inbound, conversation)  # acknowledged by Kafka, or raises (-> 5xx, retried)
-            self._typing(inbound.channel_chat_id)
+            wait_s = await self._limiter.allow(inbound.sender.user_id)
+            if wait_s is not None:
+                # Acknowledged (else Telegram retries) and remembered, but not passed on.
+                reason = f"{inbound.sender.user_id} over the per-minute message limit"
+                await self._record_rejection(429, "POST", f"/v1/channels/{CHANNEL}/updates", reason)
+                converted = None
+            else:
+                await self._publish(inbound, conversation)  # acknowledged by Kafka, or raises (-> 5xx, retried)
+                self._typing(inbound.channel_chat_id)
         # Remembered after publishing: a crash in between re-publishes the same message id,
         # which the scheduler dispatches once.
         await self._seen.remember(CHANNEL, key)

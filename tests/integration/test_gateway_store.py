@@ -1,0 +1,44 @@
+"""The gateway's PostgreSQL state: delivery dedupe and the per-user rate limit."""
+
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from switchboard.channel_gateway.dedupe import SeenDeliveries
+from switchboard.channel_gateway.ratelimit import RateLimiter
+from switchboard.common import postgres
+from tests.conftest import Stack
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def pool(stack: Stack, unique: str) -> AsyncIterator[asyncpg.Pool]:
+    schema = f"test_gw_{unique}"
+    pool = await postgres.connect(stack.pg_dsn, schema, "switchboard.channel_gateway", 2)
+    try:
+        yield pool
+    finally:
+        await pool.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await pool.close()
+
+
+async def test_two_limiters_share_one_budget_per_user(pool: asyncpg.Pool) -> None:
+    first, second = RateLimiter(pool, per_minute=3), RateLimiter(pool, per_minute=3)  # two replicas
+    allowed = [await limiter.allow("telegram:1") for limiter in (first, second, first)]
+    assert allowed == [None, None, None]
+    wait_s = await second.allow("telegram:1")
+    assert wait_s is not None and 0 <= wait_s <= 60
+    assert await first.allow("telegram:2") is None
+    assert await RateLimiter(pool, per_minute=0).allow("telegram:1") is None  # 0 = no limit
+
+
+async def test_deliveries_are_remembered_then_forgotten(pool: asyncpg.Pool) -> None:
+    seen = SeenDeliveries(pool, keep_s=3600)
+    assert not await seen.seen("telegram", "1:5")
+    await seen.remember("telegram", "1:5")
+    await seen.remember("telegram", "1:5")
+    assert await seen.seen("telegram", "1:5") and not await seen.seen("feishu", "1:5")
+    await pool.execute("UPDATE seen_deliveries SET seen_at = now() - interval '2 hours'")
+    assert await seen.purge() == 1 and not await seen.seen("telegram", "1:5")
