@@ -19,6 +19,7 @@ from switchboard.channel_gateway.ratelimit import RateLimiter
 from switchboard.channel_gateway.replies import Replies
 from switchboard.channel_gateway.telegram import TelegramChannel
 from switchboard.common import events, postgres
+from switchboard.common.lifecycle import sleep_unless_stopped
 from switchboard.common.service import ServiceRuntime
 from switchboard.events.v1 import messages_pb2 as m
 
@@ -48,8 +49,7 @@ async def _housekeeping(stop: asyncio.Event, *jobs: Callable[[], Awaitable[objec
                 await job()
             except Exception:  # e.g. PostgreSQL briefly away: the next round will do
                 logger.exception("housekeeping failed", extra={"job": getattr(job, "__qualname__", repr(job))})
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), every_s)
+        await sleep_unless_stopped(stop, every_s)
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:

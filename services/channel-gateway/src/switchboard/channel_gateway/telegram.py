@@ -17,7 +17,6 @@ per bot; a 429 pauses the whole bot for its ``retry_after``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import logging
 import time
@@ -41,6 +40,7 @@ from switchboard.channel_gateway.ratelimit import RateLimiter
 from switchboard.channel_gateway.rejections import Record
 from switchboard.common import events
 from switchboard.common.kafka import ConsumedEvent
+from switchboard.common.lifecycle import sleep_unless_stopped
 from switchboard.events.v1 import messages_pb2 as m
 
 logger = logging.getLogger(__name__)
@@ -235,7 +235,7 @@ class TelegramChannel:
         offset: int | None = None
         while not stop.is_set():
             if not await leader():
-                await _sleep_unless(stop, 5)
+                await sleep_unless_stopped(stop, 5)
                 continue
             if offset is None:
                 await self.bot.delete_webhook(drop_pending_updates=False)  # getUpdates refuses while one is set
@@ -252,10 +252,10 @@ class TelegramChannel:
                     offset = update.update_id + 1
             except TelegramRetryAfter as exc:
                 self._gate.pause(exc.retry_after)
-                await _sleep_unless(stop, exc.retry_after)
+                await sleep_unless_stopped(stop, exc.retry_after)
             except Exception:  # Telegram, Kafka or PostgreSQL unreachable: the same updates again
                 logger.exception("telegram polling failed; retrying")
-                await _sleep_unless(stop, 2)
+                await sleep_unless_stopped(stop, 2)
 
     async def close(self) -> None:
         for task in list(self._background):
@@ -370,12 +370,6 @@ class TelegramChannel:
                 return await call()
             except TelegramRetryAfter as exc:
                 self._gate.pause(exc.retry_after)
-
-
-async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
-    """Sleep ``seconds``, or less if ``stop`` is set meanwhile."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
 
 
 async def _unless_stopped(stop: asyncio.Event, work: Awaitable[list[Update]]) -> list[Update] | None:

@@ -11,6 +11,7 @@ offsets and stops its clients in reverse order of start.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -48,6 +49,12 @@ async def drain(work: Awaitable[object], timeout_s: float) -> bool:
         logger.warning("drain timed out; in-flight work cancelled", extra={"timeout_s": timeout_s})
         return False
     return True
+
+
+async def sleep_unless_stopped(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds``, or less if ``stop`` is set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
 
 
 def run(serve: Callable[[asyncio.Event], Awaitable[None]]) -> int:
