@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
+from switchboard.common import postgres
 from switchboard.common.kafka import EventProducer
 from switchboard.common.kafka import headers as hdr
 from switchboard.events.v1 import envelope_pb2
@@ -58,13 +59,12 @@ class Outbox:
         """Relay rows until ``stop`` is set; the batch in flight is finished first."""
         session = await self._pool.acquire()
         await session.add_listener(self._channel, self._on_notify)
+        leadership = postgres.AdvisoryLock(self._pool, self._channel)
         leader = False
         try:
             while not stop.is_set():
-                if not leader:
-                    leader = bool(await session.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", self._channel))
-                    if leader:
-                        logger.info("this replica relays the outbox")
+                if not leader and (leader := await leadership.held()):
+                    logger.info("this replica relays the outbox")
                 if leader:
                     while await self.relay_once(producer, batch) == batch:
                         pass
@@ -73,9 +73,8 @@ class Outbox:
                 await self.relay_once(producer, batch)
         finally:
             await session.remove_listener(self._channel, self._on_notify)
-            if leader:
-                await session.execute("SELECT pg_advisory_unlock(hashtext($1))", self._channel)
             await self._pool.release(session)
+            await leadership.release()
 
     async def _sleep(self, stop: asyncio.Event, poll_s: float) -> None:
         """Until a NOTIFY, a local wake-up, ``stop`` or ``poll_s``, whichever comes first."""
