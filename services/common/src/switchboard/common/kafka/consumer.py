@@ -180,9 +180,10 @@ class EventConsumer:
     def _take_on(self, polled: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
         """Start handling a poll's records."""
         records: list[ConsumerRecord[bytes, bytes]] = []
+        assigned = self._consumer.assignment()
         for tp, batch in polled.items():
             progress = self._progress.get(tp)
-            if progress is None or tp not in self._consumer.assignment():
+            if progress is None or tp not in assigned:
                 # Fetched before a rebalance moved the partition away; its new owner reads
                 # these records from the last commit.
                 continue
