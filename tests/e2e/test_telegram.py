@@ -13,7 +13,7 @@ from aiogram.types import Chat, Message, Update, User
 
 from tests.conftest import Stack
 from tests.e2e.pipeline import Pipeline
-from tests.e2e.test_pipeline import _read_all
+from tests.e2e.test_pipeline import _read_all, _started
 from tests.fakes.telegram_bot_api import FakeBotApi
 
 pytestmark = pytest.mark.integration
@@ -31,22 +31,42 @@ async def bot_api() -> AsyncIterator[FakeBotApi]:
     await api.stop()
 
 
-@pytest.fixture
-async def pipeline(stack: Stack, bot_api: FakeBotApi) -> AsyncIterator[Pipeline]:
-    pipeline = Pipeline(stack)
-    pipeline.extra_env["channel_gateway"] = {
-        "TELEGRAM_MODE": "webhook",
+async def _telegram_pipeline(
+    stack: Stack, bot_api: FakeBotApi, mode: str, replicas: int = 1, inference: dict[str, str] | None = None
+) -> AsyncIterator[Pipeline]:
+    """The five services, the gateway(s) talking to ``bot_api`` in ``mode`` (webhook or polling)."""
+    pipeline = Pipeline(stack, replicas=replicas)
+    gateway = {
+        "TELEGRAM_MODE": mode,
         "TELEGRAM_BOT_TOKEN": TOKEN,
-        "TELEGRAM_WEBHOOK_SECRET": SECRET,
-        "TELEGRAM_WEBHOOK_URL": "https://bot.example.test/v1/channels/telegram/webhook",
         "TELEGRAM_API_URL": bot_api.url,
         "TELEGRAM_GROUP_ID": f"e2e-{pipeline.run_id}-telegram",
     }
-    await pipeline.start()
-    try:
+    if mode == "webhook":
+        gateway["TELEGRAM_WEBHOOK_SECRET"] = SECRET
+        gateway["TELEGRAM_WEBHOOK_URL"] = "https://bot.example.test/v1/channels/telegram/webhook"
+    pipeline.extra_env = {"channel_gateway": gateway, "inference_client": inference or {}}
+    async for started in _started(pipeline):
+        yield started
+
+
+@pytest.fixture
+async def pipeline(stack: Stack, bot_api: FakeBotApi) -> AsyncIterator[Pipeline]:
+    async for pipeline in _telegram_pipeline(stack, bot_api, "webhook"):
         yield pipeline
-    finally:
-        await pipeline.stop()
+
+
+@pytest.fixture
+async def polling_pipeline(stack: Stack, bot_api: FakeBotApi) -> AsyncIterator[Pipeline]:
+    async for pipeline in _telegram_pipeline(stack, bot_api, "polling", replicas=2):
+        yield pipeline
+
+
+@pytest.fixture
+async def streaming_pipeline(stack: Stack, bot_api: FakeBotApi) -> AsyncIterator[Pipeline]:
+    # Every word its own chunk, so that there is a stream to show.
+    async for pipeline in _telegram_pipeline(stack, bot_api, "webhook", inference={"STREAM_INTERVAL_MS": "0"}):
+        yield pipeline
 
 
 def _update(update_id: int, text: str, chat_id: int = 4242) -> str:
@@ -113,23 +133,6 @@ async def test_429_pauses_the_bot_for_retry_after(pipeline: Pipeline, bot_api: F
     assert delivered.at - refused.at >= 2.0
 
 
-@pytest.fixture
-async def polling_pipeline(stack: Stack, bot_api: FakeBotApi) -> AsyncIterator[Pipeline]:
-    pipeline = Pipeline(stack, replicas=2)
-    settings = {
-        "TELEGRAM_MODE": "polling",
-        "TELEGRAM_BOT_TOKEN": TOKEN,
-        "TELEGRAM_API_URL": bot_api.url,
-        "TELEGRAM_GROUP_ID": f"e2e-{pipeline.run_id}-telegram",
-    }
-    pipeline.extra_env["channel_gateway"] = settings
-    await pipeline.start()
-    try:
-        yield pipeline
-    finally:
-        await pipeline.stop()
-
-
 async def test_long_polling_by_one_replica_with_offsets(polling_pipeline: Pipeline, bot_api: FakeBotApi) -> None:
     bot_api.queue_update(json.loads(_update(21, "polled hello")))
     (sent,) = await bot_api.wait_for("sendMessage")
@@ -144,24 +147,6 @@ async def test_long_polling_by_one_replica_with_offsets(polling_pipeline: Pipeli
     assert sorted(e.inbound_message.text for e in inbound) == ["polled hello", "second"]
     # Two gateway replicas, one poller: getUpdates calls never overlapped (Telegram would 409).
     assert len(bot_api.of("getUpdates")) > 1 and bot_api.conflicts == 0
-
-
-@pytest.fixture
-async def streaming_pipeline(stack: Stack, bot_api: FakeBotApi) -> AsyncIterator[Pipeline]:
-    pipeline = Pipeline(stack)
-    pipeline.extra_env["channel_gateway"] = {
-        "TELEGRAM_MODE": "webhook",
-        "TELEGRAM_BOT_TOKEN": TOKEN,
-        "TELEGRAM_WEBHOOK_SECRET": SECRET,
-        "TELEGRAM_API_URL": bot_api.url,
-        "TELEGRAM_GROUP_ID": f"e2e-{pipeline.run_id}-telegram",
-    }
-    pipeline.extra_env["inference_client"] = {"STREAM_INTERVAL_MS": "0"}  # every word is a chunk
-    await pipeline.start()
-    try:
-        yield pipeline
-    finally:
-        await pipeline.stop()
 
 
 async def test_replies_stream_as_a_draft_in_private_and_an_edited_message_in_groups(
