@@ -6,7 +6,7 @@ PY    := .venv/bin/python
 STACK := infra/stack.sh
 BUF   := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/switchboard/tools/bin/buf
 
-.PHONY: help setup up down status logs test test-unit test-integration proto proto-check topics k8s lint fmt typecheck
+.PHONY: help setup up down status logs test test-unit test-integration proto proto-check topics dockerfiles k8s lint fmt typecheck
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ proto-check: ## Fail if generated code is stale; buf lint
 topics: ## Render infra/kafka/topics.yaml as Strimzi KafkaTopic resources
 	@$(PY) scripts/render_topics.py
 
+dockerfiles: ## Write every service's Dockerfile from the one template
+	@$(PY) scripts/render_dockerfiles.py
+
 k8s: ## Render deploy/k8s with kustomize and validate it with kubeconform
 	@scripts/k8s_check.sh
 
@@ -58,6 +61,7 @@ typecheck: ## mypy --strict on the common library
 
 lint: proto-check typecheck ## All static checks
 	@$(PY) scripts/render_topics.py --check
+	@$(PY) scripts/render_dockerfiles.py --check
 	@$(PY) -m ruff format --check .
 	@$(PY) -m ruff check .
 	@bash -n infra/*.sh infra/*/*.sh scripts/*.sh
