@@ -67,7 +67,7 @@ class AuditRejections:
             nonlocal status, first_body
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-            elif message["type"] == "http.response.body" and not first_body:
+            elif message["type"] == "http.response.body" and 400 <= status < 500 and not first_body:
                 first_body = bytes(message.get("body", b""))[:4096]
             await send(message)
 
