@@ -6,6 +6,7 @@ import asyncpg
 import pytest
 
 from switchboard.channel_gateway.dedupe import SeenDeliveries
+from switchboard.channel_gateway.feishu import ReplyTargets
 from switchboard.channel_gateway.ratelimit import RateLimiter
 from switchboard.common import postgres
 from tests.conftest import Stack
@@ -42,3 +43,20 @@ async def test_deliveries_are_remembered_then_forgotten(pool: asyncpg.Pool) -> N
     assert await seen.seen("telegram", "1:5") and not await seen.seen("feishu", "1:5")
     await pool.execute("UPDATE seen_deliveries SET seen_at = now() - interval '2 hours'")
     assert await seen.purge() == 1 and not await seen.seen("telegram", "1:5")
+
+
+async def test_any_of_several_keys_counts_as_seen(pool: asyncpg.Pool) -> None:
+    seen = SeenDeliveries(pool, keep_s=3600)
+    await seen.remember("feishu", "event:e1", "message:om_1")
+    assert await seen.seen("feishu", "event:e2", "message:om_1")  # same message, new event id
+    assert await seen.seen("feishu", "event:e1", "message:om_2")
+    assert not await seen.seen("feishu", "event:e2", "message:om_2")
+
+
+async def test_feishu_reply_targets_are_kept_then_purged(pool: asyncpg.Pool) -> None:
+    targets = ReplyTargets(pool, keep_s=3600)
+    await targets.remember("m-1", "om_1", in_thread=True)
+    await targets.remember("m-1", "om_other", in_thread=False)  # a redelivery keeps the first
+    assert await targets.get("m-1") == ("om_1", True) and await targets.get("m-2") is None
+    await pool.execute("UPDATE feishu_reply_targets SET created_at = now() - interval '2 hours'")
+    assert await targets.purge() == 1 and await targets.get("m-1") is None

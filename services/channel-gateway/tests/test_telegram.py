@@ -3,7 +3,8 @@ from datetime import UTC, datetime
 import pytest
 from aiogram.types import Chat, Document, Message, PhotoSize, Update, User, Voice
 
-from switchboard.channel_gateway.telegram import MAX_MESSAGE_CHARS, inbound_from_update, message_id_for, split_text
+from switchboard.channel_gateway.pacing import split_text
+from switchboard.channel_gateway.telegram import MAX_MESSAGE_CHARS, inbound_from_update, message_id_for
 from switchboard.events.v1 import messages_pb2 as m
 
 USER = User(id=7, is_bot=False, first_name="Ada", last_name="L", language_code="en")
@@ -69,11 +70,11 @@ def test_commands_are_marked_and_other_updates_ignored() -> None:
 
 def test_long_replies_are_split_at_boundaries_and_lose_nothing() -> None:
     text = ("word " * 1000) + "\n" + ("x" * 5000)
-    pieces = split_text(text)
+    pieces = split_text(text, MAX_MESSAGE_CHARS)
     assert "".join(pieces) == text
     assert all(0 < len(p) <= MAX_MESSAGE_CHARS for p in pieces)
     assert pieces[0].endswith("word ") or pieces[0].endswith("word")  # cut at a space, not mid-word
-    assert split_text("short") == ["short"] and split_text("") == []
+    assert split_text("short", 10) == ["short"] and split_text("", 10) == []
 
 
 def test_a_rejection_names_its_channel_status_and_reason() -> None:

@@ -8,11 +8,13 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator
 
 import uvicorn
+from pydantic import SecretStr
 
 from switchboard.channel_gateway import rejections
 from switchboard.channel_gateway.api import create_api
 from switchboard.channel_gateway.config import Settings
 from switchboard.channel_gateway.dedupe import SeenDeliveries
+from switchboard.channel_gateway.feishu import FeishuChannel, LongConnection, ReplyTargets
 from switchboard.channel_gateway.ids import IdSigner
 from switchboard.channel_gateway.outbound import OutboundView
 from switchboard.channel_gateway.ratelimit import RateLimiter
@@ -52,6 +54,10 @@ async def _housekeeping(stop: asyncio.Event, *jobs: Callable[[], Awaitable[objec
         await sleep_unless_stopped(stop, every_s)
 
 
+def _secret(value: SecretStr | None) -> str:
+    return value.get_secret_value() if value is not None else ""
+
+
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     secret = settings.id_secret.get_secret_value().encode() if settings.id_secret else None
     if secret is None:
@@ -83,13 +89,13 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             resources.push_async_callback(pool.close)
             limiter = RateLimiter(pool, settings.rate_limit_per_minute)
             seen = SeenDeliveries(pool, settings.dedupe_keep_s)
-            background.append(_housekeeping(stop, seen.purge, limiter.purge))
+            targets = ReplyTargets(pool, settings.dedupe_keep_s)
+            background.append(_housekeeping(stop, seen.purge, limiter.purge, targets.purge))
         if settings.telegram_mode != "off":
             assert settings.telegram_bot_token and limiter is not None  # checked by Settings
-            webhook_secret = settings.telegram_webhook_secret
             telegram = TelegramChannel(
                 settings.telegram_bot_token.get_secret_value(),
-                webhook_secret.get_secret_value() if webhook_secret else "",
+                _secret(settings.telegram_webhook_secret),
                 seen,
                 publish,
                 limiter,
@@ -108,6 +114,34 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                 runtime.consumer(
                     [settings.topics.outbound], group_id=settings.telegram_group_id, handler=telegram.deliver
                 )
+            )
+
+        if settings.feishu_mode != "off":
+            assert settings.feishu_app_id and settings.feishu_app_secret and limiter is not None  # checked by Settings
+            feishu = FeishuChannel(
+                settings.feishu_app_id,
+                settings.feishu_app_secret.get_secret_value(),
+                seen,
+                targets,
+                publish,
+                limiter,
+                record,
+                verification_token=_secret(settings.feishu_verification_token),
+                encrypt_key=_secret(settings.feishu_encrypt_key),
+                api_url=settings.feishu_api_url,
+                card_interval_s=settings.feishu_card_interval_s,
+            )
+            await feishu.start()
+            if settings.feishu_mode == "webhook":
+                if not settings.feishu_encrypt_key:
+                    logger.warning(
+                        "SB_GATEWAY_FEISHU_ENCRYPT_KEY not set: Feishu events are neither encrypted nor signed"
+                    )
+                routers.append(feishu.router())
+            else:
+                background.append(LongConnection(feishu).run(stop))
+            consumers.append(
+                runtime.consumer([settings.topics.outbound], group_id=settings.feishu_group_id, handler=feishu.deliver)
             )
 
         api = create_api(settings, signer, replies, publish, routers, record, limiter)

@@ -55,14 +55,36 @@ class Settings(ServiceSettings):
     # Replies to Telegram are sent by one replica each: this consumer group's.
     telegram_group_id: str = "channel-gateway-telegram"
 
+    # Feishu / Lark: "webhook" takes events at /v1/channels/feishu/events; "long_connection"
+    # receives them over lark-oapi's websocket client (no public URL needed).
+    feishu_mode: Literal["off", "webhook", "long_connection"] = "off"
+    feishu_app_id: str | None = None
+    feishu_app_secret: SecretStr | None = None
+    # From the app's "Events & Callbacks" page: the token in every event, and the key
+    # events are encrypted with (AES-256-CBC) and signed with (X-Lark-Signature).
+    feishu_verification_token: SecretStr | None = None
+    feishu_encrypt_key: SecretStr | None = None
+    # The open platform: Feishu's (the default), Lark's (https://open.larksuite.com) or a stand-in.
+    feishu_api_url: str | None = None
+    feishu_group_id: str = "channel-gateway-feishu"
+    # A streamed answer updates its card at most this often (Feishu allows 5 edits/s per message).
+    feishu_card_interval_s: float = Field(default=0.5, gt=0)
+
     @model_validator(mode="after")
     def _channel_settings_complete(self) -> Self:
+        needed = {}
         if self.telegram_mode != "off":
-            needed = ["telegram_bot_token", "database_url"]
+            needed["TELEGRAM_MODE"] = ["telegram_bot_token", "database_url"]
             if self.telegram_mode == "webhook":
-                needed.append("telegram_webhook_secret")
-            missing = [name for name in needed if getattr(self, name) is None]
+                needed["TELEGRAM_MODE"].append("telegram_webhook_secret")
+        if self.feishu_mode != "off":
+            needed["FEISHU_MODE"] = ["feishu_app_id", "feishu_app_secret", "database_url"]
+            if self.feishu_mode == "webhook":
+                needed["FEISHU_MODE"].append("feishu_verification_token")
+        for setting, names in needed.items():
+            missing = [name for name in names if getattr(self, name) is None]
             if missing:
-                names = ", ".join("SB_GATEWAY_" + name.upper() for name in missing)
-                raise ValueError(f"SB_GATEWAY_TELEGRAM_MODE={self.telegram_mode} needs {names}")
+                listed = ", ".join("SB_GATEWAY_" + name.upper() for name in missing)
+                mode = getattr(self, setting.lower())
+                raise ValueError(f"SB_GATEWAY_{setting}={mode} needs {listed}")
         return self

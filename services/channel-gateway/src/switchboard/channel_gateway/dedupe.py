@@ -16,16 +16,21 @@ class SeenDeliveries:
         self._pool = pool
         self._keep_s = keep_s
 
-    async def seen(self, channel: str, key: str) -> bool:
+    async def seen(self, channel: str, *keys: str) -> bool:
+        """Whether any of ``keys`` was accepted (Feishu may repeat a message under a new event id)."""
         return bool(
             await self._pool.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM seen_deliveries WHERE channel = $1 AND key = $2)", channel, key
+                "SELECT EXISTS (SELECT 1 FROM seen_deliveries WHERE channel = $1 AND key = ANY($2::text[]))",
+                channel,
+                list(keys),
             )
         )
 
-    async def remember(self, channel: str, key: str) -> None:
+    async def remember(self, channel: str, *keys: str) -> None:
         await self._pool.execute(
-            "INSERT INTO seen_deliveries (channel, key) VALUES ($1, $2) ON CONFLICT DO NOTHING", channel, key
+            "INSERT INTO seen_deliveries (channel, key) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
+            channel,
+            list(keys),
         )
 
     async def purge(self) -> int:

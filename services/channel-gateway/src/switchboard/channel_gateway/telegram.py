@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from fastapi import APIRouter, Header, HTTPException, Request, status
 from pydantic import ValidationError
 
 from switchboard.channel_gateway.dedupe import SeenDeliveries
+from switchboard.channel_gateway.pacing import RateGate, split_text
 from switchboard.channel_gateway.ratelimit import RateLimiter
 from switchboard.channel_gateway.rejections import Record
 from switchboard.common import events
@@ -126,67 +126,20 @@ def _content(message: Message) -> tuple[m.MessageKind | None, list[m.Attachment]
     return None, []
 
 
-def split_text(text: str, limit: int = MAX_MESSAGE_CHARS) -> list[str]:
-    """``text`` in pieces of at most ``limit`` characters, cut at a line break, else at a
-    space, else hard; nothing is lost and the pieces join back to ``text``."""
-    pieces = []
-    while len(text) > limit:
-        cut = text.rfind("\n", 0, limit + 1)
-        if cut <= 0:
-            cut = text.rfind(" ", 0, limit + 1)
-        if cut <= 0:
-            cut = limit
-        pieces.append(text[:cut])
-        text = text[cut:]
-    if text:
-        pieces.append(text)
-    return pieces
-
-
 @dataclass
 class _Stream:
     text: str = ""
     message_id: int | None = None  # the message edited while streaming (groups)
 
 
+def _chat_interval_s(chat_id: str) -> float:
+    """About one message a second in a private chat, 20 a minute in a group (negative ids)."""
+    return 3.0 if chat_id.startswith("-") else 1.0
+
+
 def _draft_id(reply_to: str) -> int:
     """A non-zero 31-bit draft id, the same for every update of one reply."""
     return int(uuid.uuid5(_IDS, reply_to).int % (2**31 - 1)) + 1
-
-
-class RateGate:
-    """Paces calls to the Bot API: per bot, per chat, and a bot-wide pause after a 429."""
-
-    def __init__(self, per_bot_s: float = 1 / 30, per_chat_s: float = 1.0, per_group_s: float = 3.0) -> None:
-        self._per_bot_s = per_bot_s
-        self._per_chat_s = per_chat_s
-        self._per_group_s = per_group_s
-        self._next_bot = 0.0
-        self._next_chat: dict[str, float] = {}
-        self._paused_until = 0.0
-        self._lock = asyncio.Lock()
-
-    def pause(self, seconds: float) -> None:
-        """Telegram said 429: nothing goes out from this bot for ``seconds``."""
-        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
-        logger.warning("telegram asked to slow down; pausing the bot", extra={"retry_after_s": seconds})
-
-    def ready(self, chat_id: str) -> bool:
-        """Whether a message to ``chat_id`` could go out now (for skippable stream updates)."""
-        now = time.monotonic()
-        return now >= max(self._paused_until, self._next_bot, self._next_chat.get(chat_id, 0.0))
-
-    async def wait(self, chat_id: str) -> None:
-        """Return when a message to ``chat_id`` may go out."""
-        async with self._lock:
-            now = time.monotonic()
-            is_group = chat_id.startswith("-")
-            at = max(now, self._paused_until, self._next_bot, self._next_chat.get(chat_id, 0.0))
-            self._next_bot = at + self._per_bot_s
-            self._next_chat[chat_id] = at + (self._per_group_s if is_group else self._per_chat_s)
-        # A 429 while waiting pushes this call back too.
-        while (delay := max(at, self._paused_until) - time.monotonic()) > 0:  # noqa: ASYNC110 (a deadline)
-            await asyncio.sleep(delay)
 
 
 class TelegramChannel:
@@ -210,7 +163,7 @@ class TelegramChannel:
         self._publish = publish
         self._limiter = limiter
         self._record_rejection = record_rejection
-        self._gate = gate or RateGate()
+        self._gate = gate or RateGate(1 / 30, _chat_interval_s, CHANNEL)
         self._background: set[asyncio.Task[None]] = set()
         # Replies being streamed, by inbound message id (one conversation is always
         # delivered by one replica: its partition's consumer).
@@ -339,7 +292,7 @@ class TelegramChannel:
                 await self._show_partial(chat_id, reply.in_reply_to, stream)
             return
         del self._streams[reply.in_reply_to]
-        pieces = split_text(reply.text)
+        pieces = split_text(reply.text, MAX_MESSAGE_CHARS)
         if stream.message_id is not None and pieces:
             # The group message shown while streaming becomes the first piece of the answer.
             await self._call(chat_id, self._edit(chat_id, stream.message_id, pieces.pop(0)))
