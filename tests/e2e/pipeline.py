@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,12 +127,16 @@ class Pipeline:
             )
         return module, proc, port
 
-    async def restart(self, module: str) -> None:
-        """Stop every replica of ``module`` (SIGTERM) and start it again."""
+    async def restart(
+        self, module: str, while_down: Callable[[], Awaitable[None]] | None = None, sig: int = signal.SIGTERM
+    ) -> None:
+        """Stop every replica of ``module`` (``sig``), run ``while_down``, start it again."""
         for entry in [entry for entry in self.processes if entry[0] == module]:
-            entry[1].send_signal(signal.SIGTERM)
+            entry[1].send_signal(sig)
             await asyncio.to_thread(entry[1].wait, 30)
             self.processes.remove(entry)
+            if while_down is not None:
+                await while_down()
             replica = len([e for e in self.processes if e[0] == module])
             self.processes.append(self._spawn(module, replica))
             await self._wait_serving(*self.processes[-1])

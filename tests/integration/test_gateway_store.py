@@ -6,8 +6,8 @@ import asyncpg
 import pytest
 
 from switchboard.channel_gateway.dedupe import SeenDeliveries
-from switchboard.channel_gateway.feishu import ReplyTargets
 from switchboard.channel_gateway.ratelimit import RateLimiter
+from switchboard.channel_gateway.targets import ReplyTargets
 from switchboard.common import postgres
 from tests.conftest import Stack
 
@@ -53,10 +53,11 @@ async def test_any_of_several_keys_counts_as_seen(pool: asyncpg.Pool) -> None:
     assert not await seen.seen("feishu", "event:e2", "message:om_2")
 
 
-async def test_feishu_reply_targets_are_kept_then_purged(pool: asyncpg.Pool) -> None:
+async def test_reply_targets_are_kept_then_purged(pool: asyncpg.Pool) -> None:
     targets = ReplyTargets(pool, keep_s=3600)
-    await targets.remember("m-1", "om_1", in_thread=True)
-    await targets.remember("m-1", "om_other", in_thread=False)  # a redelivery keeps the first
-    assert await targets.get("m-1") == ("om_1", True) and await targets.get("m-2") is None
-    await pool.execute("UPDATE feishu_reply_targets SET created_at = now() - interval '2 hours'")
+    await targets.remember("m-1", "feishu", {"message_id": "om_1", "in_thread": True})
+    await targets.remember("m-1", "feishu", {"message_id": "om_other"})  # a redelivery keeps the first
+    assert await targets.get("m-1") == {"message_id": "om_1", "in_thread": True}
+    assert await targets.get("m-2") is None
+    await pool.execute("UPDATE reply_targets SET created_at = now() - interval '2 hours'")
     assert await targets.purge() == 1 and await targets.get("m-1") is None

@@ -14,11 +14,13 @@ from switchboard.channel_gateway import rejections
 from switchboard.channel_gateway.api import create_api
 from switchboard.channel_gateway.config import Settings
 from switchboard.channel_gateway.dedupe import SeenDeliveries
-from switchboard.channel_gateway.feishu import FeishuChannel, LongConnection, ReplyTargets
+from switchboard.channel_gateway.feishu import FeishuChannel, LongConnection
 from switchboard.channel_gateway.ids import IdSigner
+from switchboard.channel_gateway.mqtt import MqttChannel
 from switchboard.channel_gateway.outbound import OutboundView
 from switchboard.channel_gateway.ratelimit import RateLimiter
 from switchboard.channel_gateway.replies import Replies
+from switchboard.channel_gateway.targets import ReplyTargets
 from switchboard.channel_gateway.telegram import TelegramChannel
 from switchboard.common import events, postgres
 from switchboard.common.lifecycle import sleep_unless_stopped
@@ -142,6 +144,34 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                 background.append(LongConnection(feishu).run(stop))
             consumers.append(
                 runtime.consumer([settings.topics.outbound], group_id=settings.feishu_group_id, handler=feishu.deliver)
+            )
+
+        if settings.mqtt_host is not None:
+            assert settings.mqtt_password is not None and limiter is not None  # checked by Settings
+            mqtt = MqttChannel(
+                host=settings.mqtt_host,
+                port=settings.mqtt_port,
+                username=settings.mqtt_username,
+                password=settings.mqtt_password.get_secret_value(),
+                client_id=settings.mqtt_client_id,
+                namespace=settings.mqtt_namespace,
+                share_group=settings.mqtt_share_group,
+                session_expiry_s=settings.mqtt_session_expiry_s,
+                seen=seen,
+                targets=targets,
+                publish=publish,
+                limiter=limiter,
+                record_rejection=record,
+                max_bytes=settings.max_body_bytes,
+                max_chars=settings.max_text_chars,
+            )
+            background.append(mqtt.run(stop))
+            consumers.append(
+                runtime.consumer(
+                    [settings.topics.outbound, settings.topics.device_commands],
+                    group_id=settings.mqtt_group_id,
+                    handler=mqtt.deliver,
+                )
             )
 
         api = create_api(settings, signer, replies, publish, routers, record, limiter)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
@@ -70,6 +71,21 @@ class Settings(ServiceSettings):
     # A streamed answer updates its card at most this often (Feishu allows 5 edits/s per message).
     feishu_card_interval_s: float = Field(default=0.5, gt=0)
 
+    # MQTT: on when a broker is configured. Devices' usernames are their ids; the broker's
+    # ACL keeps each to its own topics under <namespace>/devices/<id>/.
+    mqtt_host: str | None = None
+    mqtt_port: int = 1883
+    mqtt_username: str = "switchboard-gateway"
+    mqtt_password: SecretStr | None = None
+    # Fixed per replica (e.g. a StatefulSet pod name): the broker keeps its session, and the
+    # commands not yet acknowledged, for mqtt_session_expiry_s while it is away.
+    mqtt_client_id: str = Field(default_factory=lambda: f"switchboard-gateway-{socket.gethostname()}")
+    mqtt_session_expiry_s: int = 3600
+    mqtt_namespace: str = Field(default="switchboard", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    # Replicas share the commands (an MQTT 5 shared subscription of this group).
+    mqtt_share_group: str = Field(default="switchboard-gateway", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    mqtt_group_id: str = "channel-gateway-mqtt"
+
     @model_validator(mode="after")
     def _channel_settings_complete(self) -> Self:
         needed = {}
@@ -81,6 +97,8 @@ class Settings(ServiceSettings):
             needed["FEISHU_MODE"] = ["feishu_app_id", "feishu_app_secret", "database_url"]
             if self.feishu_mode == "webhook":
                 needed["FEISHU_MODE"].append("feishu_verification_token")
+        if self.mqtt_host is not None:
+            needed["MQTT_HOST"] = ["mqtt_password", "database_url"]
         for setting, names in needed.items():
             missing = [name for name in names if getattr(self, name) is None]
             if missing:

@@ -37,7 +37,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import lark_oapi as lark
 from fastapi import APIRouter, HTTPException, Request
 from lark_oapi.api.im.v1 import (
@@ -54,6 +53,7 @@ from switchboard.channel_gateway.dedupe import SeenDeliveries
 from switchboard.channel_gateway.pacing import RateGate, split_text
 from switchboard.channel_gateway.ratelimit import RateLimiter
 from switchboard.channel_gateway.rejections import Record
+from switchboard.channel_gateway.targets import ReplyTargets
 from switchboard.common import events
 from switchboard.common.kafka import ConsumedEvent
 from switchboard.events.v1 import messages_pb2 as m
@@ -246,38 +246,9 @@ class TokenCache(ICache):
         self._values.clear()
 
 
-class ReplyTargets:
-    """Which Feishu message each accepted message's reply is threaded under (PostgreSQL)."""
-
-    def __init__(self, pool: asyncpg.Pool, keep_s: float) -> None:
-        self._pool = pool
-        self._keep_s = keep_s
-
-    async def remember(self, message_id: str, feishu_message_id: str, in_thread: bool) -> None:
-        await self._pool.execute(
-            "INSERT INTO feishu_reply_targets (message_id, feishu_message_id, in_thread) VALUES ($1, $2, $3)"
-            " ON CONFLICT (message_id) DO NOTHING",
-            message_id,
-            feishu_message_id,
-            in_thread,
-        )
-
-    async def get(self, message_id: str) -> tuple[str, bool] | None:
-        row = await self._pool.fetchrow(
-            "SELECT feishu_message_id, in_thread FROM feishu_reply_targets WHERE message_id = $1", message_id
-        )
-        return None if row is None else (row["feishu_message_id"], row["in_thread"])
-
-    async def purge(self) -> int:
-        result = await self._pool.execute(
-            "DELETE FROM feishu_reply_targets WHERE created_at < now() - make_interval(secs => $1)", self._keep_s
-        )
-        return int(result.split()[-1])
-
-
 @dataclass
 class _Stream:
-    target: tuple[str, bool]
+    target: dict[str, Any]  # {"message_id": the Feishu message replied to, "in_thread": bool}
     text: str = ""
     card_id: str | None = None  # the card showing the answer while it streams
     shown_at: float = 0.0
@@ -391,7 +362,8 @@ class FeishuChannel:
                 await self._record_rejection(429, "POST", f"/v1/channels/{CHANNEL}/events", reason)
                 converted = None
             else:
-                await self._targets.remember(inbound.message_id, message.message_id, message.chat_type != "p2p")
+                target = {"message_id": message.message_id, "in_thread": message.chat_type != "p2p"}
+                await self._targets.remember(inbound.message_id, CHANNEL, target)
                 await self._publish(inbound, conversation)  # acknowledged by Kafka, or raises (Feishu retries)
         await self._seen.remember(CHANNEL, *keys)
         return converted is not None
@@ -411,7 +383,7 @@ class FeishuChannel:
         if not reply.final:
             stream.text += reply.text
             due = time.monotonic() - stream.shown_at >= self._card_interval_s
-            if due and len(stream.text) <= MAX_CARD_CHARS and self._gate.ready(stream.target[0]):
+            if due and len(stream.text) <= MAX_CARD_CHARS and self._gate.ready(stream.target["message_id"]):
                 await self._show(reply.in_reply_to, stream, card(stream.text, streaming=True))
             return
         del self._streams[reply.in_reply_to]
@@ -438,8 +410,8 @@ class FeishuChannel:
             await self._call(card_id, lambda option: self.client.im.v1.message.apatch(request, option))
         stream.shown_at = time.monotonic()
 
-    async def _reply(self, target: tuple[str, bool], msg_type: str, content: str, dedupe: str) -> Any:
-        feishu_message_id, in_thread = target
+    async def _reply(self, target: dict[str, Any], msg_type: str, content: str, dedupe: str) -> Any:
+        feishu_message_id, in_thread = target["message_id"], target["in_thread"]
         body = (
             ReplyMessageRequestBody.builder()
             .msg_type(msg_type)

@@ -1,0 +1,301 @@
+"""MQTT (aiomqtt, Mosquitto): device commands in, answers and DeviceCommands out.
+
+Topics, under a namespace (``switchboard`` by default), for a device whose MQTT username is
+its id (the broker's ACL lets it touch only its own topics):
+
+- ``<ns>/devices/<id>/commands``: the device asks, QoS 1, ``{"text": "...", "id": "..."}``
+  (``id`` optional: a repeat of the same id is answered once);
+- the answer goes to the MQTT 5 response topic with the request's correlation data, or to
+  ``<ns>/devices/<id>/replies`` for MQTT 3.1.1 devices; a response topic outside the
+  device's own ``replies`` is refused;
+- ``<ns>/devices/<id>/control``: DeviceCommands from the scheduler, QoS 1;
+- ``<ns>/devices/<id>/status``: the device's own retained status (and last will);
+  ``<ns>/gateway/status`` is the gateway's, retained, ``offline`` by last will.
+
+A malformed command gets an error answer (``{"error": ..., "status": 4xx}``) and an audit
+event, never a crash. Commands are acknowledged to the broker (PUBACK) only once they are on
+Kafka: the session is persistent (fixed client id, no clean start), so a command in flight
+when a gateway dies is delivered again when it reconnects. Replicas share the commands
+through a shared subscription.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import re
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from switchboard.channel_gateway.dedupe import SeenDeliveries
+from switchboard.channel_gateway.ratelimit import RateLimiter
+from switchboard.channel_gateway.rejections import Record
+from switchboard.channel_gateway.targets import ReplyTargets
+from switchboard.common import events
+from switchboard.common.kafka import ConsumedEvent
+from switchboard.common.lifecycle import sleep_unless_stopped
+from switchboard.events.v1 import messages_pb2 as m
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "mqtt"
+DEVICE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")  # no "/", "+" or "#": one topic level
+_IDS = uuid.UUID("9e3c1f4a-2b7d-4c58-a1e6-0d4f7b8c2a93")
+
+Publish = Callable[[m.InboundMessage, str], Awaitable[None]]
+
+
+class Malformed(Exception):
+    """A command the gateway will not take: answered with ``status`` and ``reason``."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class CommandIn(BaseModel):
+    """What a device publishes on its ``commands`` topic."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1)
+    id: str | None = Field(default=None, min_length=1, max_length=128)
+
+
+def parse_command(payload: bytes, max_bytes: int, max_chars: int) -> CommandIn:
+    """The command in ``payload``, or Malformed with the reason."""
+    if len(payload) > max_bytes:
+        raise Malformed(413, f"payload is larger than {max_bytes} bytes")
+    try:
+        command = CommandIn.model_validate_json(payload)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        if first["type"] in ("json_invalid", "json_type"):
+            raise Malformed(400, 'payload is not JSON; send {"text": "..."}') from exc
+        where = ".".join(str(part) for part in first["loc"]) or "payload"
+        raise Malformed(422, f"{where}: {first['msg']}") from exc
+    if len(command.text) > max_chars:
+        raise Malformed(422, f"text is longer than {max_chars} characters")
+    return command
+
+
+def reply_topic(namespace: str, device: str, requested: str | None) -> str:
+    """Where answers to ``device`` go: its MQTT 5 response topic if that is one of its own
+    ``replies`` topics, else its default ``replies`` topic; a foreign one is Malformed."""
+    default = f"{namespace}/devices/{device}/replies"
+    if not requested or requested == default:
+        return default
+    if requested.startswith(default + "/") and not any(c in requested for c in "+#\0"):
+        return requested
+    raise Malformed(403, f"response topic must be {default} or below it")
+
+
+def message_id_for(device: str, command_id: str) -> str:
+    return str(uuid.uuid5(_IDS, f"{CHANNEL}:{device}:{command_id}"))
+
+
+class MqttChannel:
+    """The MQTT side of the gateway: one persistent broker session per replica."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        username: str,
+        password: str,
+        client_id: str,
+        namespace: str,
+        share_group: str,
+        session_expiry_s: int,
+        seen: SeenDeliveries,
+        targets: ReplyTargets,
+        publish: Publish,
+        limiter: RateLimiter,
+        record_rejection: Record,
+        max_bytes: int,
+        max_chars: int,
+    ) -> None:
+        self._connect = {"hostname": host, "port": port, "username": username, "password": password}
+        self._client_id = client_id
+        self._namespace = namespace
+        self._share_group = share_group
+        self._session_expiry_s = session_expiry_s
+        self._seen = seen
+        self._targets = targets
+        self._publish = publish
+        self._limiter = limiter
+        self._record_rejection = record_rejection
+        self._max_bytes = max_bytes
+        self._max_chars = max_chars
+        self._client: aiomqtt.Client | None = None
+        self._connected = asyncio.Event()
+
+    @property
+    def status_topic(self) -> str:
+        return f"{self._namespace}/gateway/status"
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Stay connected (reconnecting after a broker outage) and take commands until ``stop``."""
+        while not stop.is_set():
+            session = asyncio.create_task(self._session())
+            stopped = asyncio.create_task(stop.wait())
+            await asyncio.wait([session, stopped], return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if not session.done():
+                session.cancel()
+            try:
+                await session
+            except asyncio.CancelledError:
+                pass
+            except aiomqtt.MqttError as exc:
+                logger.warning("mqtt connection lost; reconnecting", extra={"error": str(exc)})
+                await sleep_unless_stopped(stop, 2)
+            except Exception:  # Kafka or PostgreSQL away: unacknowledged commands come again
+                logger.exception("mqtt command could not be accepted; reconnecting")
+                await sleep_unless_stopped(stop, 2)
+
+    async def _session(self) -> None:
+        connect = Properties(PacketTypes.CONNECT)
+        connect.SessionExpiryInterval = self._session_expiry_s
+        offline = aiomqtt.Will(self.status_topic, b'{"online": false}', qos=1, retain=True)
+        client = aiomqtt.Client(
+            **self._connect,
+            identifier=self._client_id,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            clean_start=False,
+            properties=connect,
+            will=offline,
+            timeout=10,
+            # paho leaves Nagle on: every QoS 1 round trip would wait for a delayed ACK.
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+        )
+        async with client:
+            # PUBACK only once a command is on Kafka (aiomqtt has no switch for it yet:
+            # empicano/aiomqtt#345; this is the workaround given there).
+            client._client.manual_ack_set(True)
+            self._client = client
+            try:
+                await client.subscribe(f"$share/{self._share_group}/{self._namespace}/devices/+/commands", qos=1)
+                await client.publish(self.status_topic, b'{"online": true}', qos=1, retain=True)
+                self._connected.set()
+                logger.info("mqtt connected", extra={"client_id": self._client_id})
+                try:
+                    async for message in client.messages:
+                        await self._on_command(client, message)
+                except asyncio.CancelledError:
+                    await client.publish(self.status_topic, b'{"online": false}', qos=1, retain=True)
+                    raise
+            finally:
+                self._connected.clear()
+                self._client = None
+
+    async def _on_command(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+        """Accept one command (or answer why not), then acknowledge it to the broker."""
+        topic = str(message.topic)
+        parts = topic.split("/")
+        device = parts[-2] if len(parts) >= 4 else ""
+        properties = message.properties
+        correlation = getattr(properties, "CorrelationData", None) if properties is not None else None
+        payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+        answer_to = f"{self._namespace}/devices/{device}/replies"
+        try:
+            if not DEVICE_ID.match(device):
+                raise Malformed(400, "device id must be letters, digits and _.:- (at most 128)")
+            requested = getattr(properties, "ResponseTopic", None) if properties is not None else None
+            answer_to = reply_topic(self._namespace, device, requested)
+            command = parse_command(payload, self._max_bytes, self._max_chars)
+            await self._accept(device, command, answer_to, correlation)
+        except Malformed as exc:
+            await self._record_rejection(exc.status, "PUBLISH", f"/v1/channels/{CHANNEL}/{topic}"[:200], exc.reason)
+            if DEVICE_ID.match(device):
+                error = {"error": exc.reason, "status": exc.status}
+                await self._send(answer_to, error, correlation)
+        client._client.ack(message.mid, message.qos)
+
+    async def _accept(self, device: str, command: CommandIn, answer_to: str, correlation: bytes | None) -> None:
+        key = f"{device}:{command.id}" if command.id else None
+        if key is not None and await self._seen.seen(CHANNEL, key):
+            logger.info("mqtt command already accepted", extra={"device": device})
+            return
+        user = f"{CHANNEL}:{device}"
+        if (wait_s := await self._limiter.allow(user)) is not None:
+            raise Malformed(429, f"more commands than allowed per minute; try again in {wait_s:.0f} s")
+        message_id = message_id_for(device, command.id) if command.id else str(uuid.uuid4())
+        target: dict[str, Any] = {"topic": answer_to}
+        if correlation is not None:
+            target["correlation"] = base64.b64encode(correlation).decode()
+        await self._targets.remember(message_id, CHANNEL, target)
+        inbound = m.InboundMessage(
+            message_id=message_id,
+            channel=m.CHANNEL_MQTT,
+            channel_message_id=command.id or message_id,
+            channel_chat_id=device,
+            sender=m.Actor(user_id=user, channel_user_id=device),
+            kind=m.MESSAGE_KIND_COMMAND,
+            text=command.text,
+        )
+        await self._publish(inbound, user)  # acknowledged by Kafka, or raises (no PUBACK: redelivered)
+        if key is not None:
+            await self._seen.remember(CHANNEL, key)
+
+    async def _send(self, topic: str, body: dict[str, Any], correlation: bytes | None) -> None:
+        """Publish ``body`` (JSON) at QoS 1, with ``correlation`` data when the asker gave some."""
+        client = await self._ready_client()
+        properties = None
+        if correlation is not None:
+            properties = Properties(PacketTypes.PUBLISH)
+            properties.CorrelationData = correlation
+        await client.publish(topic, json.dumps(body, ensure_ascii=False).encode(), qos=1, properties=properties)
+
+    async def _ready_client(self, timeout_s: float = 30) -> aiomqtt.Client:
+        async with asyncio.timeout(timeout_s):
+            while (client := self._client) is None or not self._connected.is_set():
+                await self._connected.wait()
+        return client
+
+    async def deliver(self, event: ConsumedEvent) -> None:
+        """Answers to devices (final replies only: devices want the whole answer) and
+        DeviceCommands for them; everything else on these topics is not ours."""
+        payload = events.unwrap(event.envelope)
+        if isinstance(payload, m.DeviceCommand):
+            await self._control(payload)
+            return
+        if not isinstance(payload, m.OutboundMessage) or payload.channel != m.CHANNEL_MQTT or not payload.final:
+            return
+        target = await self._targets.get(payload.in_reply_to)
+        if target is None:
+            logger.warning("no mqtt topic to answer on; reply dropped", extra={"in_reply_to": payload.in_reply_to})
+            return
+        correlation = base64.b64decode(target["correlation"]) if "correlation" in target else None
+        body = {"in_reply_to": payload.in_reply_to, "text": payload.text, **dict(payload.metadata)}
+        await self._send(target["topic"], body, correlation)
+
+    async def _control(self, command: m.DeviceCommand) -> None:
+        if not DEVICE_ID.match(command.device_id):
+            raise ValueError(f"device id {command.device_id!r} cannot be an MQTT topic level")  # -> dead letter
+        if command.HasField("expires_at") and command.expires_at.ToDatetime(UTC) < datetime.now(UTC):
+            logger.warning("device command expired before it could be sent", extra={"command_id": command.command_id})
+            return
+        body: dict[str, Any] = {
+            "command_id": command.command_id,
+            "action": command.action,
+            "room": command.room,
+            "value": command.value,
+            "params": dict(command.params),
+            "in_reply_to": command.in_reply_to,
+        }
+        if command.HasField("expires_at"):
+            body["expires_at"] = command.expires_at.ToJsonString()
+        await self._send(f"{self._namespace}/devices/{command.device_id}/control", body, None)

@@ -1,0 +1,216 @@
+"""MQTT devices through the whole pipeline: real Mosquitto (with its ACL), the real stack,
+the five services. The device is the stack's device account; topics are under the run's
+own namespace, so other gateways on the same broker (``make up``) never see them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import signal
+import socket
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import aiomqtt
+import pytest
+from aiokafka import AIOKafkaProducer
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from switchboard.common import events
+from switchboard.events.v1 import messages_pb2 as m
+from tests.conftest import Stack
+from tests.e2e.pipeline import Pipeline
+from tests.e2e.test_pipeline import _read_all, _started
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def pipeline(stack: Stack) -> AsyncIterator[Pipeline]:
+    pipeline = Pipeline(stack)
+    pipeline.extra_env = {
+        "channel_gateway": {
+            "MQTT_HOST": stack.mqtt_host,
+            "MQTT_PORT": str(stack.mqtt_port),
+            "MQTT_USERNAME": stack.mqtt_gateway_user,
+            "MQTT_PASSWORD": stack.mqtt_gateway_password,
+            "MQTT_CLIENT_ID": f"e2e-{pipeline.run_id}-gateway",
+            "MQTT_NAMESPACE": pipeline.namespace,
+            "MQTT_SHARE_GROUP": f"e2e{pipeline.run_id}",
+            "MQTT_GROUP_ID": f"e2e-{pipeline.run_id}-mqtt",
+            "RATE_LIMIT_PER_MINUTE": "0",  # the malformed flood is not what is measured here
+        }
+    }
+    async for started in _started(pipeline):
+        yield started
+
+
+def _device(stack: Stack, name: str, protocol: aiomqtt.ProtocolVersion = aiomqtt.ProtocolVersion.V5) -> aiomqtt.Client:
+    return aiomqtt.Client(
+        stack.mqtt_host,
+        stack.mqtt_port,
+        username=stack.mqtt_device_user,
+        password=stack.mqtt_device_password,
+        identifier=name,
+        protocol=protocol,
+        timeout=10,
+        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+    )
+
+
+def _topics(pipeline: Pipeline) -> tuple[str, str]:
+    base = f"{pipeline.namespace}/devices/{pipeline.stack.mqtt_device_user}"
+    return f"{base}/commands", f"{base}/replies"
+
+
+async def _next(device: aiomqtt.Client, timeout: float = 60) -> aiomqtt.Message:
+    async with asyncio.timeout(timeout):
+        async for message in device.messages:
+            return message
+    raise AssertionError("no message")
+
+
+def _asking(response_topic: str, correlation: bytes) -> Properties:
+    properties = Properties(PacketTypes.PUBLISH)
+    properties.ResponseTopic = response_topic
+    properties.CorrelationData = correlation
+    return properties
+
+
+async def test_mqtt5_and_311_devices_get_answers_where_they_asked(pipeline: Pipeline) -> None:
+    commands, replies = _topics(pipeline)
+    mine = f"{replies}/session-1"
+    async with _device(pipeline.stack, f"dev5-{pipeline.run_id}") as device:
+        await device.subscribe(f"{replies}/#", qos=1)
+        await device.subscribe(replies, qos=1)
+        body = json.dumps({"text": "turn on the lamp", "id": "cmd-1"}).encode()
+        await device.publish(commands, body, qos=1, properties=_asking(mine, b"corr-1"))
+        answer = await _next(device)
+        assert answer.topic.value == mine and answer.qos == 1
+        assert answer.properties is not None and answer.properties.CorrelationData == b"corr-1"
+        assert json.loads(answer.payload)["text"] == "turn on the lamp"  # the echo model
+
+        # A response topic that is not the device's own is refused, on its own replies topic.
+        foreign = f"{pipeline.namespace}/devices/someone-else/replies"
+        await device.publish(commands, body, qos=1, properties=_asking(foreign, b"corr-2"))
+        refused = await _next(device)
+        assert refused.topic.value == replies and json.loads(refused.payload)["status"] == 403
+        assert refused.properties is not None and refused.properties.CorrelationData == b"corr-2"
+
+    async with _device(pipeline.stack, f"dev3-{pipeline.run_id}", aiomqtt.ProtocolVersion.V311) as device:
+        await device.subscribe(replies, qos=1)
+        await device.publish(commands, json.dumps({"text": "status please"}).encode(), qos=1)
+        answer = await _next(device)
+        assert answer.topic.value == replies and json.loads(answer.payload)["text"] == "status please"
+
+
+def _malformed(rng: random.Random) -> bytes:
+    """Payloads a broken or hostile device could send."""
+    choice = rng.randrange(8)
+    if choice == 0:
+        return rng.randbytes(rng.randrange(0, 200))
+    if choice == 1:
+        return b"{" * rng.randrange(1, 50)
+    if choice == 2:
+        return json.dumps(rng.choice([[], 1, "text", None, True, {}])).encode()
+    if choice == 3:
+        return json.dumps({"text": rng.choice([1, None, [], {}, ""])}).encode()
+    if choice == 4:
+        return json.dumps({"text": "hi", "extra": rng.random()}).encode()
+    if choice == 5:
+        return json.dumps({"text": "hi", "id": "x" * rng.randrange(129, 300)}).encode()
+    if choice == 6:
+        return b'{"text": "' + b"\xff\xfe" * rng.randrange(1, 20) + b'"}'
+    return b"x" * rng.randrange(64 * 1024 + 1, 80 * 1024)  # over the size limit
+
+
+async def test_ten_thousand_malformed_commands_get_error_answers_and_nothing_breaks(pipeline: Pipeline) -> None:
+    commands, replies = _topics(pipeline)
+    rng = random.Random(20261124)
+    count = 10_000
+    async with _device(pipeline.stack, f"fuzz-{pipeline.run_id}") as device:
+        await device.subscribe(replies, qos=1)
+        for _ in range(count):
+            await device.publish(commands, _malformed(rng), qos=1)
+        statuses: dict[int, int] = {}
+        async with asyncio.timeout(180):
+            async for message in device.messages:
+                status = json.loads(message.payload)["status"]
+                statuses[status] = statuses.get(status, 0) + 1
+                if sum(statuses.values()) == count:
+                    break
+        assert set(statuses) <= {400, 413, 422} and sum(statuses.values()) == count
+        # The gateway is still there and still answers.
+        await device.publish(commands, json.dumps({"text": "still alive?"}).encode(), qos=1)
+        assert json.loads((await _next(device)).payload)["text"] == "still alive?"
+    inbound = await _read_all(pipeline.stack, pipeline.topics.inbound)
+    assert [e.inbound_message.text for e in inbound] == ["still alive?"]
+
+
+async def test_a_command_sent_while_the_gateway_is_down_is_answered_after(pipeline: Pipeline) -> None:
+    commands, replies = _topics(pipeline)
+    async with _device(pipeline.stack, f"down-{pipeline.run_id}") as device:
+        await device.subscribe(replies, qos=1)
+
+        async def publish_while_down() -> None:
+            await device.publish(commands, json.dumps({"text": "are you there", "id": "c-9"}).encode(), qos=1)
+
+        # Killed, not stopped: the broker keeps its session and queues the command.
+        await pipeline.restart("channel_gateway", while_down=publish_while_down, sig=signal.SIGKILL)
+        answer = await _next(device, timeout=90)
+        assert json.loads(answer.payload)["text"] == "are you there"
+        await device.publish(commands, json.dumps({"text": "are you there", "id": "c-9"}).encode(), qos=1)
+        await asyncio.sleep(3)  # a repeated id is not answered twice
+    inbound = await _read_all(pipeline.stack, pipeline.topics.inbound)
+    assert [e.inbound_message.text for e in inbound] == ["are you there"]
+
+
+async def test_device_commands_reach_the_control_topic_and_status_is_retained(pipeline: Pipeline) -> None:
+    device_id = pipeline.stack.mqtt_device_user
+    control = f"{pipeline.namespace}/devices/{device_id}/control"
+    status = f"{pipeline.namespace}/devices/{device_id}/status"
+    async with _device(pipeline.stack, f"ctl-{pipeline.run_id}") as device:
+        await device.publish(status, b'{"online": true, "power": "off"}', qos=1, retain=True)
+        await device.subscribe(control, qos=1)
+        command = m.DeviceCommand(command_id="dc-1", device_id=device_id, action="turn_on", room="living room")
+        expired = m.DeviceCommand(command_id="dc-old", device_id=device_id, action="turn_off")
+        expired.expires_at.FromDatetime(datetime.now(UTC) - timedelta(minutes=1))
+        producer = AIOKafkaProducer(bootstrap_servers=pipeline.stack.kafka_bootstrap)
+        await producer.start()
+        try:
+            for item in (expired, command):
+                envelope = events.wrap(item, conversation_key=device_id, source="test", tenant_id="t")
+                await producer.send_and_wait(pipeline.topics.device_commands, envelope.SerializeToString(), key=b"d")
+        finally:
+            await producer.stop()
+        received = await _next(device)
+        assert received.qos == 1
+        assert json.loads(received.payload) | {"params": {}} == {
+            "command_id": "dc-1",
+            "action": "turn_on",
+            "room": "living room",
+            "value": "",
+            "params": {},
+            "in_reply_to": "",
+        }
+    # Whoever subscribes later (a dashboard, the gateway) gets the device's last status and
+    # the gateway's own, both retained.
+    async with aiomqtt.Client(
+        pipeline.stack.mqtt_host,
+        pipeline.stack.mqtt_port,
+        username=pipeline.stack.mqtt_gateway_user,
+        password=pipeline.stack.mqtt_gateway_password,
+        identifier=f"watcher-{pipeline.run_id}",
+        timeout=10,
+    ) as watcher:
+        await watcher.subscribe(status, qos=1)
+        await watcher.subscribe(f"{pipeline.namespace}/gateway/status", qos=1)
+        seen = {}
+        for _ in range(2):
+            message = await _next(watcher)
+            seen[str(message.topic)] = json.loads(message.payload)
+        assert seen[status]["power"] == "off"
+        assert seen[f"{pipeline.namespace}/gateway/status"] == {"online": True}
+        await watcher.publish(status, b"", qos=1, retain=True)  # clear the retained status
