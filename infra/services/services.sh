@@ -33,6 +33,9 @@ svc_start() {
     channel-gateway) env+=(
       "SB_GATEWAY_HTTP_PORT=$SB_GATEWAY_HTTP_PORT" "SB_GATEWAY_ID_SECRET=$(secret gateway-ids)"
       "SB_GATEWAY_DATABASE_URL=postgresql://$SB_PG_GATEWAY_USER:$(secret postgres-gateway)@127.0.0.1:$SB_PG_PORT/$SB_PG_DATABASE"
+      "SB_GATEWAY_MQTT_HOST=127.0.0.1" "SB_GATEWAY_MQTT_PORT=$SB_MQTT_PORT"
+      "SB_GATEWAY_MQTT_USERNAME=$SB_MQTT_GATEWAY_USER" "SB_GATEWAY_MQTT_PASSWORD=$(secret mqtt-gateway)"
+      "SB_GATEWAY_MQTT_CLIENT_ID=switchboard-gateway-local"
     ) ;;
     scheduler) env+=("SB_SCHEDULER_DATABASE_URL=postgresql://$SB_PG_USER:$(secret postgres-scheduler)@127.0.0.1:$SB_PG_PORT/$SB_PG_DATABASE") ;;
     inference-client) env+=("SB_INFERENCE_TRITON_URL=127.0.0.1:$SB_TRITON_GRPC_PORT") ;;

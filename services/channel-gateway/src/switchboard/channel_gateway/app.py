@@ -146,7 +146,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                 runtime.consumer([settings.topics.outbound], group_id=settings.feishu_group_id, handler=feishu.deliver)
             )
 
-        if settings.mqtt_host is not None:
+        if settings.mqtt_host:
             assert settings.mqtt_password is not None and limiter is not None  # checked by Settings
             mqtt = MqttChannel(
                 host=settings.mqtt_host,

@@ -73,7 +73,7 @@ class Settings(ServiceSettings):
 
     # MQTT: on when a broker is configured. Devices' usernames are their ids; the broker's
     # ACL keeps each to its own topics under <namespace>/devices/<id>/.
-    mqtt_host: str | None = None
+    mqtt_host: str | None = None  # empty: off
     mqtt_port: int = 1883
     mqtt_username: str = "switchboard-gateway"
     mqtt_password: SecretStr | None = None
@@ -97,7 +97,7 @@ class Settings(ServiceSettings):
             needed["FEISHU_MODE"] = ["feishu_app_id", "feishu_app_secret", "database_url"]
             if self.feishu_mode == "webhook":
                 needed["FEISHU_MODE"].append("feishu_verification_token")
-        if self.mqtt_host is not None:
+        if self.mqtt_host:
             needed["MQTT_HOST"] = ["mqtt_password", "database_url"]
         for setting, names in needed.items():
             missing = [name for name in names if getattr(self, name) is None]
