@@ -105,11 +105,13 @@ cmd_up() {
 try_it() {
   cat <<TRY
 
-Switchboard is up. Ask it something (the local SmolLM2 model answers):
+Switchboard is up. Every API call needs a bearer token; mint one with the local secret,
+then ask something (the local SmolLM2 model answers):
 
-  C=\$(curl -s -X POST http://127.0.0.1:$SB_GATEWAY_HTTP_PORT/v1/conversations | python3 -c 'import json,sys; print(json.load(sys.stdin)["conversation_id"])')
-  curl -s http://127.0.0.1:$SB_GATEWAY_HTTP_PORT/v1/messages -H 'content-type: application/json' \\
-       -d "{\\"conversation_id\\": \\"\$C\\", \\"text\\": \\"What is the capital of France?\\"}"
+  export SWITCHBOARD_TOKEN=\$(.venv/bin/switchboard token --secret-file $SB_SECRETS/gateway-jwt --subject demo)
+  C=\$(curl -s -X POST http://127.0.0.1:$SB_GATEWAY_HTTP_PORT/v1/conversations -H "Authorization: Bearer \$SWITCHBOARD_TOKEN" | python3 -c 'import json,sys; print(json.load(sys.stdin)["conversation_id"])')
+  curl -s http://127.0.0.1:$SB_GATEWAY_HTTP_PORT/v1/messages -H "Authorization: Bearer \$SWITCHBOARD_TOKEN" \\
+       -H 'content-type: application/json' -d "{\\"conversation_id\\": \\"\$C\\", \\"text\\": \\"What is the capital of France?\\"}"
 
   .venv/bin/switchboard chat "hello"        # streams the reply as it is generated
 

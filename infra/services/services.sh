@@ -32,6 +32,7 @@ svc_start() {
   case "$name" in
     channel-gateway) env+=(
       "SB_GATEWAY_HTTP_PORT=$SB_GATEWAY_HTTP_PORT" "SB_GATEWAY_ID_SECRET=$(secret gateway-ids)"
+      "SB_GATEWAY_JWT_SECRET=$(secret gateway-jwt)"
       "SB_GATEWAY_DATABASE_URL=postgresql://$SB_PG_GATEWAY_USER:$(secret postgres-gateway)@127.0.0.1:$SB_PG_PORT/$SB_PG_DATABASE"
       "SB_GATEWAY_MQTT_HOST=127.0.0.1" "SB_GATEWAY_MQTT_PORT=$SB_MQTT_PORT"
       "SB_GATEWAY_MQTT_USERNAME=$SB_MQTT_GATEWAY_USER" "SB_GATEWAY_MQTT_PASSWORD=$(secret mqtt-gateway)"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -18,9 +19,11 @@ from typing import Any
 
 import asyncpg
 import grpc
+import httpx
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from switchboard.cli.tokens import mint
 from switchboard.common.config import TopicSettings
 from tests.conftest import Stack
 
@@ -51,6 +54,7 @@ class Pipeline:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
     processes: list[tuple[str, subprocess.Popen[bytes], int]] = field(default_factory=list)
     gateway_urls: list[str] = field(default_factory=list)
+    jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
     def __post_init__(self) -> None:
         self.topics = TopicSettings(
@@ -60,6 +64,15 @@ class Pipeline:
         self.gateway_schema = f"e2e_{self.run_id}_gateway"
         self.namespace = f"e2e{self.run_id}"
         self.data_stream = f"logs-switchboard.audit-{self.namespace}"
+
+    def token(self, subject: str = "e2e-user", scopes: tuple[str, ...] = ("chat",)) -> str:
+        """A bearer token the pipeline's gateways accept."""
+        return mint(self.jwt_secret, subject, list(scopes))
+
+    def client(self, url: str, timeout: float = 60, subject: str = "e2e-user", **kwargs: Any) -> httpx.AsyncClient:
+        """An HTTP client of the gateway at ``url``, authenticated as ``subject`` (chat scope)."""
+        headers = {"Authorization": f"Bearer {self.token(subject)}"}
+        return httpx.AsyncClient(base_url=url, timeout=timeout, headers=headers, **kwargs)
 
     def env(self, module: str, replica: int, health_port: int) -> dict[str, str]:
         prefix = SERVICES[module]
@@ -79,6 +92,7 @@ class Pipeline:
                 {
                     "HTTP_PORT": str(port),
                     "ID_SECRET": f"e2e-{self.run_id}",
+                    "JWT_SECRET": self.jwt_secret,
                     "DATABASE_URL": self.stack.pg_dsn,
                     "DATABASE_SCHEMA": self.gateway_schema,
                 }

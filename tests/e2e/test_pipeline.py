@@ -126,7 +126,7 @@ async def _where_stuck(pipeline: Pipeline, message_ids: list[str]) -> str:
 
 async def _run_conversations(pipeline: Pipeline) -> None:
     urls = pipeline.gateway_urls
-    clients = [httpx.AsyncClient(base_url=url, timeout=60) for url in urls]
+    clients = [pipeline.client(url, timeout=60) for url in urls]
     try:
         # Conversations are spread over the gateway replicas; replies are fetched from another one.
         sent = await asyncio.gather(*(_send_conversation(clients[i % len(clients)], i) for i in range(CONVERSATIONS)))
@@ -183,7 +183,7 @@ async def test_200_messages_with_two_replicas_of_each_service(echo_pipeline: Pip
 
 async def test_real_model_answers_and_streams(stack: Stack) -> None:
     async for pipeline in _started(Pipeline(stack, routes={"general": {"model": stack.chat_model, "kind": "chat"}})):
-        async with httpx.AsyncClient(base_url=pipeline.gateway_urls[0], timeout=120) as client:
+        async with pipeline.client(pipeline.gateway_urls[0], timeout=120) as client:
             conversation = await _conversation(client)
             body = {"conversation_id": conversation, "text": "Name one colour of the rainbow.", "timeout_s": 90}
             response = await client.post("/v1/messages", json=body)
@@ -211,9 +211,25 @@ async def test_real_model_answers_and_streams(stack: Stack) -> None:
 
 
 async def test_bad_input_gets_4xx_and_reaches_no_topic(echo_pipeline: Pipeline) -> None:
-    async with httpx.AsyncClient(base_url=echo_pipeline.gateway_urls[0], timeout=30) as client:
+    url = echo_pipeline.gateway_urls[0]
+    async with (
+        echo_pipeline.client(url, timeout=30) as client,
+        echo_pipeline.client(url, timeout=30, subject="someone-else") as other,
+        httpx.AsyncClient(base_url=url, timeout=30) as anonymous,
+    ):
         conversation = await _conversation(client)
+        theirs = await _conversation(other)
+        no_chat = {"Authorization": f"Bearer {echo_pipeline.token(scopes=('audit',))}"}
+        forged = {"Authorization": "Bearer " + echo_pipeline.token()[:-4] + "AAAA"}
+        hello = {"conversation_id": conversation, "text": "hi"}
         cases = [
+            (anonymous.post("/v1/conversations"), 401),
+            (anonymous.post("/v1/messages", json=hello), 401),
+            (anonymous.post("/v1/messages", json=hello, headers=forged), 401),
+            (anonymous.post("/v1/messages", json=hello, headers=no_chat), 403),
+            (anonymous.get("/v1/messages/m-x.0000", headers={"Authorization": "Basic dXNlcjpwdw=="}), 401),
+            (client.get("/v1/admin/status"), 403),
+            (client.post("/v1/messages", json={"conversation_id": theirs, "text": "hi"}), 404),
             (client.post("/v1/messages", content=b"{not json", headers={"content-type": "application/json"}), 422),
             (client.post("/v1/messages", json={"text": "no conversation"}), 422),
             (client.post("/v1/messages", json={"conversation_id": conversation}), 422),
@@ -243,17 +259,39 @@ async def test_the_per_user_rate_limit_holds_across_replicas(echo_pipeline: Pipe
     # (30 a minute by default; the window is a calendar minute, so start well inside one.)
     if (seconds := time.time() % 60) > 40:
         await asyncio.sleep(61 - seconds)
-    clients = [httpx.AsyncClient(base_url=url, timeout=30) for url in echo_pipeline.gateway_urls]
+    clients = [echo_pipeline.client(url, timeout=30, subject="eager") for url in echo_pipeline.gateway_urls]
+    patient = echo_pipeline.client(echo_pipeline.gateway_urls[0], timeout=30, subject="patient")
+    clients.append(patient)
     try:
         conversation = await _conversation(clients[0])
-        body = {"conversation_id": conversation, "text": "hi", "user_id": "eager", "wait": False}
+        body = {"conversation_id": conversation, "text": "hi", "wait": False}
         codes = [(await clients[i % 2].post("/v1/messages", json=body)).status_code for i in range(30)]
         assert codes == [202] * 30  # 15 on each replica: together, exactly the limit
         refused = await clients[1].post("/v1/messages", json=body)
         assert refused.status_code == 429 and "30 messages a minute" in refused.json()["detail"]
         assert 1 <= int(refused.headers["retry-after"]) <= 61
-        other = {**body, "user_id": "patient"}
-        assert (await clients[0].post("/v1/messages", json=other)).status_code == 202  # per user
+        other = {**body, "conversation_id": await _conversation(patient)}
+        assert (await patient.post("/v1/messages", json=other)).status_code == 202  # per user
     finally:
         for client in clients:
             await client.aclose()
+
+
+async def test_an_idempotency_key_sends_a_message_once(echo_pipeline: Pipeline) -> None:
+    async with echo_pipeline.client(echo_pipeline.gateway_urls[0], timeout=30) as client:
+        conversation = await _conversation(client)
+        body = {"conversation_id": conversation, "text": "pay the bill", "wait": False}
+        key = {"Idempotency-Key": "retry-me-1"}
+        first = await client.post("/v1/messages", json=body, headers=key)
+        again = await client.post("/v1/messages", json={**body, "wait": True}, headers=key)
+        assert first.status_code == 202 and again.status_code == 200, again.text
+        assert again.json()["message_id"] == first.json()["message_id"] and again.json()["reply"] == "pay the bill"
+        changed = await client.post("/v1/messages", json={**body, "text": "pay twice"}, headers=key)
+        assert changed.status_code == 409
+        # Admin routes need the admin scope.
+        admin = {"Authorization": f"Bearer {echo_pipeline.token(scopes=('admin',))}"}
+        status = await client.get("/v1/admin/status", headers=admin)
+        assert status.status_code == 200 and status.json()["channels"]["http"] == "on"
+    inbound = await _read_all(echo_pipeline.stack, echo_pipeline.topics.inbound)
+    assert [e.inbound_message.text for e in inbound] == ["pay the bill"]
+    assert inbound[0].inbound_message.sender.user_id == "http:e2e-user"

@@ -7,15 +7,16 @@ from switchboard.channel_gateway.replies import Replies
 from switchboard.events.v1 import messages_pb2 as m
 
 
-def test_signed_ids_verify_only_with_the_same_key_and_prefix() -> None:
+def test_signed_ids_verify_only_with_the_same_key_prefix_and_owner() -> None:
     signer = IdSigner(b"k1")
-    conversation = signer.new("c")
-    assert signer.valid(conversation, "c")
-    assert not signer.valid(conversation, "m")
-    assert not IdSigner(b"k2").valid(conversation, "c")
-    assert not signer.valid(conversation[:-1] + ("0" if conversation[-1] != "0" else "1"), "c")
+    conversation = signer.new("c", "ada")
+    assert signer.valid(conversation, "c", "ada")
+    assert not signer.valid(conversation, "c", "bob")  # someone else's conversation
+    assert not signer.valid(conversation, "m", "ada")
+    assert not IdSigner(b"k2").valid(conversation, "c", "ada")
+    assert not signer.valid(conversation[:-1] + ("0" if conversation[-1] != "0" else "1"), "c", "ada")
     for junk in ["", ".", "c-", "c-abc", "c-x." + "0" * 20, "x" * 500]:
-        assert not signer.valid(junk, "c")
+        assert not signer.valid(junk, "c", "ada")
 
 
 def _out(seq: int, text: str, final: bool = False) -> m.OutboundMessage:

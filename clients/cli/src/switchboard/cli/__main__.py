@@ -1,7 +1,10 @@
 """``switchboard chat "hello"``: send a message and stream the reply as it is generated.
 
 The conversation id is remembered in ~/.config/switchboard/conversation so that follow-up
-messages keep their context; ``--new`` starts a fresh conversation.
+messages keep their context; ``--new`` starts a fresh conversation. The bearer token comes
+from ``--token`` or ``SWITCHBOARD_TOKEN``; ``switchboard token --secret-file F`` mints one
+for an installation that signs its own tokens (``make up`` keeps the secret in
+.state/secrets/gateway-jwt).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from pathlib import Path
 import httpx
 from httpx_sse import connect_sse
 from rich.console import Console
+
+from switchboard.cli.tokens import mint
 
 DEFAULT_URL = "http://127.0.0.1:18080"
 STATE = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "switchboard" / "conversation"
@@ -31,15 +36,16 @@ def _conversation(client: httpx.Client, new: bool) -> str:
     return conversation
 
 
-def chat(url: str, text: str, new: bool, timeout_s: float) -> int:
+def chat(url: str, token: str, text: str, new: bool, timeout_s: float) -> int:
     out, err = Console(), Console(stderr=True)
-    with httpx.Client(base_url=url, timeout=timeout_s) as client:
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=url, timeout=timeout_s, headers=headers) as client:
         conversation = _conversation(client, new)
         body = {"conversation_id": conversation, "text": text, "wait": False}
         response = client.post("/v1/messages", json=body)
         if response.status_code == 404 and not new:
             # The gateway no longer knows the remembered conversation (e.g. a new secret).
-            return chat(url, text, new=True, timeout_s=timeout_s)
+            return chat(url, token, text, new=True, timeout_s=timeout_s)
         if response.status_code >= 400:
             err.print(f"[red]error {response.status_code}:[/red] {response.json().get('detail')}")
             return 1
@@ -75,9 +81,22 @@ def main() -> int:
     chat_cmd.add_argument("text", help="what to say")
     chat_cmd.add_argument("--new", action="store_true", help="start a new conversation")
     chat_cmd.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the reply")
+    chat_cmd.add_argument("--token", default=os.environ.get("SWITCHBOARD_TOKEN"), help="bearer token (JWT)")
+    token_cmd = commands.add_parser("token", help="mint a bearer token with the gateway's HS256 secret")
+    token_cmd.add_argument("--secret-file", type=Path, required=True, help="file holding SB_GATEWAY_JWT_SECRET")
+    token_cmd.add_argument("--subject", default=os.environ.get("USER", "me"), help="who the token is for")
+    token_cmd.add_argument("--scope", action="append", default=None, help="chat (default) or admin; repeatable")
+    token_cmd.add_argument("--ttl", type=int, default=12 * 3600, help="seconds the token is valid")
     args = parser.parse_args()
+    if args.command == "token":
+        secret = args.secret_file.read_text().strip()
+        sys.stdout.write(mint(secret, args.subject, args.scope or ["chat"], ttl_s=args.ttl) + "\n")
+        return 0
+    if not args.token:
+        Console(stderr=True).print("[red]no token:[/red] pass --token or set SWITCHBOARD_TOKEN (see switchboard token)")
+        return 2
     try:
-        return chat(args.url, args.text, args.new, args.timeout)
+        return chat(args.url, args.token, args.text, args.new, args.timeout)
     except httpx.HTTPError as exc:
         Console(stderr=True).print(f"[red]cannot reach {args.url}:[/red] {exc}")
         return 1

@@ -12,9 +12,11 @@ from pydantic import SecretStr
 
 from switchboard.channel_gateway import rejections
 from switchboard.channel_gateway.api import create_api
+from switchboard.channel_gateway.auth import Authenticator
 from switchboard.channel_gateway.config import Settings
 from switchboard.channel_gateway.dedupe import SeenDeliveries
 from switchboard.channel_gateway.feishu import FeishuChannel, LongConnection
+from switchboard.channel_gateway.idempotency import IdempotencyKeys
 from switchboard.channel_gateway.ids import IdSigner
 from switchboard.channel_gateway.mqtt import MqttChannel
 from switchboard.channel_gateway.outbound import OutboundView
@@ -78,23 +80,23 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
 
         record = rejections.recorder(runtime.producer, settings.topics.audit, settings.service_name, settings.tenant_id)
         routers, consumers, background = [], [], []
-        limiter = None
-        if settings.database_url is None:
-            logger.warning("SB_GATEWAY_DATABASE_URL not set: no per-user rate limit, no platform channels")
-        else:
-            pool = await postgres.connect(
-                settings.database_url.get_secret_value(),
-                settings.database_schema,
-                "switchboard.channel_gateway",
-                settings.pool_size,
-            )
-            resources.push_async_callback(pool.close)
-            limiter = RateLimiter(pool, settings.rate_limit_per_minute)
-            seen = SeenDeliveries(pool, settings.dedupe_keep_s)
-            targets = ReplyTargets(pool, settings.dedupe_keep_s)
-            background.append(_housekeeping(stop, seen.purge, limiter.purge, targets.purge))
+        assert settings.database_url is not None  # checked by Settings
+        pool = await postgres.connect(
+            settings.database_url.get_secret_value(),
+            settings.database_schema,
+            "switchboard.channel_gateway",
+            settings.pool_size,
+        )
+        resources.push_async_callback(pool.close)
+        limiter = RateLimiter(pool, settings.rate_limit_per_minute)
+        seen = SeenDeliveries(pool, settings.dedupe_keep_s)
+        targets = ReplyTargets(pool, settings.dedupe_keep_s)
+        idempotency = IdempotencyKeys(pool)
+        background.append(_housekeeping(stop, seen.purge, limiter.purge, targets.purge, idempotency.purge))
+        modes = {"http": "on", "telegram": settings.telegram_mode, "feishu": settings.feishu_mode}
+        modes["mqtt"] = "on" if settings.mqtt_host else "off"
         if settings.telegram_mode != "off":
-            assert settings.telegram_bot_token and limiter is not None  # checked by Settings
+            assert settings.telegram_bot_token  # checked by Settings
             telegram = TelegramChannel(
                 settings.telegram_bot_token.get_secret_value(),
                 _secret(settings.telegram_webhook_secret),
@@ -119,7 +121,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             )
 
         if settings.feishu_mode != "off":
-            assert settings.feishu_app_id and settings.feishu_app_secret and limiter is not None  # checked by Settings
+            assert settings.feishu_app_id and settings.feishu_app_secret  # checked by Settings
             feishu = FeishuChannel(
                 settings.feishu_app_id,
                 settings.feishu_app_secret.get_secret_value(),
@@ -147,7 +149,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             )
 
         if settings.mqtt_host:
-            assert settings.mqtt_password is not None and limiter is not None  # checked by Settings
+            assert settings.mqtt_password is not None  # checked by Settings
             mqtt = MqttChannel(
                 host=settings.mqtt_host,
                 port=settings.mqtt_port,
@@ -174,7 +176,26 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                 )
             )
 
-        api = create_api(settings, signer, replies, publish, routers, record, limiter)
+        auth = Authenticator(
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            secret=_secret(settings.jwt_secret) or None,
+            public_key=settings.jwt_public_key or None,
+            jwks_url=settings.jwt_jwks_url or None,
+            algorithms=settings.jwt_algorithms,
+        )
+        api = create_api(
+            settings,
+            signer,
+            replies,
+            publish,
+            auth,
+            limiter,
+            idempotency,
+            channels=routers,
+            record_rejection=record,
+            channel_modes=modes,
+        )
         config = uvicorn.Config(
             api, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False, lifespan="off"
         )

@@ -33,8 +33,17 @@ class Settings(ServiceSettings):
     reply_ttl_s: float = 600.0
     max_cached_replies: int = 100_000
 
-    # PostgreSQL keeps what must outlive a process and be shared by replicas (deliveries
-    # already accepted); needed once a platform channel is on.
+    # Bearer tokens (JWT): exactly one of a shared secret (HS256; `switchboard token` mints
+    # tokens with it), an identity provider's public key (PEM) or its JWKS URL.
+    jwt_secret: SecretStr | None = None
+    jwt_public_key: str | None = None
+    jwt_jwks_url: str | None = None
+    jwt_issuer: str = "switchboard"
+    jwt_audience: str = "switchboard-gateway"
+    jwt_algorithms: list[str] | None = None
+
+    # PostgreSQL keeps what must outlive a process and be shared by replicas: deliveries
+    # already accepted, rate-limit windows, idempotency keys, where replies go.
     database_url: SecretStr | None = None
     database_schema: str = Field(default="gateway", pattern=postgres.SCHEMA_PATTERN)
     pool_size: int = 4
@@ -88,17 +97,24 @@ class Settings(ServiceSettings):
 
     @model_validator(mode="after")
     def _channel_settings_complete(self) -> Self:
+        if self.database_url is None:
+            raise ValueError("SB_GATEWAY_DATABASE_URL is required (postgresql://user:password@host:port/db)")
+        keys = [self.jwt_secret, self.jwt_public_key, self.jwt_jwks_url]
+        if sum(bool(key) for key in keys) != 1:
+            raise ValueError(
+                "set exactly one of SB_GATEWAY_JWT_SECRET, SB_GATEWAY_JWT_PUBLIC_KEY, SB_GATEWAY_JWT_JWKS_URL"
+            )
         needed = {}
         if self.telegram_mode != "off":
-            needed["TELEGRAM_MODE"] = ["telegram_bot_token", "database_url"]
+            needed["TELEGRAM_MODE"] = ["telegram_bot_token"]
             if self.telegram_mode == "webhook":
                 needed["TELEGRAM_MODE"].append("telegram_webhook_secret")
         if self.feishu_mode != "off":
-            needed["FEISHU_MODE"] = ["feishu_app_id", "feishu_app_secret", "database_url"]
+            needed["FEISHU_MODE"] = ["feishu_app_id", "feishu_app_secret"]
             if self.feishu_mode == "webhook":
                 needed["FEISHU_MODE"].append("feishu_verification_token")
         if self.mqtt_host:
-            needed["MQTT_HOST"] = ["mqtt_password", "database_url"]
+            needed["MQTT_HOST"] = ["mqtt_password"]
         for setting, names in needed.items():
             missing = [name for name in names if getattr(self, name) is None]
             if missing:

@@ -36,6 +36,9 @@ class Replies:
             self._evict()
         return entry
 
+    def __len__(self) -> int:
+        return len(self._entries)
+
     def get(self, message_id: str) -> Reply | None:
         return self._entries.get(message_id)
 
