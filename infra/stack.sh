@@ -64,7 +64,7 @@ python_env() {
 cmd_install() {
   mkdir -p "$SB_LOGS" "$SB_RUN"
   ensure_run_user
-  apt_install curl unzip procps
+  apt_install curl unzip procps chromium chromium-driver  # chromium: the web chat browser test
   pg_install
   mqtt_install
   python_env

@@ -294,4 +294,4 @@ async def test_an_idempotency_key_sends_a_message_once(echo_pipeline: Pipeline) 
         assert status.status_code == 200 and status.json()["channels"]["http"] == "on"
     inbound = await _read_all(echo_pipeline.stack, echo_pipeline.topics.inbound)
     assert [e.inbound_message.text for e in inbound] == ["pay the bill"]
-    assert inbound[0].inbound_message.sender.user_id == "http:e2e-user"
+    assert inbound[0].inbound_message.sender.user_id == "web:e2e-user"

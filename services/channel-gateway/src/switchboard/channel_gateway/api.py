@@ -3,27 +3,39 @@ bearer token (``chat`` scope; ``admin`` for /v1/admin); ids are bound to the tok
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import pathlib
+from collections.abc import AsyncIterator, Sequence
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette.sse import EventSourceResponse
 
 from switchboard.channel_gateway.auth import SCOPE_ADMIN, SCOPE_CHAT, Authenticator, Principal, requires
 from switchboard.channel_gateway.config import Settings
-from switchboard.channel_gateway.idempotency import IdempotencyKeys, KeyReused
 from switchboard.channel_gateway.ids import IdSigner
+from switchboard.channel_gateway.intake import Intake, Rejected
 from switchboard.channel_gateway.limits import BodySizeLimit
-from switchboard.channel_gateway.ratelimit import RateLimiter
 from switchboard.channel_gateway.rejections import AuditRejections, Record
 from switchboard.channel_gateway.replies import Replies
 from switchboard.events.v1 import messages_pb2 as m
 
-Publish = Callable[[m.InboundMessage, str], Awaitable[None]]
+CHAT_PAGE = (pathlib.Path(__file__).parent / "static" / "chat.html").read_text()
+_script = CHAT_PAGE.split("<script>", 1)[1].split("</script>", 1)[0]
+_script_hash = base64.b64encode(hashlib.sha256(_script.encode()).digest()).decode()
+CHAT_PAGE_HEADERS = {
+    # Only this page's own script and styles, talking to this gateway.
+    "Content-Security-Policy": (
+        f"default-src 'none'; script-src 'sha256-{_script_hash}'; "
+        "style-src 'unsafe-inline'; connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 class ConversationOut(BaseModel):
@@ -58,16 +70,14 @@ def create_api(
     settings: Settings,
     signer: IdSigner,
     replies: Replies,
-    publish: Publish,
     auth: Authenticator,
-    limiter: RateLimiter,
-    idempotency: IdempotencyKeys,
+    intake: Intake,
     channels: Sequence[APIRouter] = (),
     record_rejection: Record | None = None,
     channel_modes: dict[str, str] | None = None,
 ) -> FastAPI:
-    """The FastAPI app; ``publish`` puts an InboundMessage on Kafka (and raises if it cannot);
-    ``channels`` are the platform webhooks that are switched on (they authenticate their
+    """The FastAPI app. ``intake`` takes messages (checks, limits, onto Kafka); ``channels``
+    are the routers of the channels that are on (platform webhooks authenticate their
     platform's way, not with bearer tokens); ``record_rejection`` audits every 4xx."""
     api = FastAPI(title="Switchboard channel gateway", version="1", docs_url="/docs")
     chat = Depends(requires(auth, SCOPE_CHAT))
@@ -132,53 +142,18 @@ def create_api(
     ) -> MessageOut | JSONResponse:
         """Send a message. With ``wait`` (default) the reply comes in the response; otherwise, or
         when it takes longer than ``timeout_s``, 202 with links to poll or stream it."""
-        if not signer.valid(body.conversation_id, "c", caller.subject):
-            raise HTTPException(
-                status.HTTP_404_NOT_FOUND, "unknown conversation; create one with POST /v1/conversations"
-            )
-        if len(body.text) > settings.max_text_chars:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_ENTITY, f"text is longer than {settings.max_text_chars} characters"
-            )
         timeout_s = body.timeout_s if body.timeout_s is not None else settings.default_wait_s
         if timeout_s > settings.max_wait_s:
             raise HTTPException(
                 status.HTTP_422_UNPROCESSABLE_ENTITY, f"timeout_s must be at most {settings.max_wait_s}"
             )
-        request_hash = hashlib.sha256(f"{body.conversation_id}\n{body.text}".encode()).hexdigest()
-        earlier = None
-        if idempotency_key is not None:
-            try:
-                earlier = await idempotency.find(caller.subject, idempotency_key, request_hash)
-            except KeyReused as exc:
-                raise HTTPException(status.HTTP_409_CONFLICT, "Idempotency-Key was used for another request") from exc
-        if earlier is None and (wait_s := await limiter.allow(f"http:{caller.subject}")) is not None:
-            raise HTTPException(
-                status.HTTP_429_TOO_MANY_REQUESTS,
-                f"more than {settings.rate_limit_per_minute} messages a minute; try again in {wait_s:.0f} s",
-                headers={"Retry-After": str(int(wait_s) + 1)},
+        try:
+            message_id = await intake.submit(
+                caller, body.conversation_id, body.text, m.CHANNEL_HTTP, idempotency_key=idempotency_key
             )
-        message_id = earlier.message_id if earlier is not None else signer.new("m", caller.subject)
-        if idempotency_key is not None and earlier is None:
-            earlier = await idempotency.claim(
-                caller.subject, idempotency_key, request_hash, message_id, body.conversation_id
-            )
-            message_id = earlier.message_id  # another request with the key may have won
-        if earlier is None or not earlier.published:
-            inbound = m.InboundMessage(
-                message_id=message_id,
-                channel=m.CHANNEL_HTTP,
-                channel_message_id=message_id,
-                channel_chat_id=body.conversation_id,
-                sender=m.Actor(user_id=f"http:{caller.subject}", channel_user_id=caller.subject),
-                kind=m.MESSAGE_KIND_TEXT,
-                text=body.text,
-            )
-            # A retry of a request that crashed before this publishes the same message id
-            # again; the scheduler dispatches a message id once.
-            await publish(inbound, body.conversation_id)
-            if idempotency_key is not None:
-                await idempotency.mark_published(caller.subject, idempotency_key)
+        except Rejected as exc:
+            headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s is not None else None
+            raise HTTPException(exc.status, exc.detail, headers=headers) from exc
         if body.wait:
             final = await replies.wait_final(message_id, timeout_s)
             if final is not None:
@@ -219,6 +194,11 @@ def create_api(
                 yield {"event": "timeout", "data": json.dumps({"detail": "no complete reply in time"})}
 
         return EventSourceResponse(events(), ping=15)
+
+    @api.get("/chat", include_in_schema=False)
+    async def chat_page() -> HTMLResponse:
+        """The web chat page (talks to /v1/ws; the user brings a token)."""
+        return HTMLResponse(CHAT_PAGE, headers=CHAT_PAGE_HEADERS)
 
     @api.get("/v1/admin/status", response_model=StatusOut, responses=unauthorized)
     async def admin_status(caller: Principal = admin) -> StatusOut:

@@ -18,12 +18,14 @@ from switchboard.channel_gateway.dedupe import SeenDeliveries
 from switchboard.channel_gateway.feishu import FeishuChannel, LongConnection
 from switchboard.channel_gateway.idempotency import IdempotencyKeys
 from switchboard.channel_gateway.ids import IdSigner
+from switchboard.channel_gateway.intake import Intake
 from switchboard.channel_gateway.mqtt import MqttChannel
 from switchboard.channel_gateway.outbound import OutboundView
 from switchboard.channel_gateway.ratelimit import RateLimiter
 from switchboard.channel_gateway.replies import Replies
 from switchboard.channel_gateway.targets import ReplyTargets
 from switchboard.channel_gateway.telegram import TelegramChannel
+from switchboard.channel_gateway.websocket import websocket_router
 from switchboard.common import events, postgres
 from switchboard.common.lifecycle import sleep_unless_stopped
 from switchboard.common.service import ServiceRuntime
@@ -184,14 +186,21 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             jwks_url=settings.jwt_jwks_url or None,
             algorithms=settings.jwt_algorithms,
         )
+        intake = Intake(
+            signer,
+            publish,
+            limiter,
+            idempotency,
+            max_text_chars=settings.max_text_chars,
+            per_minute=settings.rate_limit_per_minute,
+        )
+        routers.append(websocket_router(auth, signer, replies, intake, record, max_wait_s=settings.max_wait_s))
         api = create_api(
             settings,
             signer,
             replies,
-            publish,
             auth,
-            limiter,
-            idempotency,
+            intake,
             channels=routers,
             record_rejection=record,
             channel_modes=modes,

@@ -42,6 +42,11 @@ class Settings(ServiceSettings):
     jwt_audience: str = "switchboard-gateway"
     jwt_algorithms: list[str] | None = None
 
+    # WebSocket: frames waiting for a slow client before it is disconnected (it resumes),
+    # and the heartbeat sent after this much silence.
+    ws_max_queued: int = Field(default=256, ge=1)
+    ws_heartbeat_s: float = Field(default=20.0, gt=0)
+
     # PostgreSQL keeps what must outlive a process and be shared by replicas: deliveries
     # already accepted, rate-limit windows, idempotency keys, where replies go.
     database_url: SecretStr | None = None

@@ -78,5 +78,5 @@ class OutboundView:
             return
         if envelope.WhichOneof("payload") == "outbound_message":
             message: m.OutboundMessage = envelope.outbound_message
-            if message.channel == m.CHANNEL_HTTP:
+            if message.channel in (m.CHANNEL_HTTP, m.CHANNEL_WEBSOCKET):
                 self._replies.on_outbound(message)

@@ -23,6 +23,8 @@ def audit_event(status: int, method: str, path: str, detail: str) -> m.AuditEven
     """The audit record of one refused request."""
     parts = path.split("/")
     channel = parts[3] if path.startswith("/v1/channels/") and len(parts) > 3 else "http"
+    if path == "/v1/ws":
+        channel = "websocket"
     return m.AuditEvent(
         action="request.rejected",
         outcome=m.OUTCOME_BLOCKED,

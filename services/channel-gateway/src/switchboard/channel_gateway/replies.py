@@ -65,10 +65,13 @@ class Replies:
             return None
         return entry.final
 
-    async def follow(self, message_id: str, timeout_s: float) -> AsyncIterator[tuple[int, str] | m.OutboundMessage]:
-        """Yield (sequence, text) pieces in order as they arrive, then the final reply."""
+    async def follow(
+        self, message_id: str, timeout_s: float, after: int = -1
+    ) -> AsyncIterator[tuple[int, str] | m.OutboundMessage]:
+        """Yield (sequence, text) pieces in order as they arrive (those after ``after``: a
+        client resuming says what it has), then the final reply."""
         entry = self._entry(message_id)
-        next_seq = 0
+        next_seq = after + 1
         async with asyncio.timeout(timeout_s):
             while True:
                 while next_seq in entry.chunks:

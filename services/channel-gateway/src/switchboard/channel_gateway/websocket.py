@@ -1,0 +1,251 @@
+"""``/v1/ws``: chat over one WebSocket, replies streamed as they are generated.
+
+Frames are JSON text. The first thing on a socket is authentication: an ``Authorization:
+Bearer`` header (non-browser clients) or, since browsers cannot set headers on a WebSocket,
+a first frame ``{"type": "auth", "token": "<JWT>"}`` within 10 s. Then:
+
+client → gateway                                   gateway → client
+``{"type": "conversation"}``                        ``{"type": "conversation", "conversation_id"}``
+``{"type": "message", "conversation_id", "text",     ``{"type": "accepted", "message_id", "id"}``,
+  "id"?}`` (id: idempotency key, safe to resend)      then ``chunk`` …, then ``done``
+``{"type": "resume", "message_id", "after"}``        the chunks after sequence ``after``, then ``done``
+                                                   ``{"type": "chunk", "message_id", "sequence", "text"}``
+                                                   ``{"type": "done", "message_id", "reply", "model", "finish_reason"}``
+                                                   ``{"type": "error", "status", "detail"[, "id"]}``
+                                                   ``{"type": "ping"}`` every 20 s of silence
+
+A client that reconnects resumes each unfinished reply from the last sequence it saw:
+nothing is lost or repeated (every replica keeps every reply for ``reply_ttl_s``, so the new
+socket may be on any replica). A client too slow to take its frames (more than
+``max_queued`` waiting) is disconnected with 1013 and resumes the same way: a socket never
+holds more than that in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from switchboard.channel_gateway.auth import SCOPE_CHAT, Authenticator, InvalidToken, Principal
+from switchboard.channel_gateway.ids import IdSigner
+from switchboard.channel_gateway.intake import Intake, Rejected
+from switchboard.channel_gateway.rejections import Record
+from switchboard.channel_gateway.replies import Replies
+from switchboard.events.v1 import messages_pb2 as m
+
+logger = logging.getLogger(__name__)
+
+AUTH_TIMEOUT_S = 10.0
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_TOO_SLOW = status.WS_1013_TRY_AGAIN_LATER
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: str
+    conversation_id: str = Field(min_length=1, max_length=128)
+    text: str
+    id: str | None = Field(default=None, min_length=1, max_length=255)
+
+
+class _Resume(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: str
+    message_id: str = Field(min_length=1, max_length=128)
+    after: int = Field(default=-1, ge=-1)
+
+
+class _TooSlow(Exception):
+    pass
+
+
+class _Session:
+    """One socket: a bounded queue of frames to send, drained by one sender task that also
+    sends the heartbeat, and the replies being followed."""
+
+    def __init__(self, socket: WebSocket, max_queued: int, heartbeat_s: float) -> None:
+        self.socket = socket
+        self._queue: asyncio.Queue[str] = asyncio.Queue(max_queued)
+        self._heartbeat_s = heartbeat_s
+        self.following: dict[str, asyncio.Task[None]] = {}
+        self.too_slow = asyncio.Event()
+
+    def send(self, frame: dict[str, Any]) -> None:
+        try:
+            self._queue.put_nowait(json.dumps(frame, ensure_ascii=False))
+        except asyncio.QueueFull:
+            self.too_slow.set()
+            raise _TooSlow from None
+
+    async def run_sender(self) -> None:
+        while True:
+            try:
+                async with asyncio.timeout(self._heartbeat_s):
+                    frame = await self._queue.get()
+            except TimeoutError:
+                frame = '{"type": "ping"}'
+            await self.socket.send_text(frame)
+
+    def close(self) -> None:
+        for task in self.following.values():
+            task.cancel()
+
+
+def websocket_router(
+    auth: Authenticator,
+    signer: IdSigner,
+    replies: Replies,
+    intake: Intake,
+    record_rejection: Record,
+    *,
+    max_wait_s: float,
+    max_queued: int = 256,
+    heartbeat_s: float = 20.0,
+) -> APIRouter:
+    router = APIRouter()
+
+    async def refuse(socket: WebSocket, code: int, status_code: int, detail: str) -> None:
+        await record_rejection(status_code, "WEBSOCKET", "/v1/ws", detail)
+        await _refuse(socket, code, status_code, detail)
+
+    async def authenticate(socket: WebSocket) -> Principal | None:
+        header = socket.headers.get("authorization", "")
+        token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else None
+        if token is None:
+            try:
+                async with asyncio.timeout(AUTH_TIMEOUT_S):
+                    first = json.loads(await socket.receive_text())
+                token = first.get("token") if isinstance(first, dict) and first.get("type") == "auth" else None
+            except (TimeoutError, ValueError):
+                token = None
+        if not isinstance(token, str):
+            await refuse(socket, CLOSE_UNAUTHORIZED, 401, 'send {"type": "auth", "token": "<JWT>"} first')
+            return None
+        try:
+            caller = await auth.verify(token)
+        except InvalidToken as exc:
+            await refuse(socket, CLOSE_UNAUTHORIZED, 401, f"invalid token: {exc}")
+            return None
+        if not caller.allows(SCOPE_CHAT):
+            await refuse(socket, CLOSE_FORBIDDEN, 403, f"the token lacks the {SCOPE_CHAT!r} scope")
+            return None
+        return caller
+
+    def follow(session: _Session, message_id: str, after: int) -> None:
+        """Stream the reply to ``message_id`` (the pieces after ``after``) into the session."""
+
+        async def stream() -> None:
+            try:
+                async for item in replies.follow(message_id, max_wait_s, after=after):
+                    if isinstance(item, tuple):
+                        session.send({"type": "chunk", "message_id": message_id, "sequence": item[0], "text": item[1]})
+                    else:
+                        session.send(_done(message_id, item))
+            except TimeoutError:
+                timeout = {"type": "error", "status": 504, "detail": "no complete reply in time"}
+                session.send({**timeout, "message_id": message_id})
+            except _TooSlow:
+                pass
+            finally:
+                session.following.pop(message_id, None)
+
+        previous = session.following.get(message_id)
+        if previous is not None:
+            previous.cancel()
+        session.following[message_id] = asyncio.create_task(stream())
+
+    async def handle(session: _Session, caller: Principal, frame: dict[str, Any]) -> None:
+        kind = frame.get("type")
+        if kind == "conversation":
+            session.send({"type": "conversation", "conversation_id": signer.new("c", caller.subject)})
+        elif kind == "message":
+            message = _Message.model_validate(frame)
+            try:
+                message_id = await intake.submit(
+                    caller, message.conversation_id, message.text, m.CHANNEL_WEBSOCKET, idempotency_key=message.id
+                )
+            except Rejected as exc:
+                await record_rejection(exc.status, "WEBSOCKET", "/v1/ws", exc.detail)
+                error: dict[str, Any] = {"type": "error", "status": exc.status, "detail": exc.detail, "id": message.id}
+                if exc.retry_after_s is not None:
+                    error["retry_after_s"] = exc.retry_after_s
+                session.send(error)
+                return
+            session.send({"type": "accepted", "message_id": message_id, "id": message.id})
+            follow(session, message_id, after=-1)
+        elif kind == "resume":
+            resume = _Resume.model_validate(frame)
+            if not signer.valid(resume.message_id, "m", caller.subject):
+                session.send({"type": "error", "status": 404, "detail": "unknown message id"})
+                return
+            follow(session, resume.message_id, after=resume.after)
+        elif kind in ("pong", "ping"):
+            pass
+        else:
+            session.send({"type": "error", "status": 400, "detail": f"unknown frame type {kind!r}"})
+
+    @router.websocket("/v1/ws")
+    async def chat_socket(socket: WebSocket) -> None:
+        await socket.accept()
+        caller = await authenticate(socket)
+        if caller is None:
+            return
+        session = _Session(socket, max_queued, heartbeat_s)
+        sender = asyncio.create_task(session.run_sender())
+        slow = asyncio.create_task(session.too_slow.wait())
+        receiving = asyncio.create_task(_receive(session, caller, handle))
+        try:
+            session.send({"type": "ready", "subject": caller.subject})
+            done, _ = await asyncio.wait([sender, slow, receiving], return_when=asyncio.FIRST_COMPLETED)
+            if slow in done:
+                await socket.close(CLOSE_TOO_SLOW, "too slow: reconnect and resume")
+        except (WebSocketDisconnect, RuntimeError, _TooSlow):
+            pass
+        finally:
+            session.close()
+            for task in (sender, slow, receiving):
+                task.cancel()
+            await asyncio.gather(sender, slow, receiving, return_exceptions=True)
+
+    return router
+
+
+async def _receive(session: _Session, caller: Principal, handle: Any) -> None:
+    """Read frames until the client goes; a bad frame gets an error frame, not a close."""
+    with contextlib.suppress(WebSocketDisconnect, _TooSlow):
+        while True:
+            raw = await session.socket.receive_text()
+            try:
+                frame = json.loads(raw)
+                if not isinstance(frame, dict):
+                    raise ValueError("a frame must be a JSON object")
+                await handle(session, caller, frame)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(part) for part in first["loc"]) or "frame"
+                session.send({"type": "error", "status": 422, "detail": f"{where}: {first['msg']}"})
+            except ValueError as exc:
+                session.send({"type": "error", "status": 400, "detail": f"not a JSON object: {exc}"[:200]})
+
+
+def _done(message_id: str, final: m.OutboundMessage) -> dict[str, Any]:
+    return {
+        "type": "done",
+        "message_id": message_id,
+        "reply": final.text,
+        "model": final.metadata.get("model"),
+        "finish_reason": final.metadata.get("finish_reason"),
+    }
+
+
+async def _refuse(socket: WebSocket, code: int, status_code: int, detail: str) -> None:
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        await socket.send_text(json.dumps({"type": "error", "status": status_code, "detail": detail}))
+        await socket.close(code, detail[:120])
