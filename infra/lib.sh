@@ -106,7 +106,7 @@ secret() { # secret NAME
   local file=$SB_SECRETS/$1
   if [ ! -s "$file" ]; then
     mkdir -p "$SB_SECRETS" && chmod 700 "$SB_SECRETS"
-    (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$file")
+    (umask 077 && head -c 36 /dev/urandom | base64 | tr -d '/+=' >"$file")  # ≥ 40 characters
   fi
   cat "$file"
 }

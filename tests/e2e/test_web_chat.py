@@ -75,5 +75,6 @@ async def test_the_web_chat_streams_a_reply_in_chromium(pipeline: Pipeline, brow
     assert not errors, errors  # e.g. a Content-Security-Policy violation
 
     # A bad token is refused and the page says so.
+    browser.get("about:blank")  # (a new fragment alone would not reload the page)
     browser.get(f"{url}/chat#token=not-a-token")
     wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "status"), "token refused"))

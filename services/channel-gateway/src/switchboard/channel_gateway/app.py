@@ -194,7 +194,17 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             max_text_chars=settings.max_text_chars,
             per_minute=settings.rate_limit_per_minute,
         )
-        routers.append(websocket_router(auth, signer, replies, intake, record, max_wait_s=settings.max_wait_s))
+        socket_router = websocket_router(
+            auth,
+            signer,
+            replies,
+            intake,
+            record,
+            max_wait_s=settings.max_wait_s,
+            max_queued=settings.ws_max_queued,
+            heartbeat_s=settings.ws_heartbeat_s,
+        )
+        routers.append(socket_router)
         api = create_api(
             settings,
             signer,
