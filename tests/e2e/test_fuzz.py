@@ -8,6 +8,7 @@ checks every process exits cleanly).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import random
 from collections.abc import AsyncIterator, Callable
@@ -18,7 +19,12 @@ import hypothesis
 import pytest
 import pytest_asyncio
 import schemathesis
-from schemathesis.specs.openapi.checks import not_a_server_error
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 from websockets.asyncio.client import connect
 
 from tests.conftest import Stack
@@ -191,28 +197,33 @@ async def test_http_api_holds_up_under_schemathesis(pipeline: Pipeline) -> None:
     url = pipeline.gateway_urls[0]
     headers = {"Authorization": f"Bearer {pipeline.token(scopes=('chat', 'admin'))}"}
     schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
-    schema.config.update(headers=headers)
     statuses: list[int] = []
 
     def fuzz_all() -> None:
-        for result in schema.get_all_operations():
+        for result, mode in itertools.product(schema.get_all_operations(), schemathesis.GenerationMode):
             operation = result.ok()
 
             @hypothesis.settings(
-                max_examples=PER_CHANNEL // 5,
+                max_examples=200,
                 deadline=None,
                 database=None,
                 suppress_health_check=list(hypothesis.HealthCheck),
             )
-            @hypothesis.given(case=operation.as_strategy())
+            @hypothesis.given(case=operation.as_strategy(generation_mode=mode, headers=headers))
             def fuzz(case: Any) -> None:
                 if isinstance(case.body, dict) and "timeout_s" in case.body:
                     case.body["timeout_s"] = 0.1  # do not wait for replies to random text
                 response = case.call(headers=headers, timeout=30)
                 statuses.append(response.status_code)
-                case.validate_response(response, checks=[not_a_server_error])
+                checks = [not_a_server_error, status_code_conformance, content_type_conformance]
+                checks.append(response_schema_conformance)
+                case.validate_response(response, checks=checks)
 
-            fuzz()
+            try:
+                fuzz()
+            except hypothesis.errors.Unsatisfiable:
+                # No parameters and no body: nothing can be made invalid.
+                assert mode is schemathesis.GenerationMode.NEGATIVE
 
     await asyncio.to_thread(fuzz_all)
     assert statuses and all(s < 500 for s in statuses)

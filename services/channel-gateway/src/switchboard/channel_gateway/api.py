@@ -8,7 +8,7 @@ import hashlib
 import json
 import pathlib
 from collections.abc import AsyncIterator, Sequence
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, status
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -107,9 +107,11 @@ def create_api(
             raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown message id")
         return message_id
 
-    unauthorized = {
+    unauthorized: dict[int | str, dict[str, Any]] = {
+        400: {"description": "a malformed request (e.g. a body that is not JSON)"},
         401: {"description": "no or invalid bearer token"},
         403: {"description": "the token lacks the scope"},
+        413: {"description": "the body is larger than max_body_bytes"},
     }
 
     @api.post(
@@ -137,6 +139,7 @@ def create_api(
             default=None,
             min_length=1,
             max_length=255,
+            pattern=r"^[\x21-\x7e]+$",
             description="Repeat a request safely: the same key (per caller, 24 h) gets the first request's message",
         ),
     ) -> MessageOut | JSONResponse:

@@ -448,13 +448,21 @@ class FeishuChannel:
 def _check_complete(received: P2ImMessageReceiveV1) -> None:
     """Raise unless the event has what a message needs (the SDK's models accept anything)."""
     header, event = received.header, received.event
-    if header is None or not isinstance(header.event_id, str) or event is None:
+    if header is None or event is None or not _is_id(header.event_id):
         raise ValueError("no header.event_id or no event")
     message, sender = event.message, event.sender
-    if message is None or sender is None or not isinstance(message.message_id, str) or not message.message_id:
+    if message is None or sender is None or not _is_id(message.message_id):
         raise ValueError("no event.message.message_id or no event.sender")
-    if not isinstance(message.chat_id, str) or not isinstance(message.content, str | None):
+    if not _is_id(message.chat_id) or not isinstance(message.content, str | None):
         raise ValueError("event.message.chat_id or .content of the wrong type")
+    for optional in (message.thread_id, message.parent_id, message.chat_type, message.message_type):
+        if optional is not None and not _is_id(optional):
+            raise ValueError("an id of the event is not a plain string")
+
+
+def _is_id(value: object) -> bool:
+    """A Feishu id: 1 to 200 printable characters (they end up as database keys)."""
+    return isinstance(value, str) and 0 < len(value) <= 200 and value.isprintable()
 
 
 class LongConnection:

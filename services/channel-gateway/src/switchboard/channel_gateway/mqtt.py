@@ -70,7 +70,7 @@ class CommandIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: str = Field(min_length=1)
-    id: str | None = Field(default=None, min_length=1, max_length=128)
+    id: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")
 
 
 def parse_command(payload: bytes, max_bytes: int, max_chars: int) -> CommandIn:

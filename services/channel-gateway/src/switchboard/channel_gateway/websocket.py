@@ -52,7 +52,7 @@ class _Message(BaseModel):
     type: str
     conversation_id: str = Field(min_length=1, max_length=128)
     text: str
-    id: str | None = Field(default=None, min_length=1, max_length=255)
+    id: str | None = Field(default=None, min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")
 
 
 class _Resume(BaseModel):
