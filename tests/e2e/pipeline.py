@@ -55,6 +55,8 @@ class Pipeline:
     processes: list[tuple[str, subprocess.Popen[bytes], int]] = field(default_factory=list)
     gateway_urls: list[str] = field(default_factory=list)
     jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    # Which services to start (all five unless a benchmark wants one alone).
+    modules: tuple[str, ...] = tuple(SERVICES)
 
     def __post_init__(self) -> None:
         self.topics = TopicSettings(
@@ -121,7 +123,7 @@ class Pipeline:
     async def start(self) -> None:
         await self._create_topics()
         LOGS.mkdir(parents=True, exist_ok=True)
-        for module in SERVICES:
+        for module in self.modules:
             for replica in range(self.replicas):
                 self.processes.append(self._spawn(module, replica))
         try:

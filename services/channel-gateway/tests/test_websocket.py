@@ -13,25 +13,31 @@ class _StuckSocket:
 
     def __init__(self) -> None:
         self.sent: list[str] = []
+        self.closed: tuple[int, str] | None = None
 
     async def send_text(self, frame: str) -> None:
         self.sent.append(frame)
         await asyncio.Event().wait()
 
+    async def close(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+
 
 async def test_a_client_that_does_not_read_is_cut_off_at_the_bound() -> None:
     socket = _StuckSocket()
     session = _Session(socket, max_queued=4, heartbeat_s=60)  # type: ignore[arg-type]
-    sender = asyncio.create_task(session.run_sender())
+    sender = session.sender = asyncio.create_task(session.run_sender())
     session.send({"n": 0})
     await asyncio.sleep(0.01)  # taken by the sender, which is now stuck in send_text
     for n in range(1, 5):
         session.send({"n": n})  # queued, up to the bound
-    assert not session.too_slow.is_set()
+    assert not session.too_slow
     with pytest.raises(_TooSlow):
         session.send({"n": 5})
-    assert session.too_slow.is_set() and len(socket.sent) == 1
-    sender.cancel()
+    await asyncio.sleep(0.01)
+    # Cut off: the sender stopped and the socket was closed with 1013 (try again later).
+    assert session.too_slow and sender.cancelled() and socket.closed == (1013, "too slow: reconnect and resume")
+    assert len(socket.sent) == 1
 
 
 async def test_silence_brings_a_heartbeat() -> None:

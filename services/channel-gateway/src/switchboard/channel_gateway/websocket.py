@@ -68,20 +68,26 @@ class _TooSlow(Exception):
 
 class _Session:
     """One socket: a bounded queue of frames to send, drained by one sender task that also
-    sends the heartbeat, and the replies being followed."""
+    sends the heartbeat, and the replies being followed (one task each while they stream).
+    The socket's own coroutine reads the client's frames."""
 
     def __init__(self, socket: WebSocket, max_queued: int, heartbeat_s: float) -> None:
         self.socket = socket
         self._queue: asyncio.Queue[str] = asyncio.Queue(max_queued)
         self._heartbeat_s = heartbeat_s
         self.following: dict[str, asyncio.Task[None]] = {}
-        self.too_slow = asyncio.Event()
+        self.sender: asyncio.Task[None] | None = None
+        self.too_slow = False
+        self._closing: asyncio.Task[None] | None = None
 
     def send(self, frame: dict[str, Any]) -> None:
+        """Queue ``frame``; a client that let the queue fill up is disconnected (1013)."""
         try:
             self._queue.put_nowait(json.dumps(frame, ensure_ascii=False))
         except asyncio.QueueFull:
-            self.too_slow.set()
+            if not self.too_slow:
+                self.too_slow = True
+                self._closing = asyncio.create_task(self._close_slow())
             raise _TooSlow from None
 
     async def run_sender(self) -> None:
@@ -93,9 +99,17 @@ class _Session:
                 frame = '{"type": "ping"}'
             await self.socket.send_text(frame)
 
+    async def _close_slow(self) -> None:
+        if self.sender is not None:
+            self.sender.cancel()
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            await self.socket.close(CLOSE_TOO_SLOW, "too slow: reconnect and resume")
+
     def close(self) -> None:
         for task in self.following.values():
             task.cancel()
+        if self.sender is not None:
+            self.sender.cancel()
 
 
 def websocket_router(
@@ -198,28 +212,20 @@ def websocket_router(
         if caller is None:
             return
         session = _Session(socket, max_queued, heartbeat_s)
-        sender = asyncio.create_task(session.run_sender())
-        slow = asyncio.create_task(session.too_slow.wait())
-        receiving = asyncio.create_task(_receive(session, caller, handle))
+        session.sender = asyncio.create_task(session.run_sender())
         try:
             session.send({"type": "ready", "subject": caller.subject})
-            done, _ = await asyncio.wait([sender, slow, receiving], return_when=asyncio.FIRST_COMPLETED)
-            if slow in done:
-                await socket.close(CLOSE_TOO_SLOW, "too slow: reconnect and resume")
-        except (WebSocketDisconnect, RuntimeError, _TooSlow):
-            pass
+            await _receive(session, caller, handle)  # until the client goes (or is cut off)
         finally:
             session.close()
-            for task in (sender, slow, receiving):
-                task.cancel()
-            await asyncio.gather(sender, slow, receiving, return_exceptions=True)
+            await asyncio.gather(session.sender, return_exceptions=True)
 
     return router
 
 
 async def _receive(session: _Session, caller: Principal, handle: Any) -> None:
     """Read frames until the client goes; a bad frame gets an error frame, not a close."""
-    with contextlib.suppress(WebSocketDisconnect, _TooSlow):
+    with contextlib.suppress(WebSocketDisconnect, _TooSlow, RuntimeError):
         while True:
             raw = await session.socket.receive_text()
             try:
