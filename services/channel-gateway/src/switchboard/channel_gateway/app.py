@@ -216,7 +216,16 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             channel_modes=modes,
         )
         config = uvicorn.Config(
-            api, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False, lifespan="off"
+            api,
+            host=settings.http_host,
+            port=settings.http_port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            # The Sans-I/O websockets protocol: no per-connection reader task and buffers.
+            ws="websockets-sansio",
+            ws_max_size=settings.max_body_bytes,
+            ws_ping_interval=None,  # the application's heartbeat does this
         )
         await view.start()
         try:
