@@ -126,14 +126,16 @@ async def _where_stuck(pipeline: Pipeline, message_ids: list[str]) -> str:
 
 async def _run_conversations(pipeline: Pipeline) -> None:
     urls = pipeline.gateway_urls
-    clients = [pipeline.client(url, timeout=60) for url in urls]
+    # One user per conversation (each within the per-user limit), spread over the gateway
+    # replicas; replies are fetched from another replica than the one sent to.
+    n = len(urls)
+    senders = [pipeline.client(urls[i % n], timeout=60, subject=f"user-{i}") for i in range(CONVERSATIONS)]
+    readers = [pipeline.client(urls[(i + 1) % n], timeout=60, subject=f"user-{i}") for i in range(CONVERSATIONS)]
+    clients = senders + readers
     try:
-        # Conversations are spread over the gateway replicas; replies are fetched from another one.
-        sent = await asyncio.gather(*(_send_conversation(clients[i % len(clients)], i) for i in range(CONVERSATIONS)))
+        sent = await asyncio.gather(*(_send_conversation(senders[i], i) for i in range(CONVERSATIONS)))
         try:
-            replies = await asyncio.gather(
-                *(_reply(clients[(i + 1) % len(clients)], mid) for i, conv in enumerate(sent) for mid, _ in conv)
-            )
+            replies = await asyncio.gather(*(_reply(readers[i], mid) for i, conv in enumerate(sent) for mid, _ in conv))
         except TimeoutError:
             pytest.fail(await _where_stuck(pipeline, [mid for conv in sent for mid, _ in conv]))
     finally:
