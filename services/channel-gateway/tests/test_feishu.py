@@ -5,7 +5,8 @@ import json
 import pytest
 from lark_oapi.api.im.v1 import P2ImMessageReceiveV1
 
-from switchboard.channel_gateway.feishu import Refused, card, inbound_from_event, message_id_for, open_event
+from switchboard.channel_gateway.feishu import card, inbound_from_event, message_id_for, open_event
+from switchboard.channel_gateway.rejections import Rejected
 from switchboard.events.v1 import messages_pb2 as m
 from tests.fakes.feishu_open_api import BOT_OPEN_ID, challenge_event, encrypt, message_event, signed_headers
 
@@ -32,7 +33,7 @@ def test_an_encrypted_signed_event_opens_and_forgeries_do_not() -> None:
     ]
     statuses = []
     for args in refusals:
-        with pytest.raises(Refused) as refused:
+        with pytest.raises(Rejected) as refused:
             open_event(*args)
         statuses.append(refused.value.status)
     assert statuses == [401, 401, 401, 400, 400, 400, 400]
@@ -41,7 +42,7 @@ def test_an_encrypted_signed_event_opens_and_forgeries_do_not() -> None:
 def test_the_url_challenge_needs_the_token_but_no_signature() -> None:
     body = encrypt(challenge_event(TOKEN, "c-1"), KEY)
     assert open_event(body, {}, KEY, TOKEN)["challenge"] == "c-1"
-    with pytest.raises(Refused):
+    with pytest.raises(Rejected):
         open_event(encrypt(challenge_event("forged", "c-1"), KEY), {}, KEY, TOKEN)
     # Without an encrypt key, plain JSON with the right token.
     assert open_event(challenge_event(TOKEN).encode(), {}, "", TOKEN)["type"] == "url_verification"

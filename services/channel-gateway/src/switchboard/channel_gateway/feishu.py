@@ -52,7 +52,7 @@ from lark_oapi.core.token import TokenManager
 from switchboard.channel_gateway.dedupe import SeenDeliveries
 from switchboard.channel_gateway.pacing import RateGate, split_text
 from switchboard.channel_gateway.ratelimit import RateLimiter
-from switchboard.channel_gateway.rejections import Record
+from switchboard.channel_gateway.rejections import Record, Rejected
 from switchboard.channel_gateway.targets import ReplyTargets
 from switchboard.common import events
 from switchboard.common.kafka import ConsumedEvent
@@ -71,15 +71,6 @@ _IDS = uuid.UUID("5b2d0a8e-7c41-4f0b-9d3e-1a6c8f2e4b70")
 Publish = Callable[[m.InboundMessage, str], Awaitable[None]]
 
 
-class Refused(Exception):
-    """A webhook call that is not from Feishu, or not readable: answered with ``status``."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-
-
 class FeishuError(Exception):
     """Feishu answered an API call with an error code."""
 
@@ -90,35 +81,35 @@ def signature(timestamp: str, nonce: str, encrypt_key: str, body: bytes) -> str:
 
 
 def open_event(body: bytes, headers: Mapping[str, str], encrypt_key: str, verification_token: str) -> dict[str, Any]:
-    """The event of one webhook call, decrypted and authenticated; raises Refused otherwise."""
+    """The event of one webhook call, decrypted and authenticated; raises Rejected otherwise."""
     try:
         outer = json.loads(body)
     except ValueError as exc:
-        raise Refused(400, "body is not JSON") from exc
+        raise Rejected(400, "body is not JSON") from exc
     if not isinstance(outer, dict):
-        raise Refused(400, "body is not a JSON object")
+        raise Rejected(400, "body is not a JSON object")
     event = outer
     if encrypt_key:
         encrypted = outer.get("encrypt")
         if not isinstance(encrypted, str):
-            raise Refused(400, "body is not encrypted, but an encrypt key is configured")
+            raise Rejected(400, "body is not encrypted, but an encrypt key is configured")
         try:
             event = json.loads(lark.AESCipher(encrypt_key).decrypt_str(encrypted))
         except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-            raise Refused(400, "body cannot be decrypted with the encrypt key") from exc
+            raise Rejected(400, "body cannot be decrypted with the encrypt key") from exc
         if not isinstance(event, dict):
-            raise Refused(400, "decrypted body is not a JSON object")
+            raise Rejected(400, "decrypted body is not a JSON object")
     challenge = event.get("type") == "url_verification"
     if encrypt_key and not challenge:  # Feishu signs events, not the challenge
         given = headers.get(lark.LARK_REQUEST_SIGNATURE, "")
         timestamp = headers.get(lark.LARK_REQUEST_TIMESTAMP, "")
         nonce = headers.get(lark.LARK_REQUEST_NONCE, "")
         if not hmac.compare_digest(given.encode(), signature(timestamp, nonce, encrypt_key, body).encode()):
-            raise Refused(401, "missing or wrong X-Lark-Signature")
+            raise Rejected(401, "missing or wrong X-Lark-Signature")
     header = event.get("header")
     token = header.get("token") if isinstance(header, dict) else event.get("token")
     if not isinstance(token, str) or not hmac.compare_digest(token.encode(), verification_token.encode()):
-        raise Refused(401, "missing or wrong verification token")
+        raise Rejected(401, "missing or wrong verification token")
     return event
 
 
@@ -327,8 +318,8 @@ class FeishuChannel:
             """Feishu calls this with each event it was subscribed to (and the URL challenge)."""
             try:
                 event = open_event(await request.body(), request.headers, self._encrypt_key, self._verification_token)
-            except Refused as exc:
-                raise HTTPException(exc.status, exc.reason) from exc
+            except Rejected as exc:
+                raise HTTPException(exc.status, exc.detail) from exc
             if event.get("type") == "url_verification":
                 return {"challenge": str(event.get("challenge", ""))}
             header = event.get("header")

@@ -10,19 +10,10 @@ from switchboard.channel_gateway.auth import Principal
 from switchboard.channel_gateway.idempotency import IdempotencyKeys, KeyReused
 from switchboard.channel_gateway.ids import IdSigner
 from switchboard.channel_gateway.ratelimit import RateLimiter
+from switchboard.channel_gateway.rejections import Rejected
 from switchboard.events.v1 import messages_pb2 as m
 
 Publish = Callable[[m.InboundMessage, str], Awaitable[None]]
-
-
-class Rejected(Exception):
-    """The message is not taken: ``status`` (an HTTP status) and ``detail`` say why."""
-
-    def __init__(self, status: int, detail: str, retry_after_s: int | None = None) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.retry_after_s = retry_after_s
 
 
 def user_id(caller: Principal) -> str:

@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from switchboard.channel_gateway.dedupe import SeenDeliveries
 from switchboard.channel_gateway.ratelimit import RateLimiter
-from switchboard.channel_gateway.rejections import Record
+from switchboard.channel_gateway.rejections import Record, Rejected
 from switchboard.channel_gateway.targets import ReplyTargets
 from switchboard.common import events
 from switchboard.common.kafka import ConsumedEvent
@@ -55,15 +55,6 @@ _IDS = uuid.UUID("9e3c1f4a-2b7d-4c58-a1e6-0d4f7b8c2a93")
 Publish = Callable[[m.InboundMessage, str], Awaitable[None]]
 
 
-class Malformed(Exception):
-    """A command the gateway will not take: answered with ``status`` and ``reason``."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-
-
 class CommandIn(BaseModel):
     """What a device publishes on its ``commands`` topic."""
 
@@ -74,31 +65,31 @@ class CommandIn(BaseModel):
 
 
 def parse_command(payload: bytes, max_bytes: int, max_chars: int) -> CommandIn:
-    """The command in ``payload``, or Malformed with the reason."""
+    """The command in ``payload``, or Rejected with the reason."""
     if len(payload) > max_bytes:
-        raise Malformed(413, f"payload is larger than {max_bytes} bytes")
+        raise Rejected(413, f"payload is larger than {max_bytes} bytes")
     try:
         command = CommandIn.model_validate_json(payload)
     except ValidationError as exc:
         first = exc.errors()[0]
         if first["type"] in ("json_invalid", "json_type"):
-            raise Malformed(400, 'payload is not JSON; send {"text": "..."}') from exc
+            raise Rejected(400, 'payload is not JSON; send {"text": "..."}') from exc
         where = ".".join(str(part) for part in first["loc"]) or "payload"
-        raise Malformed(422, f"{where}: {first['msg']}") from exc
+        raise Rejected(422, f"{where}: {first['msg']}") from exc
     if len(command.text) > max_chars:
-        raise Malformed(422, f"text is longer than {max_chars} characters")
+        raise Rejected(422, f"text is longer than {max_chars} characters")
     return command
 
 
 def reply_topic(namespace: str, device: str, requested: str | None) -> str:
     """Where answers to ``device`` go: its MQTT 5 response topic if that is one of its own
-    ``replies`` topics, else its default ``replies`` topic; a foreign one is Malformed."""
+    ``replies`` topics, else its default ``replies`` topic; a foreign one is Rejected."""
     default = f"{namespace}/devices/{device}/replies"
     if not requested or requested == default:
         return default
     if requested.startswith(default + "/") and not any(c in requested for c in "+#\0"):
         return requested
-    raise Malformed(403, f"response topic must be {default} or below it")
+    raise Rejected(403, f"response topic must be {default} or below it")
 
 
 def message_id_for(device: str, command_id: str) -> str:
@@ -212,15 +203,15 @@ class MqttChannel:
         answer_to = f"{self._namespace}/devices/{device}/replies"
         try:
             if not DEVICE_ID.match(device):
-                raise Malformed(400, "device id must be letters, digits and _.:- (at most 128)")
+                raise Rejected(400, "device id must be letters, digits and _.:- (at most 128)")
             requested = getattr(properties, "ResponseTopic", None) if properties is not None else None
             answer_to = reply_topic(self._namespace, device, requested)
             command = parse_command(payload, self._max_bytes, self._max_chars)
             await self._accept(device, command, answer_to, correlation)
-        except Malformed as exc:
-            await self._record_rejection(exc.status, "PUBLISH", f"/v1/channels/{CHANNEL}/{topic}"[:200], exc.reason)
+        except Rejected as exc:
+            await self._record_rejection(exc.status, "PUBLISH", f"/v1/channels/{CHANNEL}/{topic}"[:200], exc.detail)
             if DEVICE_ID.match(device):
-                error = {"error": exc.reason, "status": exc.status}
+                error = {"error": exc.detail, "status": exc.status}
                 await self._send(answer_to, error, correlation)
         client._client.ack(message.mid, message.qos)
 
@@ -231,7 +222,7 @@ class MqttChannel:
             return
         user = f"{CHANNEL}:{device}"
         if (wait_s := await self._limiter.allow(user)) is not None:
-            raise Malformed(429, f"more commands than allowed per minute; try again in {wait_s:.0f} s")
+            raise Rejected(429, f"more commands than allowed per minute; try again in {wait_s:.0f} s")
         message_id = message_id_for(device, command.id) if command.id else str(uuid.uuid4())
         target: dict[str, Any] = {"topic": answer_to}
         if correlation is not None:

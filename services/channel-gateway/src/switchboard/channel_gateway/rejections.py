@@ -19,6 +19,17 @@ logger = logging.getLogger(__name__)
 Record = Callable[[int, str, str, str], Awaitable[None]]
 
 
+class Rejected(Exception):
+    """Input the gateway will not take, from any channel: ``status`` (an HTTP status, also
+    used in MQTT and WebSocket error answers), ``detail`` (why) and, for 429, when to retry."""
+
+    def __init__(self, status: int, detail: str, retry_after_s: int | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.retry_after_s = retry_after_s
+
+
 def audit_event(status: int, method: str, path: str, detail: str) -> m.AuditEvent:
     """The audit record of one refused request."""
     parts = path.split("/")

@@ -34,8 +34,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from switchboard.channel_gateway.auth import SCOPE_CHAT, Authenticator, InvalidToken, Principal
 from switchboard.channel_gateway.ids import IdSigner
-from switchboard.channel_gateway.intake import Intake, Rejected
-from switchboard.channel_gateway.rejections import Record
+from switchboard.channel_gateway.intake import Intake
+from switchboard.channel_gateway.rejections import Record, Rejected
 from switchboard.channel_gateway.replies import Replies
 from switchboard.events.v1 import messages_pb2 as m
 
