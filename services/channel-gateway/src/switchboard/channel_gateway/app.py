@@ -14,7 +14,7 @@ from switchboard.channel_gateway import rejections
 from switchboard.channel_gateway.api import create_api
 from switchboard.channel_gateway.auth import Authenticator
 from switchboard.channel_gateway.config import Settings
-from switchboard.channel_gateway.dedupe import SeenDeliveries
+from switchboard.channel_gateway.dedupe import Deliveries, SeenDeliveries
 from switchboard.channel_gateway.feishu import FeishuChannel, LongConnection
 from switchboard.channel_gateway.idempotency import IdempotencyKeys
 from switchboard.channel_gateway.ids import IdSigner
@@ -94,6 +94,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         seen = SeenDeliveries(pool, settings.dedupe_keep_s)
         targets = ReplyTargets(pool, settings.dedupe_keep_s)
         idempotency = IdempotencyKeys(pool)
+        deliveries = Deliveries(seen, limiter, targets, publish, record)
         background.append(_housekeeping(stop, seen.purge, limiter.purge, targets.purge, idempotency.purge))
         modes = {"http": "on", "telegram": settings.telegram_mode, "feishu": settings.feishu_mode}
         modes["mqtt"] = "on" if settings.mqtt_host else "off"
@@ -102,10 +103,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             telegram = TelegramChannel(
                 settings.telegram_bot_token.get_secret_value(),
                 _secret(settings.telegram_webhook_secret),
-                seen,
-                publish,
-                limiter,
-                record,
+                deliveries,
                 api_url=settings.telegram_api_url,
             )
             resources.push_async_callback(telegram.close)
@@ -127,11 +125,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             feishu = FeishuChannel(
                 settings.feishu_app_id,
                 settings.feishu_app_secret.get_secret_value(),
-                seen,
+                deliveries,
                 targets,
-                publish,
-                limiter,
-                record,
                 verification_token=_secret(settings.feishu_verification_token),
                 encrypt_key=_secret(settings.feishu_encrypt_key),
                 api_url=settings.feishu_api_url,

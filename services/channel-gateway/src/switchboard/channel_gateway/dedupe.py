@@ -1,10 +1,19 @@
-"""Which platform deliveries were already accepted, in PostgreSQL (shared by all replicas)."""
+"""Which platform deliveries were already accepted, in PostgreSQL (shared by all replicas),
+and accepting a platform delivery once."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
+
+from switchboard.channel_gateway.intake import Publish
+from switchboard.channel_gateway.ratelimit import RateLimiter
+from switchboard.channel_gateway.rejections import Record
+from switchboard.channel_gateway.targets import ReplyTargets
+from switchboard.events.v1 import messages_pb2 as m
 
 logger = logging.getLogger(__name__)
 
@@ -39,3 +48,57 @@ class SeenDeliveries:
             "DELETE FROM seen_deliveries WHERE seen_at < now() - make_interval(secs => $1)", self._keep_s
         )
         return int(result.split()[-1])
+
+
+class Deliveries:
+    """What every platform webhook or poller does with a delivery: drop it if it was accepted
+    before (platforms retry for hours), hold each user to the per-minute limit (an over-limit
+    message is acknowledged to the platform, remembered and audited, not passed on), put the
+    rest on Kafka."""
+
+    def __init__(
+        self,
+        seen: SeenDeliveries,
+        limiter: RateLimiter,
+        targets: ReplyTargets,
+        publish: Publish,
+        record_rejection: Record,
+    ) -> None:
+        self._seen = seen
+        self._limiter = limiter
+        self._targets = targets
+        self._publish = publish
+        self._record_rejection = record_rejection
+
+    async def accept(
+        self,
+        channel: str,
+        keys: Sequence[str],
+        converted: tuple[m.InboundMessage, str] | None,
+        path: str,
+        target: dict[str, Any] | None = None,
+    ) -> bool:
+        """Accept a delivery known by ``keys`` (any of them seen means seen): ``converted`` is
+        its InboundMessage and conversation key (None for deliveries we leave alone), ``path``
+        names it in audit records, ``target`` is where its reply goes (kept with ReplyTargets).
+        True when the message went onto Kafka."""
+        if await self._seen.seen(channel, *keys):
+            logger.info("delivery already accepted", extra={"channel": channel, "keys": list(keys)})
+            return False
+        published = False
+        if converted is not None:
+            inbound, conversation = converted
+            wait_s = await self._limiter.allow(inbound.sender.user_id)
+            if wait_s is not None:
+                reason = f"{inbound.sender.user_id} over the per-minute message limit"
+                await self._record_rejection(429, "POST", path, reason)
+            else:
+                if target is not None:
+                    await self._targets.remember(inbound.message_id, channel, target)
+                # Acknowledged by Kafka, or raises: the platform gets no 200 and retries.
+                await self._publish(inbound, conversation)
+                published = True
+        # Remembered after publishing: a crash in between re-publishes the same message id,
+        # which the scheduler dispatches once.
+        await self._seen.remember(channel, *keys)
+        return published

@@ -49,10 +49,9 @@ from lark_oapi.api.im.v1 import (
 from lark_oapi.core.cache import ICache
 from lark_oapi.core.token import TokenManager
 
-from switchboard.channel_gateway.dedupe import SeenDeliveries
+from switchboard.channel_gateway.dedupe import Deliveries
 from switchboard.channel_gateway.pacing import RateGate, split_text
-from switchboard.channel_gateway.ratelimit import RateLimiter
-from switchboard.channel_gateway.rejections import Record, Rejected
+from switchboard.channel_gateway.rejections import Rejected
 from switchboard.channel_gateway.targets import ReplyTargets
 from switchboard.common import events
 from switchboard.common.kafka import ConsumedEvent
@@ -67,8 +66,6 @@ MAX_CARD_CHARS = 8000
 _TOKEN_REJECTED = {99991661, 99991663, 99991668}  # access token missing, invalid, expired
 _RATE_LIMITED = 99991400
 _IDS = uuid.UUID("5b2d0a8e-7c41-4f0b-9d3e-1a6c8f2e4b70")
-
-Publish = Callable[[m.InboundMessage, str], Awaitable[None]]
 
 
 class FeishuError(Exception):
@@ -252,11 +249,8 @@ class FeishuChannel:
         self,
         app_id: str,
         app_secret: str,
-        seen: SeenDeliveries,
+        deliveries: Deliveries,
         targets: ReplyTargets,
-        publish: Publish,
-        limiter: RateLimiter,
-        record_rejection: Record,
         *,
         verification_token: str = "",
         encrypt_key: str = "",
@@ -279,11 +273,8 @@ class FeishuChannel:
         )
         self._verification_token = verification_token
         self._encrypt_key = encrypt_key
-        self._seen = seen
+        self._deliveries = deliveries
         self._targets = targets
-        self._publish = publish
-        self._limiter = limiter
-        self._record_rejection = record_rejection
         self._card_interval_s = card_interval_s
         # Feishu allows 50 calls/s per app and 5/s per chat or message: keep a margin.
         self._gate = RateGate(1 / 40, lambda _: 0.25, CHANNEL)
@@ -338,26 +329,13 @@ class FeishuChannel:
         return router
 
     async def accept(self, received: P2ImMessageReceiveV1) -> bool:
-        """Put the message on Kafka unless it was accepted before; True when it was new."""
+        """Put the message on Kafka unless it was accepted before; True when it was new.
+        Feishu may repeat a message under a new event id: both ids count."""
         message = received.event.message
-        keys = (f"event:{received.header.event_id}", f"message:{message.message_id}")
-        if await self._seen.seen(CHANNEL, *keys):
-            logger.info("feishu event already accepted", extra={"event_id": received.header.event_id})
-            return False
+        keys = [f"event:{received.header.event_id}", f"message:{message.message_id}"]
         converted = inbound_from_event(received, self.app_id, self.bot_open_id)
-        if converted is not None:
-            inbound, conversation = converted
-            wait_s = await self._limiter.allow(inbound.sender.user_id)
-            if wait_s is not None:
-                reason = f"{inbound.sender.user_id} over the per-minute message limit"
-                await self._record_rejection(429, "POST", f"/v1/channels/{CHANNEL}/events", reason)
-                converted = None
-            else:
-                target = {"message_id": message.message_id, "in_thread": message.chat_type != "p2p"}
-                await self._targets.remember(inbound.message_id, CHANNEL, target)
-                await self._publish(inbound, conversation)  # acknowledged by Kafka, or raises (Feishu retries)
-        await self._seen.remember(CHANNEL, *keys)
-        return converted is not None
+        target = {"message_id": message.message_id, "in_thread": message.chat_type != "p2p"}
+        return await self._deliveries.accept(CHANNEL, keys, converted, f"/v1/channels/{CHANNEL}/events", target)
 
     async def deliver(self, event: ConsumedEvent) -> None:
         """Stream or send the reply to a Feishu message (other outbound events are not ours)."""

@@ -28,7 +28,6 @@ import logging
 import re
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,6 +37,7 @@ from paho.mqtt.properties import Properties
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from switchboard.channel_gateway.dedupe import SeenDeliveries
+from switchboard.channel_gateway.intake import Publish
 from switchboard.channel_gateway.ratelimit import RateLimiter
 from switchboard.channel_gateway.rejections import Record, Rejected
 from switchboard.channel_gateway.targets import ReplyTargets
@@ -51,8 +51,6 @@ logger = logging.getLogger(__name__)
 CHANNEL = "mqtt"
 DEVICE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")  # no "/", "+" or "#": one topic level
 _IDS = uuid.UUID("9e3c1f4a-2b7d-4c58-a1e6-0d4f7b8c2a93")
-
-Publish = Callable[[m.InboundMessage, str], Awaitable[None]]
 
 
 class CommandIn(BaseModel):

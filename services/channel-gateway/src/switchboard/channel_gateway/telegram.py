@@ -34,10 +34,8 @@ from aiogram.types import Message, Update
 from fastapi import APIRouter, Header, HTTPException, Request, status
 from pydantic import ValidationError
 
-from switchboard.channel_gateway.dedupe import SeenDeliveries
+from switchboard.channel_gateway.dedupe import Deliveries
 from switchboard.channel_gateway.pacing import RateGate, split_text
-from switchboard.channel_gateway.ratelimit import RateLimiter
-from switchboard.channel_gateway.rejections import Record
 from switchboard.common import events
 from switchboard.common.kafka import ConsumedEvent
 from switchboard.common.lifecycle import sleep_unless_stopped
@@ -50,7 +48,6 @@ MAX_MESSAGE_CHARS = 4096
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 (a header name)
 _IDS = uuid.UUID("0b6f3c55-3f0e-4d52-8a5e-2f3c1d7e9a41")
 
-Publish = Callable[[m.InboundMessage, str], Awaitable[None]]
 _T = TypeVar("_T")
 
 
@@ -149,20 +146,14 @@ class TelegramChannel:
         self,
         token: str,
         webhook_secret: str,
-        seen: SeenDeliveries,
-        publish: Publish,
-        limiter: RateLimiter,
-        record_rejection: Record,
+        deliveries: Deliveries,
         api_url: str | None = None,
         gate: RateGate | None = None,
     ) -> None:
         server = TelegramAPIServer.from_base(api_url) if api_url else PRODUCTION
         self.bot = Bot(token, session=AiohttpSession(api=server))
         self._secret = webhook_secret.encode()
-        self._seen = seen
-        self._publish = publish
-        self._limiter = limiter
-        self._record_rejection = record_rejection
+        self._deliveries = deliveries
         self._gate = gate or RateGate(1 / 30, _chat_interval_s, CHANNEL)
         self._background: set[asyncio.Task[None]] = set()
         # Replies being streamed, by inbound message id (one conversation is always
@@ -239,26 +230,12 @@ class TelegramChannel:
 
     async def accept(self, update: Update) -> bool:
         """Put the update on Kafka unless it was accepted before; True when it was new."""
-        key = f"{self.bot.id}:{update.update_id}"
-        if await self._seen.seen(CHANNEL, key):
-            logger.info("telegram update already accepted", extra={"update_id": update.update_id})
-            return False
         converted = inbound_from_update(update, self.bot.id)
-        if converted is not None:
-            inbound, conversation = converted
-            wait_s = await self._limiter.allow(inbound.sender.user_id)
-            if wait_s is not None:
-                # Acknowledged (else Telegram retries) and remembered, but not passed on.
-                reason = f"{inbound.sender.user_id} over the per-minute message limit"
-                await self._record_rejection(429, "POST", f"/v1/channels/{CHANNEL}/updates", reason)
-                converted = None
-            else:
-                await self._publish(inbound, conversation)  # acknowledged by Kafka, or raises (-> 5xx, retried)
-                self._typing(inbound.channel_chat_id)
-        # Remembered after publishing: a crash in between re-publishes the same message id,
-        # which the scheduler dispatches once.
-        await self._seen.remember(CHANNEL, key)
-        return converted is not None
+        keys = [f"{self.bot.id}:{update.update_id}"]
+        published = await self._deliveries.accept(CHANNEL, keys, converted, f"/v1/channels/{CHANNEL}/updates")
+        if published and converted is not None:
+            self._typing(converted[0].channel_chat_id)
+        return published
 
     def _typing(self, chat_id: str) -> None:
         """Show "typing…" while the answer is prepared (best effort, in the background)."""
