@@ -18,6 +18,8 @@ import jwt
 from fastapi import HTTPException, Security, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from switchboard.channel_gateway.rejections import Rejected
+
 SCOPE_CHAT = "chat"
 SCOPE_ADMIN = "admin"
 
@@ -86,6 +88,17 @@ class Authenticator:
             raise InvalidToken("sub must be a string of 1 to 128 characters")
         return Principal(subject, frozenset(scopes))
 
+    async def authorize(self, token: str, scope: str) -> Principal:
+        """The caller behind ``token`` if it may use ``scope``; else Rejected with 401 (the
+        token is not valid) or 403 (valid, without the scope)."""
+        try:
+            caller = await self.verify(token)
+        except InvalidToken as exc:
+            raise Rejected(status.HTTP_401_UNAUTHORIZED, f"invalid token: {exc}") from exc
+        if not caller.allows(scope):
+            raise Rejected(status.HTTP_403_FORBIDDEN, f"the token lacks the {scope!r} scope")
+        return caller
+
 
 _bearer = HTTPBearer(bearerFormat="JWT", auto_error=False, description="OAuth2 access token (JWT)")
 
@@ -102,19 +115,13 @@ def requires(auth: Authenticator, scope: str) -> Callable[..., Awaitable[Princip
                 headers={"WWW-Authenticate": 'Bearer realm="switchboard"'},
             )
         try:
-            caller = await auth.verify(credentials.credentials)
-        except InvalidToken as exc:
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                f"invalid token: {exc}",
-                headers={"WWW-Authenticate": 'Bearer realm="switchboard", error="invalid_token"'},
-            ) from exc
-        if not caller.allows(scope):
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
-                f"the token lacks the {scope!r} scope",
-                headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
+            return await auth.authorize(credentials.credentials, scope)
+        except Rejected as exc:
+            challenge = (
+                'Bearer realm="switchboard", error="invalid_token"'
+                if exc.status == status.HTTP_401_UNAUTHORIZED
+                else f'Bearer error="insufficient_scope", scope="{scope}"'
             )
-        return caller
+            raise HTTPException(exc.status, exc.detail, headers={"WWW-Authenticate": challenge}) from exc
 
     return principal

@@ -32,7 +32,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from switchboard.channel_gateway.auth import SCOPE_CHAT, Authenticator, InvalidToken, Principal
+from switchboard.channel_gateway.auth import SCOPE_CHAT, Authenticator, Principal
 from switchboard.channel_gateway.ids import IdSigner
 from switchboard.channel_gateway.intake import Intake
 from switchboard.channel_gateway.rejections import Record, Rejected
@@ -143,14 +143,11 @@ def websocket_router(
             await refuse(socket, CLOSE_UNAUTHORIZED, 401, 'send {"type": "auth", "token": "<JWT>"} first')
             return None
         try:
-            caller = await auth.verify(token)
-        except InvalidToken as exc:
-            await refuse(socket, CLOSE_UNAUTHORIZED, 401, f"invalid token: {exc}")
+            return await auth.authorize(token, SCOPE_CHAT)
+        except Rejected as exc:
+            code = CLOSE_UNAUTHORIZED if exc.status == status.HTTP_401_UNAUTHORIZED else CLOSE_FORBIDDEN
+            await refuse(socket, code, exc.status, exc.detail)
             return None
-        if not caller.allows(SCOPE_CHAT):
-            await refuse(socket, CLOSE_FORBIDDEN, 403, f"the token lacks the {SCOPE_CHAT!r} scope")
-            return None
-        return caller
 
     def follow(session: _Session, message_id: str, after: int) -> None:
         """Stream the reply to ``message_id`` (the pieces after ``after``) into the session."""
