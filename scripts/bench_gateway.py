@@ -27,11 +27,9 @@ import resource
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from aiogram.types import Chat, Message, Update, User
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
@@ -42,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.conftest import load_stack
 from tests.e2e.pipeline import Pipeline
+from tests.e2e.test_telegram import _update
 from tests.fakes.telegram_bot_api import FakeBotApi
 
 console = Console(width=120)
@@ -63,13 +62,6 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def _update(update_id: int) -> str:
-    user = User(id=update_id % 100_000 + 1, is_bot=False, first_name="Bench")
-    chat = Chat(id=user.id, type="private")
-    message = Message(message_id=update_id, date=datetime.now(UTC), chat=chat, from_user=user, text="hello")
-    return Update(update_id=update_id, message=message).model_dump_json(exclude_none=True)
-
-
 async def webhook_latency(url: str, rate: int, duration_s: float, first_id: int) -> tuple[list[float], int]:
     """POST ``rate`` updates a second for ``duration_s``, open loop; latencies (ms) and errors."""
     latencies: list[float] = []
@@ -80,7 +72,7 @@ async def webhook_latency(url: str, rate: int, duration_s: float, first_id: int)
 
         async def one(update_id: int) -> None:
             nonlocal errors
-            body = _update(update_id)
+            body = _update(update_id, "hello", chat_id=update_id % 100_000 + 1)  # a user per update
             started = time.perf_counter()
             try:
                 response = await client.post("/v1/channels/telegram/webhook", content=body, headers=headers)

@@ -38,6 +38,8 @@ from lark_oapi.event.context import EventHeader
 from lark_oapi.ws.enum import FrameType, MessageType
 from lark_oapi.ws.pb.pbbp2_pb2 import Frame
 
+from tests.fakes import CallLog, json_response, serve
+
 BOT_OPEN_ID = "ou_switchboard_bot"
 
 
@@ -121,7 +123,7 @@ class Call:
 
 
 @dataclass
-class FakeFeishu:
+class FakeFeishu(CallLog[Call]):
     app_id: str
     app_secret: str
     token_ttl_s: int = 7200
@@ -135,15 +137,6 @@ class FakeFeishu:
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     _runner: web.AppRunner | None = None
     url: str = ""
-
-    def of(self, method: str) -> list[Call]:
-        return [call for call in self.calls if call.method == method]
-
-    async def wait_for(self, method: str, count: int = 1, timeout: float = 60) -> list[Call]:
-        async with asyncio.timeout(timeout):
-            while len(self.of(method)) < count:
-                await asyncio.sleep(0.05)
-        return self.of(method)
 
     def revoke_tokens(self) -> None:
         """Every token issued so far is rejected from now on (as after a secret rotation)."""
@@ -161,12 +154,7 @@ class FakeFeishu:
         app.router.add_patch("/open-apis/im/v1/messages/{message_id}", self._patch)
         app.router.add_post("/callback/ws/endpoint", self._ws_endpoint)
         app.router.add_get("/ws", self._ws)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        self._runner, self.url = await serve(app)
         return self.url
 
     async def stop(self) -> None:
@@ -199,11 +187,11 @@ class FakeFeishu:
     async def _ws_endpoint(self, request: web.Request) -> web.Response:
         body = await request.json()
         if body.get("AppID") != self.app_id or body.get("AppSecret") != self.app_secret:
-            return _json({"code": 514, "msg": "auth failed"})
+            return json_response({"code": 514, "msg": "auth failed"})
         host = request.host
         config = {"ReconnectCount": -1, "ReconnectInterval": 1, "ReconnectNonce": 0, "PingInterval": 30}
         url = f"ws://{host}/ws?device_id={uuid.uuid4().hex}&service_id=1"
-        return _json({"code": 0, "msg": "ok", "data": {"URL": url, "ClientConfig": config}})
+        return json_response({"code": 0, "msg": "ok", "data": {"URL": url, "ClientConfig": config}})
 
     async def _ws(self, request: web.Request) -> web.WebSocketResponse:
         socket = web.WebSocketResponse()
@@ -233,10 +221,10 @@ class FakeFeishu:
         body = await request.json()
         self.calls.append(Call("token", "", {}, time.monotonic()))
         if body.get("app_id") != self.app_id or body.get("app_secret") != self.app_secret:
-            return _json({"code": 10014, "msg": "app secret invalid"}, 400)
+            return json_response({"code": 10014, "msg": "app secret invalid"}, 400)
         token = f"t-{next(self._token_numbers)}"
         self._tokens[token] = time.time() + self.token_ttl_s
-        return _json({"code": 0, "msg": "ok", "tenant_access_token": token, "expire": self.token_ttl_s})
+        return json_response({"code": 0, "msg": "ok", "tenant_access_token": token, "expire": self.token_ttl_s})
 
     def _authorized(self, request: web.Request) -> bool:
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
@@ -246,7 +234,7 @@ class FakeFeishu:
         if not self._authorized(request):
             return _invalid_token()
         self.calls.append(Call("bot_info", "", {}, time.monotonic()))
-        return _json({"code": 0, "msg": "ok", "bot": {"open_id": BOT_OPEN_ID, "app_name": "Switchboard"}})
+        return json_response({"code": 0, "msg": "ok", "bot": {"open_id": BOT_OPEN_ID, "app_name": "Switchboard"}})
 
     async def _reply(self, request: web.Request) -> web.Response:
         return await self._message_call(request, "reply")
@@ -263,13 +251,13 @@ class FakeFeishu:
         pending = self._throttle.get(method)
         if pending:
             reset_s = pending.pop(0)
-            return _json(
+            return json_response(
                 {"code": 99991400, "msg": "request trigger frequency limit"},
                 429,
                 {"x-ogw-ratelimit-limit": "5", "x-ogw-ratelimit-reset": str(reset_s)},
             )
         if method == "patch":
-            return _json({"code": 0, "msg": "success", "data": {}})
+            return json_response({"code": 0, "msg": "success", "data": {}})
         key = body.get("uuid")
         if key and key in self._uuids:  # Feishu answers a repeated uuid with the first message
             new_id = self._uuids[key]
@@ -278,12 +266,8 @@ class FakeFeishu:
             if key:
                 self._uuids[key] = new_id
         data = {"message_id": new_id, "root_id": message_id, "parent_id": message_id, "msg_type": body.get("msg_type")}
-        return _json({"code": 0, "msg": "success", "data": data})
+        return json_response({"code": 0, "msg": "success", "data": data})
 
 
 def _invalid_token() -> web.Response:
-    return _json({"code": 99991663, "msg": "Invalid access token for authorization"}, 400)
-
-
-def _json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(text=json.dumps(body), status=status, content_type="application/json", headers=headers)
+    return json_response({"code": 99991663, "msg": "Invalid access token for authorization"}, 400)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes import CallLog, json_response, serve
 
 
 @dataclass
@@ -27,7 +28,7 @@ class Call:
 
 
 @dataclass
-class FakeBotApi:
+class FakeBotApi(CallLog[Call]):
     token: str
     calls: list[Call] = field(default_factory=list)
     _throttle: dict[str, list[int]] = field(default_factory=dict)
@@ -46,24 +47,10 @@ class FakeBotApi:
         """Serve ``update`` to getUpdates until a later call's offset confirms it."""
         self._updates.append(update)
 
-    def of(self, method: str) -> list[Call]:
-        return [call for call in self.calls if call.method == method]
-
-    async def wait_for(self, method: str, count: int = 1, timeout: float = 60) -> list[Call]:
-        async with asyncio.timeout(timeout):
-            while len(self.of(method)) < count:
-                await asyncio.sleep(0.05)
-        return self.of(method)
-
     async def start(self) -> str:
         app = web.Application()
         app.router.add_post("/bot{token}/{method}", self._handle)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        self._runner, self.url = await serve(app)
         return self.url
 
     async def stop(self) -> None:
@@ -72,7 +59,7 @@ class FakeBotApi:
 
     async def _handle(self, request: web.Request) -> web.Response:
         if request.match_info["token"] != self.token:
-            return _json({"ok": False, "error_code": 401, "description": "Unauthorized"}, 401)
+            return json_response({"ok": False, "error_code": 401, "description": "Unauthorized"}, 401)
         method = request.match_info["method"]
         params = await _params(request)
         self.calls.append(Call(method, params, time.monotonic()))
@@ -85,7 +72,7 @@ class FakeBotApi:
                 "description": f"Too Many Requests: retry after {retry_after}",
                 "parameters": {"retry_after": retry_after},
             }
-            return _json(body, 429)
+            return json_response(body, 429)
         if method == "getUpdates":
             if self._polling:  # Telegram allows one poller per bot
                 self.conflicts += 1
@@ -94,13 +81,13 @@ class FakeBotApi:
                     "error_code": 409,
                     "description": "Conflict: terminated by other getUpdates request",
                 }
-                return _json(body, 409)
+                return json_response(body, 409)
             self._polling += 1
             try:
-                return _json({"ok": True, "result": await self._get_updates(params)})
+                return json_response({"ok": True, "result": await self._get_updates(params)})
             finally:
                 self._polling -= 1
-        return _json({"ok": True, "result": self._result(method, params)})
+        return json_response({"ok": True, "result": self._result(method, params)})
 
     async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         """Like Telegram: an offset confirms (drops) every update below it; waits up to
@@ -131,7 +118,3 @@ async def _params(request: web.Request) -> dict[str, Any]:
         return dict(await request.json())
     form = await request.post()
     return {key: value for key, value in form.items() if isinstance(value, str)}
-
-
-def _json(body: dict[str, Any], status: int = 200) -> web.Response:
-    return web.Response(text=json.dumps(body), status=status, content_type="application/json")
