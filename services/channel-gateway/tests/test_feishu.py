@@ -5,7 +5,7 @@ import json
 import pytest
 from lark_oapi.api.im.v1 import P2ImMessageReceiveV1
 
-from switchboard.channel_gateway.feishu import card, inbound_from_event, message_id_for, open_event
+from switchboard.channel_gateway.feishu import _check_complete, card, inbound_from_event, message_id_for, open_event
 from switchboard.channel_gateway.rejections import Rejected
 from switchboard.events.v1 import messages_pb2 as m
 from tests.fakes.feishu_open_api import BOT_OPEN_ID, challenge_event, encrypt, message_event, signed_headers
@@ -106,3 +106,10 @@ def test_a_card_shows_the_text_and_a_marker_while_streaming() -> None:
     assert streaming["elements"][0]["content"] == "part" and len(streaming["elements"]) == 2
     assert done["elements"] == [{"tag": "markdown", "content": "all"}]
     assert streaming["config"]["update_multi"] is True
+
+
+def test_a_header_field_of_the_wrong_type_is_refused_not_a_crash() -> None:
+    event = json.loads(message_event("hi", token=TOKEN, app_id=APP))
+    event["header"]["tenant_key"] = {"not": "a string"}  # the SDK does not type-check the header
+    with pytest.raises(ValueError, match="not a plain string"):
+        _check_complete(P2ImMessageReceiveV1(event))

@@ -320,20 +320,29 @@ class FeishuChannel:
                 return {"msg": "ignored"}
             try:
                 received = P2ImMessageReceiveV1(event)
-                _check_complete(received)
+                converted = self.convert(received)
             except Exception as exc:  # the SDK's models raise all sorts on odd shapes
                 raise HTTPException(422, f"not a well-formed {MESSAGE_EVENT} event: {exc!r}"[:300]) from exc
-            await self.accept(received)
+            await self.accept(received, converted)
             return {"msg": "success"}
 
         return router
 
-    async def accept(self, received: P2ImMessageReceiveV1) -> bool:
-        """Put the message on Kafka unless it was accepted before; True when it was new.
-        Feishu may repeat a message under a new event id: both ids count."""
+    def convert(self, received: P2ImMessageReceiveV1) -> tuple[m.InboundMessage, str] | None:
+        """The event's InboundMessage and conversation key (None: an event we leave alone);
+        ValueError if it is not a well-formed message event."""
+        _check_complete(received)
+        try:
+            return inbound_from_event(received, self.app_id, self.bot_open_id)
+        except TypeError as exc:  # a field of the wrong type: the SDK's models do not check them
+            raise ValueError(f"a field of the wrong type ({exc})") from exc
+
+    async def accept(self, received: P2ImMessageReceiveV1, converted: tuple[m.InboundMessage, str] | None) -> bool:
+        """Put the message (``converted`` from ``convert``) on Kafka unless it was accepted
+        before; True when it was new. Feishu may repeat a message under a new event id: both
+        ids count."""
         message = received.event.message
         keys = [f"event:{received.header.event_id}", f"message:{message.message_id}"]
-        converted = inbound_from_event(received, self.app_id, self.bot_open_id)
         target = {"message_id": message.message_id, "in_thread": message.chat_type != "p2p"}
         return await self._deliveries.accept(CHANNEL, keys, converted, f"/v1/channels/{CHANNEL}/events", target)
 
@@ -424,7 +433,9 @@ def _check_complete(received: P2ImMessageReceiveV1) -> None:
         raise ValueError("no event.message.message_id or no event.sender")
     if not _is_id(message.chat_id) or not isinstance(message.content, str | None):
         raise ValueError("event.message.chat_id or .content of the wrong type")
-    for optional in (message.thread_id, message.parent_id, message.chat_type, message.message_type):
+    # The header's fields are not type-checked by the SDK at all.
+    optional_ids = (header.tenant_key, message.thread_id, message.parent_id, message.chat_type, message.message_type)
+    for optional in optional_ids:
         if optional is not None and not _is_id(optional):
             raise ValueError("an id of the event is not a plain string")
 
@@ -491,6 +502,6 @@ class LongConnection:
 
     def _on_message(self, received: P2ImMessageReceiveV1) -> None:
         assert self._main is not None
-        _check_complete(received)
-        accepted = asyncio.run_coroutine_threadsafe(self._channel.accept(received), self._main)
+        converted = self._channel.convert(received)
+        accepted = asyncio.run_coroutine_threadsafe(self._channel.accept(received, converted), self._main)
         accepted.result(timeout=30)  # raising makes the SDK answer 500: Feishu redelivers
