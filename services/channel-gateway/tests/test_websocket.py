@@ -1,11 +1,14 @@
-"""Backpressure on a WebSocket session: a client that does not read is cut off, it never
-makes the gateway hold more than the bound."""
+"""A WebSocket session: backpressure (a client that does not read is cut off, it never
+makes the gateway hold more than the bound), heartbeats, and replies followed as they stream."""
 
 import asyncio
+import json
 
 import pytest
 
-from switchboard.channel_gateway.websocket import _Session, _TooSlow
+from switchboard.channel_gateway.replies import Replies
+from switchboard.channel_gateway.websocket import _Following, _Session, _TooSlow
+from switchboard.events.v1 import messages_pb2 as m
 
 
 class _StuckSocket:
@@ -53,3 +56,46 @@ async def test_silence_brings_a_heartbeat() -> None:
     await asyncio.sleep(0.2)
     sender.cancel()
     assert socket.sent and all(frame == '{"type": "ping"}' for frame in socket.sent)
+
+
+class _ReadingSocket:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, object]] = []
+
+    async def send_text(self, frame: str) -> None:
+        self.sent.append(json.loads(frame))
+
+
+def _piece(sequence: int, text: str) -> m.OutboundMessage:
+    return m.OutboundMessage(in_reply_to="m-1", sequence=sequence, text=text)
+
+
+async def test_a_followed_reply_streams_in_order_from_where_the_client_was_then_stops() -> None:
+    replies = Replies(ttl_s=60, max_entries=10)
+    replies.on_outbound(_piece(0, "a"))  # before the client resumed
+    replies.on_outbound(_piece(1, "b"))
+    socket = _ReadingSocket()
+    session = _Session(socket, max_queued=16, heartbeat_s=60)  # type: ignore[arg-type]
+    session.sender = asyncio.create_task(session.run_sender())
+    _Following(session, replies, "m-1", after=0, timeout_s=5)  # the client has piece 0
+    replies.on_outbound(_piece(3, "d"))  # out of order: held back until 2 comes
+    replies.on_outbound(_piece(2, "c"))
+    replies.on_outbound(_piece(2, "c"))  # a redelivery
+    replies.on_outbound(m.OutboundMessage(in_reply_to="m-1", final=True, text="bcd"))
+    await asyncio.sleep(0.01)
+    frames = [(f["type"], f.get("sequence"), f.get("text", f.get("reply"))) for f in socket.sent]
+    assert frames == [("chunk", 1, "b"), ("chunk", 2, "c"), ("chunk", 3, "d"), ("done", None, "bcd")]
+    assert not session.following and not replies.get("m-1").watchers  # type: ignore[union-attr]
+    session.close()
+
+
+async def test_a_reply_that_never_completes_ends_with_a_timeout_error() -> None:
+    replies = Replies(ttl_s=60, max_entries=10)
+    socket = _ReadingSocket()
+    session = _Session(socket, max_queued=16, heartbeat_s=60)  # type: ignore[arg-type]
+    session.sender = asyncio.create_task(session.run_sender())
+    _Following(session, replies, "m-1", after=-1, timeout_s=0.05)
+    await asyncio.sleep(0.2)
+    assert socket.sent == [{"type": "error", "status": 504, "detail": "no complete reply in time", "message_id": "m-1"}]
+    assert not session.following and not replies.get("m-1").watchers  # type: ignore[union-attr]
+    session.close()

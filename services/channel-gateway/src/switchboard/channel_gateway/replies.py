@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from switchboard.events.v1 import messages_pb2 as m
@@ -19,6 +19,8 @@ class Reply:
     final: m.OutboundMessage | None = None
     completed_at: float = 0.0
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    # Called with this Reply each time it changes (see Replies.watch).
+    watchers: list[Callable[[Reply], None]] = field(default_factory=list)
 
 
 class Replies:
@@ -53,6 +55,20 @@ class Replies:
             entry.chunks.setdefault(message.sequence, message.text)
         entry.changed.set()
         entry.changed = asyncio.Event()
+        for watcher in list(entry.watchers):
+            watcher(entry)
+
+    def watch(self, message_id: str, watcher: Callable[[Reply], None]) -> Reply:
+        """Call ``watcher`` with the reply each time a piece of it arrives, until unwatched:
+        a follower without a task of its own (a WebSocket holds thousands)."""
+        entry = self._entry(message_id)
+        entry.watchers.append(watcher)
+        return entry
+
+    def unwatch(self, message_id: str, watcher: Callable[[Reply], None]) -> None:
+        entry = self._entries.get(message_id)
+        if entry is not None and watcher in entry.watchers:
+            entry.watchers.remove(watcher)
 
     async def wait_final(self, message_id: str, timeout_s: float) -> m.OutboundMessage | None:
         """The final reply, or None if it did not come within ``timeout_s``."""

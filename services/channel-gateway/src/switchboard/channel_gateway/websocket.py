@@ -36,7 +36,7 @@ from switchboard.channel_gateway.auth import SCOPE_CHAT, Authenticator, Principa
 from switchboard.channel_gateway.ids import IdSigner
 from switchboard.channel_gateway.intake import Intake
 from switchboard.channel_gateway.rejections import Record, Rejected
-from switchboard.channel_gateway.replies import Replies
+from switchboard.channel_gateway.replies import Replies, Reply
 from switchboard.events.v1 import messages_pb2 as m
 
 logger = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class _Session:
         self.socket = socket
         self._queue: asyncio.Queue[str] = asyncio.Queue(max_queued)
         self._heartbeat_s = heartbeat_s
-        self.following: dict[str, asyncio.Task[None]] = {}
+        self.following: dict[str, _Following] = {}
         self.sender: asyncio.Task[None] | None = None
         self.too_slow = False
         self._closing: asyncio.Task[None] | None = None
@@ -106,10 +106,52 @@ class _Session:
             await self.socket.close(CLOSE_TOO_SLOW, "too slow: reconnect and resume")
 
     def close(self) -> None:
-        for task in self.following.values():
-            task.cancel()
+        for following in list(self.following.values()):
+            following.stop()
         if self.sender is not None:
             self.sender.cancel()
+
+
+class _Following:
+    """Streams the reply to one message into a session as its pieces arrive: Replies calls
+    ``pump`` on each one (no task per message; a timer gives up after ``timeout_s``)."""
+
+    def __init__(self, session: _Session, replies: Replies, message_id: str, after: int, timeout_s: float) -> None:
+        self._session = session
+        self._replies = replies
+        self._message_id = message_id
+        self._next = after + 1
+        previous = session.following.get(message_id)
+        if previous is not None:
+            previous.stop()
+        session.following[message_id] = self
+        self._timer = asyncio.get_running_loop().call_later(timeout_s, self._expire)
+        self.pump(replies.watch(message_id, self.pump))
+
+    def pump(self, reply: Reply) -> None:
+        """Send the pieces not sent yet, in order, then the final reply."""
+        try:
+            while self._next in reply.chunks:
+                chunk = {"type": "chunk", "message_id": self._message_id, "sequence": self._next}
+                self._session.send({**chunk, "text": reply.chunks[self._next]})
+                self._next += 1
+            if reply.final is not None:
+                self._session.send(_done(self._message_id, reply.final))
+                self.stop()
+        except _TooSlow:
+            self.stop()
+
+    def _expire(self) -> None:
+        with contextlib.suppress(_TooSlow):
+            error = {"type": "error", "status": 504, "detail": "no complete reply in time"}
+            self._session.send({**error, "message_id": self._message_id})
+        self.stop()
+
+    def stop(self) -> None:
+        self._timer.cancel()
+        self._replies.unwatch(self._message_id, self.pump)
+        if self._session.following.get(self._message_id) is self:
+            del self._session.following[self._message_id]
 
 
 def websocket_router(
@@ -151,26 +193,7 @@ def websocket_router(
 
     def follow(session: _Session, message_id: str, after: int) -> None:
         """Stream the reply to ``message_id`` (the pieces after ``after``) into the session."""
-
-        async def stream() -> None:
-            try:
-                async for item in replies.follow(message_id, max_wait_s, after=after):
-                    if isinstance(item, tuple):
-                        session.send({"type": "chunk", "message_id": message_id, "sequence": item[0], "text": item[1]})
-                    else:
-                        session.send(_done(message_id, item))
-            except TimeoutError:
-                timeout = {"type": "error", "status": 504, "detail": "no complete reply in time"}
-                session.send({**timeout, "message_id": message_id})
-            except _TooSlow:
-                pass
-            finally:
-                session.following.pop(message_id, None)
-
-        previous = session.following.get(message_id)
-        if previous is not None:
-            previous.cancel()
-        session.following[message_id] = asyncio.create_task(stream())
+        _Following(session, replies, message_id, after, max_wait_s)
 
     async def handle(session: _Session, caller: Principal, frame: dict[str, Any]) -> None:
         kind = frame.get("type")
