@@ -85,7 +85,7 @@ async def test_a_followed_reply_streams_in_order_from_where_the_client_was_then_
     await asyncio.sleep(0.01)
     frames = [(f["type"], f.get("sequence"), f.get("text", f.get("reply"))) for f in socket.sent]
     assert frames == [("chunk", 1, "b"), ("chunk", 2, "c"), ("chunk", 3, "d"), ("done", None, "bcd")]
-    assert not session.following and not replies.get("m-1").watchers  # type: ignore[union-attr]
+    assert not session.following and not replies._watchers
     session.close()
 
 
@@ -97,5 +97,5 @@ async def test_a_reply_that_never_completes_ends_with_a_timeout_error() -> None:
     _Following(session, replies, "m-1", after=-1, timeout_s=0.05)
     await asyncio.sleep(0.2)
     assert socket.sent == [{"type": "error", "status": 504, "detail": "no complete reply in time", "message_id": "m-1"}]
-    assert not session.following and not replies.get("m-1").watchers  # type: ignore[union-attr]
+    assert not session.following and not replies._watchers and replies.get("m-1") is None
     session.close()

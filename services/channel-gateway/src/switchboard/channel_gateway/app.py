@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 
@@ -25,7 +26,7 @@ from switchboard.channel_gateway.ratelimit import RateLimiter
 from switchboard.channel_gateway.replies import Replies
 from switchboard.channel_gateway.targets import ReplyTargets
 from switchboard.channel_gateway.telegram import TelegramChannel
-from switchboard.channel_gateway.websocket import websocket_router
+from switchboard.channel_gateway.websocket import sockets_first, websocket_app
 from switchboard.common import events, postgres
 from switchboard.common.lifecycle import sleep_unless_stopped
 from switchboard.common.service import ServiceRuntime
@@ -189,7 +190,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             max_text_chars=settings.max_text_chars,
             per_minute=settings.rate_limit_per_minute,
         )
-        socket_router = websocket_router(
+        sockets = websocket_app(
             auth,
             signer,
             replies,
@@ -199,7 +200,6 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             max_queued=settings.ws_max_queued,
             heartbeat_s=settings.ws_heartbeat_s,
         )
-        routers.append(socket_router)
         api = create_api(
             settings,
             signer,
@@ -211,7 +211,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             channel_modes=modes,
         )
         config = uvicorn.Config(
-            api,
+            sockets_first(api, sockets),
             host=settings.http_host,
             port=settings.http_port,
             log_config=None,
@@ -221,8 +221,18 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             ws="websockets-sansio",
             ws_max_size=settings.max_body_bytes,
             ws_ping_interval=None,  # the application's heartbeat does this
+            # Chat frames are short: compressing them costs more CPU than it saves, and a
+            # zlib context per socket (tens of KiB) is most of a session's memory.
+            ws_per_message_deflate=False,
         )
         await view.start()
+        # What start-up made (modules, clients, settings) lives as long as the process: out
+        # of every collection from now on, so a full one walks only the sockets and replies.
+        gc.freeze()
+        # Collect the young generation less often (sockets and replies allocate fast, and
+        # most of it dies young) and the whole heap much less often: a full collection with
+        # tens of thousands of sockets held stops the process for a second or more.
+        gc.set_threshold(50_000, 20, 50)
         try:
             background += [view.run(stop), _serve_http(_HttpServer(config), stop)]
             await runtime.run(stop, *consumers, background=background)

@@ -19,8 +19,6 @@ class Reply:
     final: m.OutboundMessage | None = None
     completed_at: float = 0.0
     changed: asyncio.Event = field(default_factory=asyncio.Event)
-    # Called with this Reply each time it changes (see Replies.watch).
-    watchers: list[Callable[[Reply], None]] = field(default_factory=list)
 
 
 class Replies:
@@ -30,6 +28,9 @@ class Replies:
         self._ttl_s = ttl_s
         self._max = max_entries
         self._entries: OrderedDict[str, Reply] = OrderedDict()
+        # Message id -> who to call as pieces of its reply arrive (kept apart from the
+        # entries: a follower makes no entry until there is something to keep).
+        self._watchers: dict[str, list[Callable[[Reply], None]]] = {}
 
     def _entry(self, message_id: str) -> Reply:
         entry = self._entries.get(message_id)
@@ -55,20 +56,22 @@ class Replies:
             entry.chunks.setdefault(message.sequence, message.text)
         entry.changed.set()
         entry.changed = asyncio.Event()
-        for watcher in list(entry.watchers):
+        for watcher in list(self._watchers.get(message.in_reply_to, ())):
             watcher(entry)
 
-    def watch(self, message_id: str, watcher: Callable[[Reply], None]) -> Reply:
+    def watch(self, message_id: str, watcher: Callable[[Reply], None]) -> Reply | None:
         """Call ``watcher`` with the reply each time a piece of it arrives, until unwatched:
-        a follower without a task of its own (a WebSocket holds thousands)."""
-        entry = self._entry(message_id)
-        entry.watchers.append(watcher)
-        return entry
+        a follower without a task of its own (a WebSocket holds thousands). Returns what is
+        known of the reply so far, if anything."""
+        self._watchers.setdefault(message_id, []).append(watcher)
+        return self._entries.get(message_id)
 
     def unwatch(self, message_id: str, watcher: Callable[[Reply], None]) -> None:
-        entry = self._entries.get(message_id)
-        if entry is not None and watcher in entry.watchers:
-            entry.watchers.remove(watcher)
+        watchers = self._watchers.get(message_id)
+        if watchers is not None and watcher in watchers:
+            watchers.remove(watcher)
+            if not watchers:
+                del self._watchers[message_id]
 
     async def wait_final(self, message_id: str, timeout_s: float) -> m.OutboundMessage | None:
         """The final reply, or None if it did not come within ``timeout_s``."""

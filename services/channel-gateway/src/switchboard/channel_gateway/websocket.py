@@ -29,8 +29,10 @@ import json
 import logging
 from typing import Any
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
+from fastapi import WebSocket, WebSocketDisconnect, status
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.routing import websocket_session
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from switchboard.channel_gateway.auth import SCOPE_CHAT, Authenticator, Principal
 from switchboard.channel_gateway.ids import IdSigner
@@ -126,7 +128,9 @@ class _Following:
             previous.stop()
         session.following[message_id] = self
         self._timer = asyncio.get_running_loop().call_later(timeout_s, self._expire)
-        self.pump(replies.watch(message_id, self.pump))
+        known = replies.watch(message_id, self.pump)
+        if known is not None:
+            self.pump(known)
 
     def pump(self, reply: Reply) -> None:
         """Send the pieces not sent yet, in order, then the final reply."""
@@ -154,7 +158,24 @@ class _Following:
             del self._session.following[self._message_id]
 
 
-def websocket_router(
+PATH = "/v1/ws"
+
+
+def sockets_first(api: ASGIApp, sockets: ASGIApp) -> ASGIApp:
+    """``api``, except that WebSockets on PATH go straight to ``sockets``: a held socket then
+    costs a few coroutines and frames instead of the whole HTTP middleware stack's (a
+    process holds tens of thousands, and the garbage collector walks them all)."""
+
+    async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == PATH:
+            await sockets(scope, receive, send)
+        else:
+            await api(scope, receive, send)
+
+    return dispatch
+
+
+def websocket_app(
     auth: Authenticator,
     signer: IdSigner,
     replies: Replies,
@@ -164,11 +185,11 @@ def websocket_router(
     max_wait_s: float,
     max_queued: int = 256,
     heartbeat_s: float = 20.0,
-) -> APIRouter:
-    router = APIRouter()
+) -> ASGIApp:
+    """The ``/v1/ws`` endpoint as an ASGI app (see :func:`sockets_first`)."""
 
     async def refuse(socket: WebSocket, code: int, status_code: int, detail: str) -> None:
-        await record_rejection(status_code, "WEBSOCKET", "/v1/ws", detail)
+        await record_rejection(status_code, "WEBSOCKET", PATH, detail)
         await _refuse(socket, code, status_code, detail)
 
     async def authenticate(socket: WebSocket) -> Principal | None:
@@ -206,7 +227,7 @@ def websocket_router(
                     caller, message.conversation_id, message.text, m.CHANNEL_WEBSOCKET, idempotency_key=message.id
                 )
             except Rejected as exc:
-                await record_rejection(exc.status, "WEBSOCKET", "/v1/ws", exc.detail)
+                await record_rejection(exc.status, "WEBSOCKET", PATH, exc.detail)
                 error: dict[str, Any] = {"type": "error", "status": exc.status, "detail": exc.detail, "id": message.id}
                 if exc.retry_after_s is not None:
                     error["retry_after_s"] = exc.retry_after_s
@@ -225,7 +246,6 @@ def websocket_router(
         else:
             session.send({"type": "error", "status": 400, "detail": f"unknown frame type {kind!r}"})
 
-    @router.websocket("/v1/ws")
     async def chat_socket(socket: WebSocket) -> None:
         await socket.accept()
         caller = await authenticate(socket)
@@ -240,7 +260,7 @@ def websocket_router(
             session.close()
             await asyncio.gather(session.sender, return_exceptions=True)
 
-    return router
+    return websocket_session(chat_socket)
 
 
 async def _receive(session: _Session, caller: Principal, handle: Any) -> None:

@@ -24,6 +24,11 @@ class KafkaSettings(BaseModel):
     # How long the producer waits to fill a batch. 0 suits a pipeline of short hops: under
     # load records still batch up while the previous request to a partition is in flight.
     linger_ms: int = 0
+    # Largest batch the producer builds per partition (the broker's default limit is 1 MiB).
+    # aiokafka fills one batch per partition at a time; a send finding it full waits until
+    # it is drained, and every such waiter is woken at once: at a few thousand sends a
+    # second, 16 KiB batches made that herd the producer's main cost.
+    max_batch_bytes: int = 512 * 1024
     # Longest the broker holds a fetch open waiting for data. aiokafka keeps one fetch in
     # flight per broker, and a partition drained meanwhile joins only the next one: this
     # bounds how long fresh records on it can wait (at the cost of idle fetches).

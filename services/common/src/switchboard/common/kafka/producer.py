@@ -32,6 +32,7 @@ class EventProducer:
             acks="all",
             enable_idempotence=True,
             linger_ms=settings.linger_ms,
+            max_batch_size=settings.max_batch_bytes,
             **connection_kwargs(settings),
             **overrides,
         )

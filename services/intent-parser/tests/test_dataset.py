@@ -1,0 +1,67 @@
+"""The labelled dataset keeps to its own conventions (data/README.md): a wrong label here
+would silently lower (or raise) every figure the benchmark prints."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from dateutil.rrule import rrulestr
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+ROWS = [
+    json.loads(line)
+    for path in sorted(DATA.glob("utterances.*.jsonl"))
+    for line in path.read_text(encoding="utf-8").splitlines()
+]
+INTENTS = {
+    "chat", "help", "reminder.create", "reminder.list", "reminder.cancel",
+    "device.control", "device.query", "ticket.create",
+}  # fmt: skip
+KEYS = ["id", "text", "lang", "intent", "split", "tz", "slots"]
+SLOTS = {"datetime", "rrule", "task", "device", "room", "action", "value", "category"}
+ACTIONS = {"on", "off", "set", "up", "down", "open", "close", "lock", "unlock", "start", "stop", "query"}
+CATEGORIES = {"account", "billing", "technical", "delivery", "feedback"}
+RRULE_ORDER = ["FREQ", "INTERVAL", "BYMONTH", "BYMONTHDAY", "BYDAY", "BYHOUR", "BYMINUTE"]
+NOW = datetime(2026, 11, 24, 15, 30)  # noqa: DTZ001 (local wall-clock time of every row, zone per row)
+
+
+def test_size_languages_and_splits() -> None:
+    assert len(ROWS) >= 600
+    assert len({row["id"] for row in ROWS}) == len(ROWS)
+    languages = Counter(row["lang"] for row in ROWS)
+    assert languages["en"] >= 250 and languages["zh"] >= 250 and languages["mixed"] > 0
+    for intent in INTENTS:
+        splits = Counter(row["split"] for row in ROWS if row["intent"] == intent)
+        assert 0.2 <= splits["dev"] / (splits["dev"] + splits["train"]) <= 0.4, intent
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[row["id"] for row in ROWS])
+def test_row(row: dict[str, object]) -> None:
+    assert list(row) == KEYS
+    assert row["intent"] in INTENTS and row["split"] in ("train", "dev")
+    slots: dict[str, str] = row["slots"]  # type: ignore[assignment]
+    assert set(slots) <= SLOTS
+    assert slots.get("action", "on") in ACTIONS
+    assert slots.get("category", "account") in CATEGORIES
+    assert ("category" in slots) == (row["intent"] == "ticket.create")
+    zone = ZoneInfo(str(row["tz"]))
+    if "datetime" in slots:
+        when = datetime.fromisoformat(slots["datetime"])
+        assert when.utcoffset() == when.replace(tzinfo=zone).utcoffset(), "offset is not the zone's at that time"
+        assert when >= NOW.replace(tzinfo=zone), "in the past"
+    if "rrule" in slots:
+        parts = [part.split("=")[0] for part in slots["rrule"].split(";")]
+        assert parts == sorted(parts, key=RRULE_ORDER.index), "parts out of canonical order"
+        first = datetime.fromisoformat(slots["datetime"]).astimezone(zone).replace(tzinfo=None)
+        rule = dict(part.split("=") for part in slots["rrule"].split(";"))
+        if rule["FREQ"] in ("HOURLY", "MINUTELY"):  # "every 2 hours": from now, first in 2 h
+            unit = timedelta(hours=1) if rule["FREQ"] == "HOURLY" else timedelta(minutes=1)
+            assert first == NOW + int(rule.get("INTERVAL", 1)) * unit
+        elif "INTERVAL" not in rule:  # with an interval, the series starts at its first time
+            series = rrulestr(slots["rrule"], dtstart=NOW - timedelta(days=400))
+            assert series.after(NOW - timedelta(seconds=1)) == first, "not the first occurrence"
