@@ -27,6 +27,8 @@ class SeenDeliveries:
 
     async def seen(self, channel: str, *keys: str) -> bool:
         """Whether any of ``keys`` was accepted (Feishu may repeat a message under a new event id)."""
+        if not keys:  # a delivery with nothing to know it by is never a repeat
+            return False
         return bool(
             await self._pool.fetchval(
                 "SELECT EXISTS (SELECT 1 FROM seen_deliveries WHERE channel = $1 AND key = ANY($2::text[]))",
@@ -36,6 +38,8 @@ class SeenDeliveries:
         )
 
     async def remember(self, channel: str, *keys: str) -> None:
+        if not keys:
+            return
         await self._pool.execute(
             "INSERT INTO seen_deliveries (channel, key) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
             channel,
@@ -82,23 +86,44 @@ class Deliveries:
         its InboundMessage and conversation key (None for deliveries we leave alone), ``path``
         names it in audit records, ``target`` is where its reply goes (kept with ReplyTargets).
         True when the message went onto Kafka."""
-        if await self._seen.seen(channel, *keys):
-            logger.info("delivery already accepted", extra={"channel": channel, "keys": list(keys)})
+        if await self.seen(channel, keys):
             return False
-        published = False
         if converted is not None:
             inbound, conversation = converted
-            wait_s = await self._limiter.allow(inbound.sender.user_id)
-            if wait_s is not None:
-                reason = f"{inbound.sender.user_id} over the per-minute message limit"
-                await self._record_rejection(429, "POST", path, reason)
-            else:
-                if target is not None:
-                    await self._targets.remember(inbound.message_id, channel, target)
-                # Acknowledged by Kafka, or raises: the platform gets no 200 and retries.
-                await self._publish(inbound, conversation)
-                published = True
+            if await self.publish(channel, keys, inbound, conversation, target) is None:
+                return True
+            reason = f"{inbound.sender.user_id} over the per-minute message limit"
+            await self._record_rejection(429, "POST", path, reason)
+        # Left alone or over the limit: acknowledged to the platform and not passed on.
+        await self._seen.remember(channel, *keys)
+        return False
+
+    async def seen(self, channel: str, keys: Sequence[str]) -> bool:
+        """Whether a delivery known by ``keys`` was accepted already (and is to be dropped)."""
+        if await self._seen.seen(channel, *keys):
+            logger.info("delivery already accepted", extra={"channel": channel, "keys": list(keys)})
+            return True
+        return False
+
+    async def publish(
+        self,
+        channel: str,
+        keys: Sequence[str],
+        inbound: m.InboundMessage,
+        conversation: str,
+        target: dict[str, Any] | None = None,
+    ) -> float | None:
+        """Within the sender's per-minute limit: remember where the reply goes, put the message
+        on Kafka, then remember ``keys``; None. Over the limit: the seconds until the sender
+        may send again, and nothing done."""
+        wait_s = await self._limiter.allow(inbound.sender.user_id)
+        if wait_s is not None:
+            return wait_s
+        if target is not None:
+            await self._targets.remember(inbound.message_id, channel, target)
+        # Acknowledged by Kafka, or raises: the sender gets no acknowledgement and retries.
+        await self._publish(inbound, conversation)
         # Remembered after publishing: a crash in between re-publishes the same message id,
         # which the scheduler dispatches once.
         await self._seen.remember(channel, *keys)
-        return published
+        return None

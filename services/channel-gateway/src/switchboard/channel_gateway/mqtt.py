@@ -36,9 +36,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from switchboard.channel_gateway.dedupe import SeenDeliveries
-from switchboard.channel_gateway.intake import Publish
-from switchboard.channel_gateway.ratelimit import RateLimiter
+from switchboard.channel_gateway.dedupe import Deliveries
 from switchboard.channel_gateway.rejections import Record, Rejected
 from switchboard.channel_gateway.targets import ReplyTargets
 from switchboard.common import events
@@ -108,10 +106,8 @@ class MqttChannel:
         namespace: str,
         share_group: str,
         session_expiry_s: int,
-        seen: SeenDeliveries,
+        deliveries: Deliveries,
         targets: ReplyTargets,
-        publish: Publish,
-        limiter: RateLimiter,
         record_rejection: Record,
         max_bytes: int,
         max_chars: int,
@@ -121,10 +117,8 @@ class MqttChannel:
         self._namespace = namespace
         self._share_group = share_group
         self._session_expiry_s = session_expiry_s
-        self._seen = seen
+        self._deliveries = deliveries
         self._targets = targets
-        self._publish = publish
-        self._limiter = limiter
         self._record_rejection = record_rejection
         self._max_bytes = max_bytes
         self._max_chars = max_chars
@@ -214,18 +208,14 @@ class MqttChannel:
         client._client.ack(message.mid, message.qos)
 
     async def _accept(self, device: str, command: CommandIn, answer_to: str, correlation: bytes | None) -> None:
-        key = f"{device}:{command.id}" if command.id else None
-        if key is not None and await self._seen.seen(CHANNEL, key):
-            logger.info("mqtt command already accepted", extra={"device": device})
+        keys = [f"{device}:{command.id}"] if command.id else []  # without an id, no dedupe
+        if await self._deliveries.seen(CHANNEL, keys):
             return
         user = f"{CHANNEL}:{device}"
-        if (wait_s := await self._limiter.allow(user)) is not None:
-            raise Rejected(429, f"more commands than allowed per minute; try again in {wait_s:.0f} s")
         message_id = message_id_for(device, command.id) if command.id else str(uuid.uuid4())
         target: dict[str, Any] = {"topic": answer_to}
         if correlation is not None:
             target["correlation"] = base64.b64encode(correlation).decode()
-        await self._targets.remember(message_id, CHANNEL, target)
         inbound = m.InboundMessage(
             message_id=message_id,
             channel=m.CHANNEL_MQTT,
@@ -235,9 +225,9 @@ class MqttChannel:
             kind=m.MESSAGE_KIND_COMMAND,
             text=command.text,
         )
-        await self._publish(inbound, user)  # acknowledged by Kafka, or raises (no PUBACK: redelivered)
-        if key is not None:
-            await self._seen.remember(CHANNEL, key)
+        # On Kafka, or raises (no PUBACK: the broker redelivers).
+        if (wait_s := await self._deliveries.publish(CHANNEL, keys, inbound, user, target)) is not None:
+            raise Rejected(429, f"more commands than allowed per minute; try again in {wait_s:.0f} s")
 
     async def _send(self, topic: str, body: dict[str, Any], correlation: bytes | None) -> None:
         """Publish ``body`` (JSON) at QoS 1, with ``correlation`` data when the asker gave some."""
