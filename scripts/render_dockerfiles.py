@@ -50,14 +50,29 @@ RUN groupadd --system --gid 10001 switchboard \\
 COPY --from=build /src/.venv /app/.venv
 ENV PATH=/app/.venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
-USER 10001:10001
+{resources}USER 10001:10001
 EXPOSE {ports}
 ENTRYPOINT ["python", "-m", "switchboard.{module}"]
 """
 
 
+# Files a service reads at run time besides its code, copied next to it, with the settings
+# that point at them.
+RESOURCES = {
+    "intent-parser": (
+        "# The filter's lexicon, routing and reply texts, and the labelled utterances the\n"
+        "# classifier is trained on at start-up.\n"
+        "COPY services/intent-parser/config /app/config\n"
+        "COPY services/intent-parser/data /app/data\n"
+        "ENV SB_PARSER_CONFIG_DIR=/app/config SB_PARSER_DATASET_DIR=/app/data\n"
+    ),
+}
+
+
 def render(name: str) -> str:
-    return TEMPLATE.format(name=name, module=name.replace("-", "_"), ports=SERVICES[name])
+    return TEMPLATE.format(
+        name=name, module=name.replace("-", "_"), ports=SERVICES[name], resources=RESOURCES.get(name, "")
+    )
 
 
 def main() -> int:

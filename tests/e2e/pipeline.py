@@ -25,6 +25,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from switchboard.cli.tokens import mint
 from switchboard.common.config import TopicSettings
+from switchboard.intent_parser.app import internal_topics
+from switchboard.intent_parser.config import Settings as ParserSettings
 from tests.conftest import Stack
 
 LOGS = Path(__file__).resolve().parents[2] / ".state" / "logs" / "e2e"
@@ -66,6 +68,16 @@ class Pipeline:
         self.gateway_schema = f"e2e_{self.run_id}_gateway"
         self.namespace = f"e2e{self.run_id}"
         self.data_stream = f"logs-switchboard.audit-{self.namespace}"
+        self.parser_settings = ParserSettings(
+            app_id=f"e2e-{self.run_id}-intent_parser",
+            users_topic=f"e2e.{self.run_id}.users",
+            people_topic=f"e2e.{self.run_id}.people",
+            links_topic=f"e2e.{self.run_id}.links",
+        )
+
+    def all_topics(self) -> list[str]:
+        """The business topics and the intent parser's own (its people topic, its changelogs)."""
+        return [*self.topics.model_dump().values(), *internal_topics(self.parser_settings)]
 
     def token(self, subject: str = "e2e-user", scopes: tuple[str, ...] = ("chat",)) -> str:
         """A bearer token the pipeline's gateways accept."""
@@ -100,7 +112,16 @@ class Pipeline:
                 }
             )
         elif module == "intent_parser":
-            values["APP_ID"] = group
+            # The gateway's limit is what the pipeline tests exercise; the parser's has its own tests.
+            values.update(
+                {
+                    "APP_ID": group,
+                    "USERS_TOPIC": self.parser_settings.users_topic,
+                    "PEOPLE_TOPIC": self.parser_settings.people_topic,
+                    "LINKS_TOPIC": self.parser_settings.links_topic,
+                    "RATE_LIMIT_PER_MINUTE": "0",
+                }
+            )
         elif module == "scheduler":
             values.update(
                 {
@@ -192,7 +213,7 @@ class Pipeline:
         admin = AIOKafkaAdminClient(bootstrap_servers=self.stack.kafka_bootstrap)
         await admin.start()
         try:
-            await admin.create_topics([NewTopic(t, 6, 1) for t in self.topics.model_dump().values()])
+            await admin.create_topics([NewTopic(t, 6, 1) for t in self.all_topics()])
         finally:
             await admin.close()
 
@@ -202,7 +223,7 @@ class Pipeline:
         admin = AIOKafkaAdminClient(bootstrap_servers=self.stack.kafka_bootstrap)
         await admin.start()
         try:
-            await admin.delete_topics(list(self.topics.model_dump().values()))
+            await admin.delete_topics(self.all_topics())
         finally:
             await admin.close()
         conn = await asyncpg.connect(self.stack.pg_dsn)

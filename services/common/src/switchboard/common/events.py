@@ -37,8 +37,12 @@ def wrap(
     traceparent: str | None = None,
     causation_id: str = "",
     occurred_at: Timestamp | None = None,
+    event_id: str | None = None,
 ) -> envelope_pb2.Envelope:
     """Put ``payload`` in a new Envelope with a fresh event id and timestamps.
+
+    ``event_id`` replaces the fresh id where an event must keep its id when it is produced
+    again (see :func:`derived_id`).
 
     The trace context is, in order of preference, ``traceparent``, the current one
     (:data:`switchboard.common.tracing.current_traceparent`) or a new trace.
@@ -50,7 +54,7 @@ def wrap(
     now = Timestamp()
     now.GetCurrentTime()
     envelope = envelope_pb2.Envelope(
-        event_id=str(uuid.uuid4()),
+        event_id=event_id or str(uuid.uuid4()),
         event_type=event_type,
         schema_version=SCHEMA_VERSION,
         produced_at=now,
@@ -65,6 +69,15 @@ def wrap(
     )
     getattr(envelope, field).CopyFrom(payload)
     return envelope
+
+
+def derived_id(cause_event_id: str, role: str) -> str:
+    """A stable event id for the ``role`` event caused by ``cause_event_id``.
+
+    A consumer that processes a record again after a crash (at-least-once) produces the
+    same ids, so the consumers downstream, which dedupe on event id, see no duplicate.
+    """
+    return str(uuid.uuid5(uuid.UUID(int=0), f"{cause_event_id}/{role}"))
 
 
 def unwrap(envelope: envelope_pb2.Envelope) -> Message:

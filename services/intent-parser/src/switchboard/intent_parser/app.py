@@ -1,13 +1,43 @@
-"""The Faust app: inbound topic -> parse -> intents topic, keyed by conversation."""
+"""The Faust app: inbound -> filter, limit, remember, understand -> intents.
+
+Four agents, each keyed so that the state it needs lives on its partitions:
+
+- ``route`` reads ``inbound`` (keyed by conversation) and forwards each record, unchanged,
+  to the parser's ``users`` topic keyed by the sender's channel identity.
+- ``resolve`` reads ``users``: its ``identities`` table maps a channel identity to the
+  person it is linked to (one person on Telegram, Feishu and the web), and it forwards the
+  record to ``people`` keyed by that person.
+- ``understand`` reads ``people``: one person's messages arrive in order on one partition.
+  It drops a repeated channel message id (``seen``, windowed), counts the person's messages
+  (``rate``, one-minute windows), screens the text (lexicon and injection patterns), answers
+  the ``/link`` and ``/timezone`` commands, keeps the last turns, language and time zone
+  (``context``) and produces a ``ParsedIntent``. A blocked or limited message gets a polite
+  ``OutboundMessage`` and an ``AuditEvent`` instead.
+- ``links`` reads ``links`` (keyed by one-time code): ``/link`` on one account offers a code
+  for its person, ``/link <code>`` on another claims it, and the claim goes back to
+  ``resolve`` (keyed by the claiming identity), which records the link.
+
+Every table is changelogged to Kafka (the memory store is rebuilt from it on start), so
+limits, context, dedupe and links survive a restart and move with their partition in a
+rebalance. Processing is at least once: a record handled again after a crash produces events
+with the same ids (:func:`switchboard.common.events.derived_id`), which consumers dedupe.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import faust
 import mode
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 
 from switchboard.common import events, tracing
 from switchboard.common.health import HealthServer
@@ -15,14 +45,98 @@ from switchboard.common.kafka import headers as hdr
 from switchboard.common.metrics import DEAD_LETTERED, EVENTS_CONSUMED, EVENTS_PRODUCED, MetricsServer
 from switchboard.events.v1 import envelope_pb2
 from switchboard.events.v1 import messages_pb2 as m
-from switchboard.intent_parser import handlers
 from switchboard.intent_parser.config import Settings
+from switchboard.intent_parser.handlers import Parser, language_of
 
 logger = logging.getLogger(__name__)
 
+_LINK = re.compile(r"^\s*/link(?:@\w+)?(?:\s+(?P<code>\S+))?\s*$", re.IGNORECASE)
+_TIMEZONE = re.compile(r"^\s*/(?:timezone|tz)(?:@\w+)?\s+(?P<zone>\S+)\s*$", re.IGNORECASE)
+_RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 
-def create_app(settings: Settings) -> faust.App:
-    """A Faust app wired to the topics in ``settings``."""
+
+# The parser's tables; each is changelogged to "<app id>-<name>-changelog".
+TABLES = ("context", "seen", "rate", "identities", "link-codes")
+# Headers of the parser's own records on its links and users topics.
+LINK_OFFER = "switchboard.link.offer"  # person offering a code (value: person id)
+LINK_EXPIRES = "switchboard.link.expires"  # unix seconds
+LINK_CLAIM = "switchboard.link.claim"  # channel identity claiming a code
+LINK_TO = "switchboard.link.to"  # person the claiming identity is now linked to
+
+
+def internal_topics(settings: Settings) -> list[str]:
+    """The topics the parser needs besides the business ones (it declares none itself)."""
+    own = [settings.users_topic, settings.people_topic, settings.links_topic]
+    return [*own, *(f"{settings.app_id}-{name}-changelog" for name in TABLES)]
+
+
+class Undecodable(ValueError):
+    """A record whose value is not an Envelope carrying an InboundMessage."""
+
+
+def decode(value: bytes | None) -> tuple[envelope_pb2.Envelope, m.InboundMessage]:
+    envelope = envelope_pb2.Envelope()
+    try:
+        envelope.ParseFromString(value or b"")
+        message = events.unwrap(envelope)
+    except (DecodeError, ValueError) as exc:
+        raise Undecodable(f"undecodable value: {exc}") from exc
+    if not isinstance(message, m.InboundMessage):
+        raise Undecodable(f"expected InboundMessage, got {envelope.event_type or 'nothing'}")
+    return envelope, message
+
+
+def dedupe_key(message: m.InboundMessage) -> str:
+    """What identifies a message across the channel's retries."""
+    if message.channel_message_id:
+        return f"{m.Channel.Name(message.channel)}:{message.channel_chat_id}:{message.channel_message_id}"
+    return f"switchboard:{message.message_id}"
+
+
+def link_code(event_id: str) -> str:
+    """A one-time code, the same if the request is handled again (8 digits, from the random event id)."""
+    return f"{int(hashlib.sha256(event_id.encode()).hexdigest(), 16) % 10**8:08d}"
+
+
+@dataclass
+class Topics:
+    inbound: faust.TopicT
+    users: faust.TopicT
+    people: faust.TopicT
+    links: faust.TopicT
+    intents: faust.TopicT
+    outbound: faust.TopicT
+    audit: faust.TopicT
+    deadletter: faust.TopicT
+
+
+def _schema() -> faust.Schema:
+    """JSON keys and values, decoded to plain str / int / dict (not Faust models)."""
+    return faust.Schema(key_serializer="json", value_serializer="json")
+
+
+class Tables:
+    """The parser's state, each table changelogged to ``<app id>-<name>-changelog``."""
+
+    def __init__(self, app: faust.App, settings: Settings) -> None:
+        # Channel identity -> person it is linked to (on the users topic's partitions).
+        self.identities = app.Table("identities", schema=_schema(), default=str)
+        # One-time code -> {"person", "expires"} (on the links topic's partitions).
+        self.link_codes = app.Table("link-codes", schema=_schema(), default=dict)
+        # Person -> {"turns": [...], "language", "time_zone"} (on the people topic's partitions).
+        self.context = app.Table("context", schema=_schema(), default=dict)
+        window = settings.dedupe_window_s
+        # Dedupe key -> event id that first carried it, per window; checked in this window and the last.
+        self.seen = (
+            app.Table("seen", schema=_schema(), default=str).tumbling(window, expires=2 * window).relative_to_stream()
+        )
+        # Person -> messages in the current minute (the record's timestamp decides the minute,
+        # so a replay counts in the same window).
+        self.rate = app.Table("rate", schema=_schema(), default=int).tumbling(60, expires=120).relative_to_stream()
+
+
+def create_app(settings: Settings, parser: Parser | None = None) -> faust.App:
+    """A Faust app wired to the topics in ``settings``; ``parser`` is built from them if not given."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
@@ -34,60 +148,354 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         topic_allow_declare=False,
         topic_disable_leader=True,
+        topic_partitions=6,
+        # As large as the broker takes by default: the gateway caps a message's text well
+        # below this; a record from elsewhere is trimmed (``route``), never a crash.
+        producer_max_request_size=1_048_576,
         web_enabled=False,
         store="memory://",
         datadir=str(settings.data_dir / settings.app_id),
     )
-    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
-    inbound = app.topic(settings.topics.inbound, **raw)
-    intents = app.topic(settings.topics.intents, **raw)
-    deadletter = app.topic(settings.topics.deadletter, **raw)
+    topics = Topics(
+        inbound=app.topic(settings.topics.inbound, **_RAW),
+        users=app.topic(settings.users_topic, **_RAW),
+        people=app.topic(settings.people_topic, **_RAW),
+        links=app.topic(settings.links_topic, **_RAW),
+        intents=app.topic(settings.topics.intents, **_RAW),
+        outbound=app.topic(settings.topics.outbound, **_RAW),
+        audit=app.topic(settings.topics.audit, **_RAW),
+        deadletter=app.topic(settings.topics.deadletter, **_RAW),
+    )
+    tables = Tables(app, settings)
+    understanding = Understanding(settings, parser or _load_parser(settings), topics, tables)
 
-    @app.agent(inbound)
-    async def parse(stream: faust.StreamT[bytes]) -> None:
+    @app.agent(topics.inbound)
+    async def route(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            await _handle(event, settings, intents, deadletter)
+            await understanding.guarded(understanding.route, event)
 
+    @app.agent(topics.users)
+    async def resolve(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            await understanding.guarded(understanding.resolve, event)
+
+    @app.agent(topics.people)
+    async def understand(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            await understanding.guarded(understanding.handle, event)
+
+    @app.agent(topics.links)
+    async def links(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            await understanding.guarded(understanding.link, event)
+
+    app.understanding = understanding  # type: ignore[attr-defined]
     return app
 
 
-async def _handle(event: Any, settings: Settings, intents: faust.TopicT, deadletter: faust.TopicT) -> None:
-    headers = list(event.headers.items()) if isinstance(event.headers, dict) else list(event.headers or [])
-    envelope = envelope_pb2.Envelope()
-    try:
-        envelope.ParseFromString(event.value or b"")
-        message = events.unwrap(envelope)
-        if not isinstance(message, m.InboundMessage):
-            raise ValueError(f"expected InboundMessage, got {envelope.event_type}")
-    except (DecodeError, ValueError) as exc:
-        cause = f"undecodable or unexpected value: {exc}"
-        logger.error("record dead-lettered", extra={"cause": cause, "offset": event.message.offset})
-        await deadletter.send(
-            key=event.key,
-            value=event.value,
-            headers=hdr.for_dead_letter(
-                headers, cause, event.message.topic, event.message.partition, event.message.offset
-            ),
+def _load_parser(settings: Settings) -> Parser:
+    started = time.perf_counter()
+    parser = Parser.from_config(settings.config_dir, settings.dataset_dir, settings.train_splits)
+    logger.info("parser ready", extra={"seconds": round(time.perf_counter() - started, 2)})
+    return parser
+
+
+def _headers(event: Any) -> list[tuple[str, bytes]]:
+    raw = event.headers
+    return list(raw.items()) if isinstance(raw, dict) else list(raw or [])
+
+
+class Understanding:
+    """What the two agents do with each record (kept apart from Faust's wiring for tests)."""
+
+    def __init__(self, settings: Settings, parser: Parser, topics: Topics, tables: Tables) -> None:
+        self.settings = settings
+        self.parser = parser
+        self.topics = topics
+        self.tables = tables
+
+    async def guarded(self, handler: Callable[[Any], Awaitable[None]], event: Any) -> None:
+        """``handler(event)``; a failure dead-letters the record instead of stopping the agent."""
+        try:
+            await handler(event)
+        except Exception as exc:
+            logger.exception("record failed", extra={"topic": event.message.topic, "offset": event.message.offset})
+            try:
+                await self._dead_letter(event, f"{type(exc).__name__}: {exc}"[:500], reason="handler-error")
+            except Exception:  # e.g. the record is too large for the dead-letter topic too
+                logger.exception("record could not be dead-lettered; skipped")
+
+    # --- route and resolve: inbound (by conversation) -> users (by identity) -> people ------
+
+    async def route(self, event: Any) -> None:
+        try:
+            envelope, message = decode(event.value)
+        except Undecodable as exc:
+            await self._dead_letter(event, str(exc))
+            return
+        identity = message.sender.user_id or f"conversation:{envelope.conversation_key}"
+        value = event.value
+        limit = self.settings.max_text_chars
+        if len(message.text) > limit:
+            # The gateway never sends this much; a record from elsewhere is trimmed, not refused.
+            logger.warning("text trimmed", extra={"message_id": message.message_id, "chars": len(message.text)})
+            message.metadata["switchboard.trimmed_from_chars"] = str(len(message.text))
+            message.text = message.text[:limit]
+            value = envelope.SerializeToString()
+        await self.topics.users.send(key=identity.encode(), value=value, headers=_headers(event))
+
+    async def resolve(self, event: Any) -> None:
+        envelope, message = decode(event.value)  # route forwarded only what it could decode
+        identity = _text(event.key)
+        headers = dict(_headers(event))
+        linked_to = headers.get(LINK_TO)
+        if linked_to is not None:  # a claim of this identity's, accepted by ``links``
+            person = linked_to.decode()
+            if person != identity:
+                self.tables.identities[identity] = person
+            else:
+                self.tables.identities.pop(identity, None)
+            language = language_of(message.text, "en") or "en"
+            await self._reply(envelope, message, self.parser.reply("link.done", language), "command")
+            await self._audit(envelope, message, "identity.link", f"linked to {person}", {}, m.OUTCOME_SUCCESS)
+            return
+        person = self.tables.identities[identity] or identity
+        await self.topics.people.send(key=person.encode(), value=event.value, headers=_headers(event))
+
+    # --- understand: one person's messages, in order -----------------------------------------
+
+    async def handle(self, event: Any) -> None:
+        try:
+            envelope, message = decode(event.value)
+        except Undecodable as exc:
+            await self._dead_letter(event, str(exc))
+            return
+        person = _text(event.key)
+        EVENTS_CONSUMED.labels(topic=event.message.topic, event_type=envelope.event_type).inc()
+        token = tracing.current_traceparent.set(envelope.trace.traceparent or None)
+        try:
+            await self._understand(event, envelope, message, person)
+        finally:
+            tracing.current_traceparent.reset(token)
+
+    async def _understand(
+        self, event: Any, envelope: envelope_pb2.Envelope, message: m.InboundMessage, person: str
+    ) -> None:
+        if self._repeated(message, envelope):
+            logger.info("repeated channel message dropped", extra={"message_id": message.message_id})
+            return
+        context = dict(self.tables.context[person])
+        language = language_of(message.text, context.get("language") or _locale_language(message.sender.locale))
+        if await self._over_limit(event, envelope, message, person, language):
+            return
+        blocked = self.parser.screen(message, language or "en")
+        if blocked is not None:
+            logger.info("message blocked", extra={"rule": blocked.verdict.rule, "message_id": message.message_id})
+            await self._reply(envelope, message, blocked.reply, "blocked")
+            await self._audit(envelope, message, "input.blocked", blocked.verdict.rule, {"rule": blocked.verdict.rule})
+            return
+        if await self._command(envelope, message, person, context, language or "en"):
+            return
+        zone = self._time_zone(message, context)
+        occurred = envelope.occurred_at.ToDatetime(tzinfo=UTC) if envelope.HasField("occurred_at") else None
+        parsed = self.parser.understand(message, occurred or datetime.now(UTC), zone, language or "en")
+        turns = [m.ChatTurn(role=_ROLES[t["role"]], content=t["content"]) for t in context.get("turns", [])]
+        parsed.context.extend(turns)
+        self._remember(person, context, message, language, zone)
+        await self._emit(self.topics.intents, envelope, parsed, "parsed")
+
+    def _repeated(self, message: m.InboundMessage, envelope: envelope_pb2.Envelope) -> bool:
+        """True for a channel message id already handled in this window or the last one.
+
+        The table holds the id of the event that first carried the key: the same event
+        handled again after a crash is not a repeat (its outputs keep their ids).
+        """
+        key = dedupe_key(message)
+        entry = self.tables.seen[key]
+        first = entry.current() or entry.delta(self.settings.dedupe_window_s)
+        if first and first != envelope.event_id:
+            return True
+        if not first:
+            self.tables.seen[key] = envelope.event_id
+        return False
+
+    async def _over_limit(
+        self, event: Any, envelope: envelope_pb2.Envelope, message: m.InboundMessage, person: str, language: str
+    ) -> bool:
+        limit = self.settings.rate_limit_per_minute
+        if not limit:
+            return False
+        rate = self.tables.rate
+        rate[person] += 1
+        count = rate[person].current()
+        if count <= limit:
+            return False
+        stamp = event.message.timestamp
+        retry = max(1, int(60 - stamp % 60) + 1)
+        logger.info("rate limited", extra={"person": person, "count": count, "retry_s": retry})
+        if count == limit + 1:  # say it once per window, not to every message
+            text = self.parser.reply("rate.limited", language or "en", seconds=retry, limit=limit)
+            await self._reply(envelope, message, text, "rate-limited")
+        await self._audit(
+            envelope, message, "rate.limited", f"{count} messages this minute, limit {limit}", {"retry_s": str(retry)}
         )
-        DEAD_LETTERED.labels(topic=event.message.topic, reason="undecodable").inc()
-        return
-    token = tracing.current_traceparent.set(envelope.trace.traceparent or None)
-    try:
-        parsed = handlers.parse(message)
+        return True
+
+    async def _command(
+        self, envelope: envelope_pb2.Envelope, message: m.InboundMessage, person: str, context: dict, language: str
+    ) -> bool:
+        link = _LINK.match(message.text)
+        if link is not None:
+            await self._link(envelope, message, person, link["code"], language)
+            return True
+        zone = _TIMEZONE.match(message.text)
+        if zone is not None:
+            try:
+                ZoneInfo(zone["zone"])
+            except (ZoneInfoNotFoundError, ValueError):
+                await self._reply(envelope, message, f"Unknown time zone {zone['zone'][:64]!r}.", "command")
+                return True
+            context["time_zone"] = zone["zone"]
+            self.tables.context[person] = context
+            await self._reply(envelope, message, f"Time zone set to {zone['zone']}.", "command")
+            return True
+        return False
+
+    async def _link(
+        self, envelope: envelope_pb2.Envelope, message: m.InboundMessage, person: str, code: str | None, language: str
+    ) -> None:
+        """``/link`` offers a code for ``person``; ``/link <code>`` claims one (both through ``links``)."""
+        if code is None:
+            code = link_code(envelope.event_id)
+            expires = _seconds(envelope) + self.settings.link_code_ttl_s
+            headers = [(LINK_OFFER, person.encode()), (LINK_EXPIRES, str(expires).encode())]
+            await self.topics.links.send(key=code.encode(), value=envelope.SerializeToString(), headers=headers)
+            minutes = max(1, self.settings.link_code_ttl_s // 60)
+            text = self.parser.reply("link.code", language, code=code, minutes=minutes)
+            await self._reply(envelope, message, text, "command")
+            return
+        identity = message.sender.user_id or f"conversation:{envelope.conversation_key}"
+        headers = [(LINK_CLAIM, identity.encode())]
+        await self.topics.links.send(key=code.encode()[:64], value=envelope.SerializeToString(), headers=headers)
+
+    async def link(self, event: Any) -> None:
+        """An offer or a claim of a one-time code (records keyed by the code)."""
+        envelope, message = decode(event.value)
+        code = _text(event.key)
+        headers = dict(_headers(event))
+        codes = self.tables.link_codes
+        if LINK_OFFER in headers:
+            codes[code] = {"person": headers[LINK_OFFER].decode(), "expires": int(headers[LINK_EXPIRES])}
+            return
+        identity = headers[LINK_CLAIM].decode()
+        offer = codes[code]
+        if not offer or offer["expires"] < _seconds(envelope):
+            language = language_of(message.text, "en") or "en"
+            await self._reply(envelope, message, self.parser.reply("link.invalid", language), "command")
+            await self._audit(envelope, message, "identity.link", "unknown or expired code", {}, m.OUTCOME_FAILURE)
+            return
+        codes.pop(code, None)
+        await self.topics.users.send(
+            key=identity.encode(), value=event.value, headers=[(LINK_TO, offer["person"].encode())]
+        )
+
+    def _time_zone(self, message: m.InboundMessage, context: dict) -> str:
+        for zone in (message.sender.time_zone, context.get("time_zone")):
+            if zone:
+                try:
+                    ZoneInfo(zone)
+                except (ZoneInfoNotFoundError, ValueError):
+                    continue
+                return zone
+        return self.settings.default_time_zone
+
+    def _remember(self, person: str, context: dict, message: m.InboundMessage, language: str, zone: str) -> None:
+        turns = [t for t in context.get("turns", []) if t.get("id") != message.message_id]
+        if message.text:
+            content = message.text[: self.settings.context_turn_chars]
+            turns.append({"role": "user", "content": content, "id": message.message_id})
+        context["turns"] = turns[-self.settings.context_turns :]
+        if language:
+            context["language"] = language
+        if message.sender.time_zone:
+            context["time_zone"] = zone
+        self.tables.context[person] = context
+
+    # --- producing --------------------------------------------------------------------------
+
+    async def _reply(
+        self, envelope: envelope_pb2.Envelope, message: m.InboundMessage, text: str, why: str = ""
+    ) -> None:
+        reply = m.OutboundMessage(
+            message_id=events.derived_id(envelope.event_id, "reply"),
+            in_reply_to=message.message_id,
+            channel=message.channel,
+            channel_chat_id=message.channel_chat_id,
+            text=text,
+            sequence=0,
+            final=True,
+            metadata={"source": self.settings.service_name, "reason": why} if why else {},
+        )
+        await self._emit(self.topics.outbound, envelope, reply, "reply")
+
+    async def _audit(
+        self,
+        envelope: envelope_pb2.Envelope,
+        message: m.InboundMessage,
+        action: str,
+        reason: str,
+        labels: dict[str, str],
+        outcome: m.Outcome.ValueType = m.OUTCOME_BLOCKED,
+    ) -> None:
+        record = m.AuditEvent(
+            action=action,
+            outcome=outcome,
+            reason=reason,
+            subject_event_id=envelope.event_id,
+            actor=message.sender,
+            labels={"channel": m.Channel.Name(message.channel), **labels},
+        )
+        await self._emit(self.topics.audit, envelope, record, f"audit:{action}")
+
+    async def _emit(self, topic: faust.TopicT, cause: envelope_pb2.Envelope, payload: Message, role: str) -> None:
         out = events.wrap(
-            parsed,
-            conversation_key=envelope.conversation_key,
-            source=settings.service_name,
-            tenant_id=envelope.tenant_id,
-            causation_id=envelope.event_id,
+            payload,
+            conversation_key=cause.conversation_key,
+            source=self.settings.service_name,
+            tenant_id=cause.tenant_id or self.settings.tenant_id,
+            causation_id=cause.event_id,
+            event_id=events.derived_id(cause.event_id, role),
         )
-        await intents.send(
+        await topic.send(
             key=out.conversation_key.encode(), value=out.SerializeToString(), headers=hdr.for_envelope(out)
         )
-        EVENTS_CONSUMED.labels(topic=event.message.topic, event_type=envelope.event_type).inc()
-        EVENTS_PRODUCED.labels(topic=settings.topics.intents, event_type=out.event_type).inc()
-    finally:
-        tracing.current_traceparent.reset(token)
+        EVENTS_PRODUCED.labels(topic=topic.get_topic_name(), event_type=out.event_type).inc()
+
+    async def _dead_letter(self, event: Any, cause: str, reason: str = "undecodable") -> None:
+        record = event.message
+        logger.error("record dead-lettered", extra={"cause": cause, "topic": record.topic, "offset": record.offset})
+        await self.topics.deadletter.send(
+            key=event.key,
+            value=event.value,
+            headers=hdr.for_dead_letter(_headers(event), cause, record.topic, record.partition, record.offset),
+        )
+        DEAD_LETTERED.labels(topic=record.topic, reason=reason).inc()
+
+
+_ROLES = {"user": m.ROLE_USER, "assistant": m.ROLE_ASSISTANT, "system": m.ROLE_SYSTEM}
+
+
+def _text(key: Any) -> str:
+    return key.decode() if isinstance(key, bytes) else str(key)
+
+
+def _seconds(envelope: envelope_pb2.Envelope) -> int:
+    """When the message was sent (unix seconds): the same answer when it is handled again."""
+    return envelope.occurred_at.seconds or int(time.time())
+
+
+def _locale_language(locale: str) -> str:
+    return locale.split("-", 1)[0].lower() if locale else ""
 
 
 class Probes(mode.Service):

@@ -5,9 +5,13 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from switchboard.common.config import ServiceSettings
+
+# services/intent-parser/ in a checkout (the image sets SB_PARSER_CONFIG_DIR and _DATASET_DIR).
+_SERVICE_DIR = Path(__file__).resolve().parents[3]
 
 
 class Settings(ServiceSettings):
@@ -16,10 +20,48 @@ class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SB_PARSER_", env_nested_delimiter="__", extra="ignore")
 
     service_name: str = "intent-parser"
-    # Faust app id, also the consumer group id.
+    # Faust app id, also the consumer group id and the prefix of its tables' changelog topics.
     app_id: str = "intent-parser"
-    # Faust keeps its local state here (tables, when there are any); the changelog topics
-    # are the source of truth, so it can be an emptyDir.
+    # Faust keeps its local state here; the changelog topics are the source of truth, so it
+    # can be an emptyDir.
     data_dir: Path = Path(tempfile.gettempdir()) / "switchboard-intent-parser"
     health_port: int = 18130
     metrics_port: int = 18131
+
+    # The parser's own topics: inbound messages re-keyed by channel identity (where identity
+    # links live), then by person (so that one person's limits and context live on one
+    # partition whatever channel they write from), and link codes keyed by code.
+    users_topic: str = "switchboard.intent-parser.users.v1"
+    people_topic: str = "switchboard.intent-parser.people.v1"
+    links_topic: str = "switchboard.intent-parser.links.v1"
+    # lexicon.txt, injection.yaml, entities.yaml, routing.yaml, replies.yaml.
+    config_dir: Path = _SERVICE_DIR / "config"
+    # The labelled utterances the classifier is trained on at start-up.
+    dataset_dir: Path = _SERVICE_DIR / "data"
+    # Splits trained on: production learns from every labelled row; the benchmark from
+    # "train" only, and measures on "dev".
+    train_splits: tuple[str, ...] = ("train", "dev")
+
+    # Messages per person per calendar minute (a tumbling window), on all replicas together;
+    # 0: no limit. The gateway limits each channel identity too; this one holds for a person
+    # across linked identities.
+    rate_limit_per_minute: int = Field(default=30, ge=0)
+    # A channel message id seen again within this window (and up to twice it) is dropped.
+    dedupe_window_s: int = 3600
+    # Turns of conversation kept per person and sent with each intent, and the longest
+    # text kept of one turn.
+    context_turns: int = 10
+    context_turn_chars: int = 2000
+    # Longest text handled; longer text (never from the gateway, which caps it lower) is trimmed.
+    max_text_chars: int = 8000
+    # Zone used for time expressions when neither the channel nor the user gave one.
+    default_time_zone: str = "UTC"
+    # How long a "/link" code may be used from the other account.
+    link_code_ttl_s: int = 600
+
+    @field_validator("dedupe_window_s", "context_turns", "link_code_ttl_s")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be at least 1")
+        return value

@@ -1,40 +1,188 @@
-"""Classification of one inbound message (no I/O). A minimal rule set for now; the full
-parser (filters, limits, context, slots) replaces it."""
+"""Understanding one inbound message, without I/O: filter, intent, slots, routing hints.
+
+:class:`Parser` holds what is loaded once (the filter's lexicon, the classifier trained on
+the dataset, the time and entity extractors, the routing rules) and turns an
+``InboundMessage`` into either a :class:`Blocked` verdict or a ``ParsedIntent``. State that
+outlives a message (context, limits, dedupe, identity links) is the Faust app's (app.py).
+"""
 
 from __future__ import annotations
 
 import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
 
 from switchboard.events.v1 import messages_pb2 as m
+from switchboard.intent_parser.classifier import ClassifierConfig, IntentClassifier
+from switchboard.intent_parser.entities import EntityExtractor
+from switchboard.intent_parser.filters import InputFilter, Verdict
+from switchboard.intent_parser.times import TimeParser
 
-# (intent, pattern) in order of precedence; the first match wins.
-_RULES: list[tuple[str, re.Pattern[str]]] = [
-    ("help", re.compile(r"^\s*(/help|help\b|帮助)", re.IGNORECASE)),
-    ("reminder.create", re.compile(r"\bremind me\b|提醒我", re.IGNORECASE)),
-    ("device.control", re.compile(r"\bturn (on|off)\b|打开|关闭|调到", re.IGNORECASE)),
-]
-_PROFILES: list[tuple[str, re.Pattern[str]]] = [
-    ("code", re.compile(r"```|\b(python|javascript|function|code|bug|stack trace)\b|代码", re.IGNORECASE)),
-    ("creative", re.compile(r"\b(poem|story|lyrics)\b|写诗|故事", re.IGNORECASE)),
-]
-_URGENT = re.compile(r"\b(urgent|asap|emergency)\b|紧急", re.IGNORECASE)
-_CJK = re.compile(r"[\u4e00-\u9fff]")
+# Messages that are not text go to a media route by their kind, whatever their caption says.
+MEDIA_ROUTES = {
+    m.MESSAGE_KIND_IMAGE: "media.image",
+    m.MESSAGE_KIND_VOICE: "media.voice",
+    m.MESSAGE_KIND_DOCUMENT: "media.document",
+}
+TIME_INTENTS = frozenset({"reminder.create", "reminder.list", "reminder.cancel"})
+# The classifier reads this much of a message; the rest does not change what is asked.
+MAX_CLASSIFIED_CHARS = 2000
+
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_LATIN = re.compile(r"[A-Za-z]")
 
 
-def parse(message: m.InboundMessage) -> m.ParsedIntent:
-    """Intent, model profile and priority of ``message``, with the reasons recorded."""
-    text = message.text
-    intent = next((name for name, pattern in _RULES if pattern.search(text)), "chat")
-    profile = next((name for name, pattern in _PROFILES if pattern.search(text)), "general")
-    urgent = bool(_URGENT.search(text)) or message.metadata.get("priority") == "urgent"
-    priority = m.PRIORITY_URGENT if urgent else m.PRIORITY_ROUTINE
-    return m.ParsedIntent(
-        message=message,
-        intent=intent,
-        confidence=1.0 if intent != "chat" else 0.5,
-        model_profile=profile,
-        priority=priority,
-        routing_reason=f"profile={profile} by keywords; priority={'urgent' if urgent else 'routine'}",
-        language="zh" if _CJK.search(text) else "en",
-        time_zone=message.sender.time_zone,
-    )
+@dataclass(frozen=True)
+class Blocked:
+    """The input filter stopped the message: why, and what to tell the user."""
+
+    verdict: Verdict
+    reply: str
+
+
+@dataclass(frozen=True)
+class _Rule:
+    name: str
+    pattern: re.Pattern[str]
+
+
+class Routing:
+    """Model profile and priority hints, from ``routing.yaml``: first matching rule wins."""
+
+    def __init__(self, profiles: list[_Rule], urgent: list[_Rule], urgent_intents: frozenset[str]) -> None:
+        self._profiles = profiles
+        self._urgent = urgent
+        self._urgent_intents = urgent_intents
+
+    @classmethod
+    def from_file(cls, path: Path) -> Routing:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+        profiles = [_Rule(p["name"], re.compile(p["pattern"], re.IGNORECASE)) for p in spec["profiles"]]
+        urgent = [_Rule(u["name"], re.compile(u["pattern"], re.IGNORECASE)) for u in spec["urgent"]]
+        return cls(profiles, urgent, frozenset(spec.get("urgent_intents", ())))
+
+    def route(self, text: str, intent: str, metadata: dict[str, str]) -> tuple[str, m.Priority.ValueType, str]:
+        """(profile, priority, reason) for ``text`` classified as ``intent``."""
+        profile, profile_reason = "general", "no profile rule matched"
+        for rule in self._profiles:
+            found = rule.pattern.search(text)
+            if found:
+                profile, profile_reason = rule.name, f"matched {found.group(0)[:40]!r}"
+                break
+        priority, priority_reason = m.PRIORITY_ROUTINE, "no urgency rule matched"
+        if metadata.get("priority") == "urgent":
+            priority, priority_reason = m.PRIORITY_URGENT, "the channel marked it urgent"
+        elif intent in self._urgent_intents:
+            priority, priority_reason = m.PRIORITY_URGENT, f"intent {intent} is urgent"
+        else:
+            for rule in self._urgent:
+                found = rule.pattern.search(text)
+                if found:
+                    priority, priority_reason = m.PRIORITY_URGENT, f"{rule.name}: matched {found.group(0)[:40]!r}"
+                    break
+        label = "urgent" if priority == m.PRIORITY_URGENT else "routine"
+        return profile, priority, f"profile={profile} ({profile_reason}); priority={label} ({priority_reason})"
+
+
+def language_of(text: str, fallback: str = "") -> str:
+    """ "zh" or "en" by the script most of the letters are in; ``fallback`` when there are none."""
+    cjk = len(_CJK.findall(text[:MAX_CLASSIFIED_CHARS]))
+    latin = len(_LATIN.findall(text[:MAX_CLASSIFIED_CHARS]))
+    if cjk == 0 and latin == 0:
+        return fallback
+    # A CJK character carries about a word: "明天 9am 提醒我 call Bob" is Chinese.
+    return "zh" if cjk * 3 >= latin else "en"
+
+
+def clean(text: str) -> str:
+    """``text`` with control characters (other than newlines and tabs) removed."""
+    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch)[0] != "C")
+
+
+class Parser:
+    """Everything that is decided about one message from the message alone."""
+
+    def __init__(
+        self,
+        input_filter: InputFilter,
+        classifier: IntentClassifier,
+        times: TimeParser,
+        entities: EntityExtractor,
+        routing: Routing,
+        replies: dict[str, dict[str, str]],
+    ) -> None:
+        self.input_filter = input_filter
+        self.classifier = classifier
+        self.times = times
+        self.entities = entities
+        self.routing = routing
+        self._replies = replies
+
+    @classmethod
+    def from_config(cls, config_dir: Path, dataset_dir: Path, train_splits: tuple[str, ...]) -> Parser:
+        """A parser from the shipped configuration, its classifier trained on ``train_splits``."""
+        datasets = sorted(dataset_dir.glob("utterances.*.jsonl"))
+        spec: dict[str, Any] = yaml.safe_load((config_dir / "replies.yaml").read_text(encoding="utf-8"))
+        times = TimeParser()
+        times.warm_up()
+        return cls(
+            InputFilter.from_files(config_dir / "lexicon.txt", config_dir / "injection.yaml"),
+            IntentClassifier.from_dataset(
+                datasets, train_splits, config=ClassifierConfig.load(config_dir / "intents.yaml")
+            ),
+            times,
+            EntityExtractor.from_file(config_dir / "entities.yaml"),
+            Routing.from_file(config_dir / "routing.yaml"),
+            spec,
+        )
+
+    def reply(self, name: str, language: str, **values: Any) -> str:
+        """The user-facing text ``name`` in ``language`` (English when it has no translation)."""
+        texts = self._replies[name]
+        return texts.get(language, texts["en"]).format(**values)
+
+    def screen(self, message: m.InboundMessage, language: str) -> Blocked | None:
+        """The filter's verdict on ``message``, or None when it may go on."""
+        verdict = self.input_filter.check(message.text)
+        if verdict is None:
+            return None
+        kind = verdict.rule.split(":", 1)[0]
+        return Blocked(verdict, self.reply(f"blocked.{kind}", language))
+
+    def understand(self, message: m.InboundMessage, now: datetime, time_zone: str, language: str) -> m.ParsedIntent:
+        """Intent, slots and routing hints of ``message`` said at ``now`` in ``time_zone``."""
+        text = clean(message.text)
+        route = MEDIA_ROUTES.get(message.kind)
+        if route is not None:
+            intent, confidence = route, 1.0
+        else:
+            prediction = self.classifier.predict(text[:MAX_CLASSIFIED_CHARS])
+            intent, confidence = prediction.intent, prediction.confidence
+        slots: list[m.Slot] = []
+        spans: tuple[tuple[int, int], ...] = ()
+        if intent in TIME_INTENTS:
+            found = self.times.parse(text, time_zone, now, intent)
+            if found is not None:
+                spans = found.spans
+                slots.append(m.Slot(name="datetime", value=found.rfc3339, source_text=found.source_text, confidence=1))
+                if found.rrule:
+                    slots.append(m.Slot(name="rrule", value=found.rrule, source_text=found.source_text, confidence=1))
+        for entity in self.entities.extract(text[:MAX_CLASSIFIED_CHARS], intent, spans):
+            slots.append(m.Slot(name=entity.name, value=entity.value, source_text=entity.source_text, confidence=1))
+        profile, priority, reason = self.routing.route(text[:MAX_CLASSIFIED_CHARS], intent, dict(message.metadata))
+        return m.ParsedIntent(
+            message=message,
+            intent=intent,
+            confidence=confidence,
+            slots=slots,
+            model_profile=profile,
+            priority=priority,
+            routing_reason=reason,
+            language=language,
+            time_zone=time_zone,
+        )

@@ -1,0 +1,390 @@
+"""The intent classifier: a logistic regression over character n-grams, word / Chinese
+character n-grams and configured keyword cues, trained at start-up on the labelled dataset
+(data/utterances.*.jsonl, < 1 000 rows: well under a second on one core). Deterministic:
+rows are sorted before training and the solver has no randomness; no pickled artefact.
+
+The intents, the fallback, the confidence threshold, the exact-match commands and the cues
+live in config/intents.yaml: an intent is added with labelled rows and an entry there.
+``python -m switchboard.intent_parser.classifier`` prints the cross-validated figures on
+the train split and the report on the dev split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import re
+import sys
+import time
+import unicodedata
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import yaml
+from scipy import sparse  # type: ignore[import-untyped]
+from sklearn.feature_extraction.text import TfidfVectorizer  # type: ignore[import-untyped]
+from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
+
+SERVICE_DIR = Path(__file__).resolve().parents[3]
+CONFIG_PATH = SERVICE_DIR / "config" / "intents.yaml"
+DATA_DIR = SERVICE_DIR / "data"
+
+# Zero-width and joiner characters, dropped; every run of white space becomes one space.
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
+_SPACE = re.compile(r"\s+")
+_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+# Latin (or other non-CJK) words, single CJK characters, single punctuation marks.
+_TOKEN = re.compile(rf"[{_CJK}]|[^\W_{_CJK}]+(?:'[^\W_{_CJK}]+)?|[^\w\s]")
+_ALNUM = re.compile(r"[^\W_]")
+_TRAILING_PUNCTUATION = re.compile(r"[\W_]+$")
+# A boundary between a CJK character and a Latin letter or a digit ("明天9am提醒我call" gets
+# spaces), so that word patterns (\b) and word n-grams work in mixed messages.
+_SCRIPT_BOUNDARY = re.compile(rf"(?<=[{_CJK}])(?=[^\W_{_CJK}])|(?<=[^\W_{_CJK}])(?=[{_CJK}])")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """An intent and the model's probability for it (1.0 when a rule decided)."""
+
+    intent: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """What config/intents.yaml says (see the comments there)."""
+
+    intents: tuple[str, ...] = ()  # empty: whatever labels the rows have
+    fallback: str = "chat"
+    threshold: float = 0.3
+    max_chars: int = 2000
+    commands: Mapping[str, str] = field(default_factory=dict)  # normalised text -> intent
+    cues: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # group -> patterns
+    C: float = 10.0
+    char_ngrams: tuple[int, int] = (1, 4)
+    word_ngrams: tuple[int, int] = (1, 2)
+    cue_weight: float = 1.0
+    class_weight: str | None = "balanced"
+
+    @classmethod
+    def load(cls, path: Path = CONFIG_PATH) -> ClassifierConfig:
+        """Read the YAML configuration."""
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        intents: Mapping[str, Any] = raw.get("intents") or {}
+        model: Mapping[str, Any] = raw.get("model") or {}
+        cues = {name: tuple(patterns) for name, patterns in (raw.get("cues") or {}).items()}
+        commands: dict[str, str] = {}
+        for intent, spec in intents.items():
+            spec = spec or {}
+            for name, patterns in (spec.get("cues") or {}).items():
+                cues[f"{intent}:{name}"] = tuple(patterns)
+            for command in spec.get("commands") or ():
+                commands[_command(normalise(command))] = intent
+        defaults = cls()
+        return cls(
+            intents=tuple(intents),
+            fallback=raw.get("fallback", defaults.fallback),
+            threshold=float(raw.get("threshold", defaults.threshold)),
+            max_chars=int(raw.get("max_chars", defaults.max_chars)),
+            commands=commands,
+            cues=cues,
+            C=float(model.get("C", defaults.C)),
+            char_ngrams=_pair(model.get("char_ngrams", defaults.char_ngrams)),
+            word_ngrams=_pair(model.get("word_ngrams", defaults.word_ngrams)),
+            cue_weight=float(model.get("cue_weight", defaults.cue_weight)),
+            class_weight=model.get("class_weight", defaults.class_weight),
+        )
+
+
+def _pair(value: Sequence[int]) -> tuple[int, int]:
+    low, high = value
+    return int(low), int(high)
+
+
+def normalise(text: str, max_chars: int | None = None) -> str:
+    """NFKC (full width to ASCII), invisible characters removed, case folded, a space between
+    CJK and Latin/digit runs, white space collapsed; cut to ``max_chars`` first so that a huge
+    message costs no more than a short one."""
+    if max_chars is not None:
+        text = text[:max_chars]
+    text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE).casefold()
+    return _SPACE.sub(" ", _SCRIPT_BOUNDARY.sub(" ", text)).strip()
+
+
+def _command(text: str) -> str:
+    """What is looked up in the commands: "/help@some_bot now" -> "/help", "help!!!" -> "help"."""
+    if text.startswith("/"):
+        return text.split()[0].split("@")[0]
+    return _TRAILING_PUNCTUATION.sub("", text)
+
+
+def _tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text)
+
+
+def load_rows(paths: Sequence[Path]) -> list[dict[str, Any]]:
+    """The rows of JSON Lines files, in file order (blank lines skipped)."""
+    rows: list[dict[str, Any]] = []
+    for path in paths:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{number}: {exc}") from exc
+    return rows
+
+
+def dataset_paths(data_dir: Path = DATA_DIR) -> list[Path]:
+    """The shipped dataset files (data/utterances.*.jsonl), sorted."""
+    return sorted(data_dir.glob("utterances.*.jsonl"))
+
+
+class _Cues:
+    """One binary feature per cue group that matches, and one per pair of groups that match."""
+
+    def __init__(self, groups: Mapping[str, Sequence[str]], weight: float) -> None:
+        self.names = sorted(groups)
+        self._patterns = []
+        for name in self.names:
+            try:
+                self._patterns.append(re.compile("|".join(f"(?:{p})" for p in groups[name])))
+            except re.error as exc:
+                raise ValueError(f"cue {name!r}: {exc}") from exc
+        self._weight = weight
+        count = len(self.names)
+        self._pair_index = {pair: count + i for i, pair in enumerate(itertools.combinations(range(count), 2))}
+        self.size = count + len(self._pair_index)
+
+    def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        rows: list[int] = []
+        columns: list[int] = []
+        for row, text in enumerate(texts):
+            active = [i for i, pattern in enumerate(self._patterns) if pattern.search(text)]
+            columns += active
+            columns += [self._pair_index[pair] for pair in itertools.combinations(active, 2)]
+            rows += [row] * (len(columns) - len(rows))
+        data = np.full(len(columns), self._weight)
+        return sparse.csr_matrix((data, (rows, columns)), shape=(len(texts), self.size))
+
+    def active(self, text: str) -> list[str]:
+        """The names of the groups that match a normalised text (for debugging)."""
+        return [name for name, pattern in zip(self.names, self._patterns, strict=True) if pattern.search(text)]
+
+
+class IntentClassifier:
+    """Predicts the intent of a message; see the module docstring."""
+
+    def __init__(
+        self,
+        config: ClassifierConfig,
+        char: TfidfVectorizer,
+        word: TfidfVectorizer,
+        cues: _Cues,
+        model: LogisticRegression,
+    ) -> None:
+        self.config = config
+        self._char = char
+        self._word = word
+        self._cues = cues
+        self._model = model
+        self.intents: tuple[str, ...] = tuple(str(label) for label in model.classes_)
+
+    @classmethod
+    def train(cls, rows: Iterable[Mapping[str, Any]], *, config: ClassifierConfig | None = None) -> IntentClassifier:
+        """Fit on rows with "text" and "intent" (the shipped configuration by default)."""
+        config = config or ClassifierConfig.load()
+        pairs = sorted({(normalise(str(row["text"]), config.max_chars), str(row["intent"])) for row in rows})
+        labels = sorted({intent for _, intent in pairs})
+        if config.intents and (unknown := set(labels) - set(config.intents)):
+            raise ValueError(f"labels not in the configuration's intents: {sorted(unknown)}")
+        if len(labels) < 2:
+            raise ValueError("need rows of at least two intents")
+        unknown_targets = {config.fallback, *config.commands.values()} - set(config.intents or labels)
+        if unknown_targets:
+            raise ValueError(f"fallback/commands name unknown intents: {sorted(unknown_targets)}")
+        texts = [text for text, _ in pairs]
+        char = TfidfVectorizer(
+            analyzer="char_wb", ngram_range=config.char_ngrams, sublinear_tf=True, lowercase=False, dtype=np.float64
+        )
+        word = TfidfVectorizer(
+            tokenizer=_tokens,
+            token_pattern=None,
+            ngram_range=config.word_ngrams,
+            sublinear_tf=True,
+            lowercase=False,
+            dtype=np.float64,
+        )
+        cues = _Cues(config.cues, config.cue_weight)
+        features = sparse.hstack([char.fit_transform(texts), word.fit_transform(texts), cues.transform(texts)]).tocsr()
+        model = LogisticRegression(C=config.C, class_weight=config.class_weight, max_iter=5000)
+        model.fit(features, [intent for _, intent in pairs])
+        return cls(config, char, word, cues, model)
+
+    @classmethod
+    def from_dataset(
+        cls,
+        paths: Sequence[Path],
+        splits: Collection[str] = ("train",),
+        *,
+        config: ClassifierConfig | None = None,
+    ) -> IntentClassifier:
+        """Train on the rows of the given splits of JSON Lines files."""
+        rows = [row for row in load_rows(paths) if row.get("split") in splits]
+        return cls.train(rows, config=config)
+
+    def probabilities(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
+        """Model probabilities, one row per text, columns in ``self.intents`` order (no rules)."""
+        return self._probabilities([normalise(text, self.config.max_chars) for text in texts])
+
+    def _probabilities(self, normalised: Sequence[str]) -> npt.NDArray[np.float64]:
+        features = sparse.hstack(
+            [self._char.transform(normalised), self._word.transform(normalised), self._cues.transform(normalised)]
+        ).tocsr()
+        return np.asarray(self._model.predict_proba(features))
+
+    def predict(self, text: str) -> Prediction:
+        """The intent of one message, or the fallback when the model is not sure enough."""
+        return self.predict_many([text])[0]
+
+    def predict_many(self, texts: Sequence[str]) -> list[Prediction]:
+        """``predict`` for a batch (faster per message)."""
+        config = self.config
+        results: list[Prediction | None] = []
+        pending: list[int] = []
+        normalised_texts = [normalise(text, config.max_chars) for text in texts]
+        for index, normalised in enumerate(normalised_texts):
+            if not _ALNUM.search(normalised):  # empty, blank, emoji or punctuation only
+                results.append(Prediction(config.fallback, 1.0))
+            elif (command := _command(normalised)) in config.commands:
+                results.append(Prediction(config.commands[command], 1.0))
+            else:
+                results.append(None)
+                pending.append(index)
+        if pending:
+            probabilities = self._probabilities([normalised_texts[i] for i in pending])
+            fallback = self.intents.index(config.fallback) if config.fallback in self.intents else None
+            for index, row in zip(pending, probabilities, strict=True):
+                best = int(row.argmax())
+                if row[best] >= config.threshold or fallback is None:
+                    results[index] = Prediction(self.intents[best], float(row[best]))
+                else:
+                    results[index] = Prediction(config.fallback, float(row[fallback]))
+        return [result for result in results if result is not None]
+
+    def explain(self, text: str) -> list[str]:
+        """The cue groups that match a message (for debugging a prediction)."""
+        return self._cues.active(normalise(text, self.config.max_chars))
+
+
+def out_of_fold(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    config: ClassifierConfig | None = None,
+    folds: int = 5,
+    seed: int = 0,
+) -> list[Prediction]:
+    """A prediction for every row by a model trained on the other folds (stratified), with
+    the threshold of ``config``: pass ``threshold=0`` to get the model's own choice."""
+    from sklearn.model_selection import StratifiedKFold  # type: ignore[import-untyped]
+
+    config = config or ClassifierConfig.load()
+    labels = [str(row["intent"]) for row in rows]
+    predictions: list[Prediction | None] = [None] * len(rows)
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for train_index, test_index in splitter.split(np.zeros(len(rows)), labels):
+        classifier = IntentClassifier.train([rows[i] for i in train_index], config=config)
+        found = classifier.predict_many([str(rows[i]["text"]) for i in test_index])
+        for i, prediction in zip(test_index, found, strict=True):
+            predictions[i] = prediction
+    return [prediction for prediction in predictions if prediction is not None]
+
+
+def threshold_curve(
+    rows: Sequence[Mapping[str, Any]],
+    raw: Sequence[Sequence[Prediction]],
+    fallback: str,
+    thresholds: Sequence[float],
+) -> list[float]:
+    """Accuracy at each threshold of raw (threshold 0) predictions, averaged over CV runs."""
+    labels = [str(row["intent"]) for row in rows]
+    curve = []
+    for threshold in thresholds:
+        correct = 0
+        for run in raw:
+            for label, prediction in zip(labels, run, strict=True):
+                intent = prediction.intent if prediction.confidence >= threshold else fallback
+                correct += intent == label
+        curve.append(correct / (len(labels) * len(raw)))
+    return curve
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Cross-validate on train (and choose the threshold), then report on dev."""
+    from sklearn.metrics import classification_report  # type: ignore[import-untyped]
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, default=CONFIG_PATH)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=3, help="CV repetitions (seeds 0..runs-1)")
+    args = parser.parse_args(argv)
+    out = sys.stdout.write
+    config = ClassifierConfig.load(args.config)
+    rows = load_rows(dataset_paths())
+    train = [row for row in rows if row["split"] == "train"]
+    dev = [row for row in rows if row["split"] == "dev"]
+
+    raw_config = replace(config, threshold=0.0)
+    raw = [out_of_fold(train, config=raw_config, folds=args.folds, seed=seed) for seed in range(args.runs)]
+    thresholds = [round(0.05 * i, 2) for i in range(19)]
+    curve = threshold_curve(train, raw, config.fallback, thresholds)
+    best = max(curve)
+    chosen = max(t for t, accuracy in zip(thresholds, curve, strict=True) if accuracy == best)
+    out(f"CV on train ({len(train)} rows, {args.folds} folds x {args.runs} runs): accuracy by threshold\n")
+    out("".join(f"  {t:.2f}: {a:.4f}\n" for t, a in zip(thresholds, curve, strict=True)))
+    out(f"best CV threshold {chosen:.2f} ({best:.4f}); configured {config.threshold:.2f}\n")
+    cv_errors = Counter(
+        (str(row["intent"]), p.intent)
+        for run in raw
+        for row, p in zip(train, run, strict=True)
+        if (p.intent if p.confidence >= config.threshold else config.fallback) != row["intent"]
+    )
+    out(f"CV confusions at the configured threshold (summed over runs): {cv_errors.most_common()}\n\n")
+
+    started = time.perf_counter()
+    classifier = IntentClassifier.train(train, config=config)
+    trained = time.perf_counter() - started
+    predictions = classifier.predict_many([str(row["text"]) for row in dev])
+    gold = [str(row["intent"]) for row in dev]
+    found = [p.intent for p in predictions]
+    accuracy = sum(g == f for g, f in zip(gold, found, strict=True)) / len(dev)
+    out(f"dev ({len(dev)} rows), trained on train in {trained:.2f} s: accuracy {accuracy:.4f}\n")
+    out(classification_report(gold, found, digits=3, zero_division=0))
+    out(f"confusions (gold, predicted): {Counter((g, f) for g, f in zip(gold, found, strict=True) if g != f)}\n")
+    for row, prediction in zip(dev, predictions, strict=True):
+        if prediction.intent != row["intent"]:
+            out(
+                f"  {row['id']} {row['intent']} -> {prediction.intent} ({prediction.confidence:.2f}): {row['text']!r}\n"
+            )
+
+    texts = [str(row["text"]) for row in rows]
+    started = time.perf_counter()
+    for text in texts:
+        classifier.predict(text)
+    single = len(texts) / (time.perf_counter() - started)
+    started = time.perf_counter()
+    classifier.predict_many(texts)
+    batched = len(texts) / (time.perf_counter() - started)
+    out(f"predict: {single:.0f} messages/s one at a time, {batched:.0f}/s in a batch of {len(texts)}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
