@@ -131,6 +131,19 @@ def quality(parser: Parser, dev: list[dict[str, Any]]) -> dict[str, float]:
     }
 
 
+def cross_validated(all_rows: list[dict[str, Any]]) -> float:
+    """Accuracy of 5-fold stratified cross-validation over every labelled row (train and dev)."""
+    from switchboard.intent_parser.classifier import ClassifierConfig, out_of_fold
+
+    config = ClassifierConfig.load(SERVICE / "config" / "intents.yaml")
+    predictions = out_of_fold(all_rows, config=config, folds=5, seed=0)
+    right = sum(p.intent == r["intent"] for p, r in zip(predictions, all_rows, strict=True))
+    console.print(
+        f"intent accuracy, 5-fold cross-validation over all {len(all_rows)} labelled rows: {right / len(all_rows):.1%}"
+    )
+    return right / len(all_rows)
+
+
 def throughput(parser: Parser, texts: list[tuple[str, str, bool]], seconds: float) -> dict[str, float]:
     """Messages/s of ``Parser.understand`` over ``texts`` (text, zone, is-reminder), cycled."""
     now = datetime(2026, 11, 24, 7, 30, tzinfo=ZoneInfo("UTC"))
@@ -247,6 +260,7 @@ def main() -> int:
     console.print(f"parser ready in {time.perf_counter() - started:.1f} s (trained on the train split)")
     dev = rows("dev")
     quality(parser, dev)
+    cross_validated(rows("train") + dev)
     mix = [(r["text"], r["tz"], r["intent"] in REMINDERS) for r in dev]
     throughput(parser, mix, args.seconds)
     if args.quality_only:

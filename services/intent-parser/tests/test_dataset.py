@@ -65,3 +65,22 @@ def test_row(row: dict[str, object]) -> None:
         elif "INTERVAL" not in rule:  # with an interval, the series starts at its first time
             series = rrulestr(slots["rrule"], dtstart=NOW - timedelta(days=400))
             assert series.after(NOW - timedelta(seconds=1)) == first, "not the first occurrence"
+
+
+def _trigrams(text: str) -> set[str]:
+    text = text.casefold()
+    return {text[i : i + 3] for i in range(len(text) - 2)} or {text}
+
+
+def test_no_dev_sentence_is_copied_into_train() -> None:
+    """The dev split stays a held-out test: no train row is the same sentence, or nearly."""
+    dev = [(row["id"], _trigrams(str(row["text"]))) for row in ROWS if row["split"] == "dev"]
+    copies = []
+    for row in ROWS:
+        if row["split"] != "train":
+            continue
+        grams = _trigrams(str(row["text"]))
+        for dev_id, other in dev:
+            if len(grams & other) / len(grams | other) >= 0.8:
+                copies.append((row["id"], dev_id))
+    assert copies == []
