@@ -68,12 +68,7 @@ class Pipeline:
         self.gateway_schema = f"e2e_{self.run_id}_gateway"
         self.namespace = f"e2e{self.run_id}"
         self.data_stream = f"logs-switchboard.audit-{self.namespace}"
-        self.parser_settings = ParserSettings(
-            app_id=f"e2e-{self.run_id}-intent_parser",
-            users_topic=f"e2e.{self.run_id}.users",
-            people_topic=f"e2e.{self.run_id}.people",
-            links_topic=f"e2e.{self.run_id}.links",
-        )
+        self.parser_settings = ParserSettings(topic_prefix=f"e2e.{self.run_id}.parser")
 
     def all_topics(self) -> list[str]:
         """The business topics and the intent parser's own (its people topic, its changelogs)."""
@@ -114,13 +109,7 @@ class Pipeline:
         elif module == "intent_parser":
             # The gateway's limit is what the pipeline tests exercise; the parser's has its own tests.
             values.update(
-                {
-                    "APP_ID": group,
-                    "USERS_TOPIC": self.parser_settings.users_topic,
-                    "PEOPLE_TOPIC": self.parser_settings.people_topic,
-                    "LINKS_TOPIC": self.parser_settings.links_topic,
-                    "RATE_LIMIT_PER_MINUTE": "0",
-                }
+                {"APP_ID": group, "TOPIC_PREFIX": self.parser_settings.topic_prefix, "RATE_LIMIT_PER_MINUTE": "0"}
             )
         elif module == "scheduler":
             values.update(

@@ -55,8 +55,9 @@ _TIMEZONE = re.compile(r"^\s*/(?:timezone|tz)(?:@\w+)?\s+(?P<zone>\S+)\s*$", re.
 _RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 
 
-# The parser's tables; each is changelogged to "<app id>-<name>-changelog".
-TABLES = ("context", "seen", "rate", "identities", "link-codes")
+# The parser's own topics and tables (each table changelogged to Settings.changelog_topic).
+OWN_TOPICS = ("users", "people", "links")
+TABLES = ("context", "seen", "rate", "identities", "codes")
 # Headers of the parser's own records on its links and users topics.
 LINK_OFFER = "switchboard.link.offer"  # person offering a code (value: person id)
 LINK_EXPIRES = "switchboard.link.expires"  # unix seconds
@@ -66,8 +67,7 @@ LINK_TO = "switchboard.link.to"  # person the claiming identity is now linked to
 
 def internal_topics(settings: Settings) -> list[str]:
     """The topics the parser needs besides the business ones (it declares none itself)."""
-    own = [settings.users_topic, settings.people_topic, settings.links_topic]
-    return [*own, *(f"{settings.app_id}-{name}-changelog" for name in TABLES)]
+    return [*map(settings.own_topic, OWN_TOPICS), *map(settings.changelog_topic, TABLES)]
 
 
 class Undecodable(ValueError):
@@ -116,23 +116,32 @@ def _schema() -> faust.Schema:
 
 
 class Tables:
-    """The parser's state, each table changelogged to ``<app id>-<name>-changelog``."""
+    """The parser's state, each table changelogged to its own compacted topic."""
 
     def __init__(self, app: faust.App, settings: Settings) -> None:
+        def changelog(name: str) -> faust.TopicT:
+            return app.topic(settings.changelog_topic(name), schema=_schema(), internal=True)
+
+        def table(name: str, default: type) -> faust.Table:
+            return app.Table(name, schema=_schema(), default=default, changelog_topic=changelog(name))
+
+        def windowed(name: str, default: type, size: int, expires: int) -> Any:
+            wrapper = table(name, default).tumbling(size, expires=expires)
+            wrapper.table.changelog_topic = changelog(name)  # tumbling() forgets the one given
+            return wrapper.relative_to_stream()
+
         # Channel identity -> person it is linked to (on the users topic's partitions).
-        self.identities = app.Table("identities", schema=_schema(), default=str)
+        self.identities = table("identities", str)
         # One-time code -> {"person", "expires"} (on the links topic's partitions).
-        self.link_codes = app.Table("link-codes", schema=_schema(), default=dict)
+        self.link_codes = table("codes", dict)
         # Person -> {"turns": [...], "language", "time_zone"} (on the people topic's partitions).
-        self.context = app.Table("context", schema=_schema(), default=dict)
+        self.context = table("context", dict)
         window = settings.dedupe_window_s
         # Dedupe key -> event id that first carried it, per window; checked in this window and the last.
-        self.seen = (
-            app.Table("seen", schema=_schema(), default=str).tumbling(window, expires=2 * window).relative_to_stream()
-        )
+        self.seen = windowed("seen", str, window, 2 * window)
         # Person -> messages in the current minute (the record's timestamp decides the minute,
         # so a replay counts in the same window).
-        self.rate = app.Table("rate", schema=_schema(), default=int).tumbling(60, expires=120).relative_to_stream()
+        self.rate = windowed("rate", int, 60, 120)
 
 
 def create_app(settings: Settings, parser: Parser | None = None) -> faust.App:
@@ -158,9 +167,9 @@ def create_app(settings: Settings, parser: Parser | None = None) -> faust.App:
     )
     topics = Topics(
         inbound=app.topic(settings.topics.inbound, **_RAW),
-        users=app.topic(settings.users_topic, **_RAW),
-        people=app.topic(settings.people_topic, **_RAW),
-        links=app.topic(settings.links_topic, **_RAW),
+        users=app.topic(settings.own_topic("users"), **_RAW),
+        people=app.topic(settings.own_topic("people"), **_RAW),
+        links=app.topic(settings.own_topic("links"), **_RAW),
         intents=app.topic(settings.topics.intents, **_RAW),
         outbound=app.topic(settings.topics.outbound, **_RAW),
         audit=app.topic(settings.topics.audit, **_RAW),
@@ -299,8 +308,9 @@ class Understanding:
         zone = self._time_zone(message, context)
         occurred = envelope.occurred_at.ToDatetime(tzinfo=UTC) if envelope.HasField("occurred_at") else None
         parsed = self.parser.understand(message, occurred or datetime.now(UTC), zone, language or "en")
-        turns = [m.ChatTurn(role=_ROLES[t["role"]], content=t["content"]) for t in context.get("turns", [])]
-        parsed.context.extend(turns)
+        parsed.context.extend(
+            m.ChatTurn(role=_ROLES[t["role"]], content=t["content"]) for t in _before(context, message.message_id)
+        )
         self._remember(person, context, message, language, zone)
         await self._emit(self.topics.intents, envelope, parsed, "parsed")
 
@@ -410,7 +420,9 @@ class Understanding:
         return self.settings.default_time_zone
 
     def _remember(self, person: str, context: dict, message: m.InboundMessage, language: str, zone: str) -> None:
-        turns = [t for t in context.get("turns", []) if t.get("id") != message.message_id]
+        turns = list(context.get("turns", []))
+        if any(t.get("id") == message.message_id for t in turns):
+            return  # handled again after a crash or a rebalance: already remembered
         if message.text:
             content = message.text[: self.settings.context_turn_chars]
             turns.append({"role": "user", "content": content, "id": message.message_id})
@@ -469,7 +481,7 @@ class Understanding:
         await topic.send(
             key=out.conversation_key.encode(), value=out.SerializeToString(), headers=hdr.for_envelope(out)
         )
-        EVENTS_PRODUCED.labels(topic=topic.get_topic_name(), event_type=out.event_type).inc()
+        EVENTS_PRODUCED.labels(topic=_topic_name(topic), event_type=out.event_type).inc()
 
     async def _dead_letter(self, event: Any, cause: str, reason: str = "undecodable") -> None:
         record = event.message
@@ -483,6 +495,21 @@ class Understanding:
 
 
 _ROLES = {"user": m.ROLE_USER, "assistant": m.ROLE_ASSISTANT, "system": m.ROLE_SYSTEM}
+
+
+def _before(context: dict, message_id: str) -> list[dict]:
+    """The turns before ``message_id``'s: all of them, or, when the message is handled again
+    (after a crash or a rebalance), those it had the first time."""
+    turns: list[dict] = context.get("turns", [])
+    ids = [t.get("id") for t in turns]
+    return turns[: ids.index(message_id)] if message_id in ids else turns
+
+
+def _topic_name(topic: faust.ChannelT) -> str:
+    try:
+        return topic.get_topic_name()
+    except NotImplementedError:  # an in-memory channel (the unit tests')
+        return "channel"
 
 
 def _text(key: Any) -> str:

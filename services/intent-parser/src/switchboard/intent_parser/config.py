@@ -28,12 +28,12 @@ class Settings(ServiceSettings):
     health_port: int = 18130
     metrics_port: int = 18131
 
-    # The parser's own topics: inbound messages re-keyed by channel identity (where identity
-    # links live), then by person (so that one person's limits and context live on one
-    # partition whatever channel they write from), and link codes keyed by code.
-    users_topic: str = "switchboard.intent-parser.users.v1"
-    people_topic: str = "switchboard.intent-parser.people.v1"
-    links_topic: str = "switchboard.intent-parser.links.v1"
+    # The parser's own topics, "<prefix>.users.v1" (inbound re-keyed by channel identity,
+    # where identity links live), "<prefix>.people.v1" (re-keyed by person: one person's
+    # limits and context on one partition whatever channel they write from) and
+    # "<prefix>.links.v1" (link codes keyed by code), and its tables' changelogs,
+    # "<prefix>.<table>.changelog.v1"; all declared in infra/kafka/topics.yaml.
+    topic_prefix: str = "switchboard.parser"
     # lexicon.txt, injection.yaml, entities.yaml, routing.yaml, replies.yaml.
     config_dir: Path = _SERVICE_DIR / "config"
     # The labelled utterances the classifier is trained on at start-up.
@@ -58,6 +58,14 @@ class Settings(ServiceSettings):
     default_time_zone: str = "UTC"
     # How long a "/link" code may be used from the other account.
     link_code_ttl_s: int = 600
+
+    def own_topic(self, name: str) -> str:
+        """Name of the parser's own topic ``name`` ("users", "people" or "links")."""
+        return f"{self.topic_prefix}.{name}.v1"
+
+    def changelog_topic(self, table: str) -> str:
+        """Name of the changelog topic of ``table``."""
+        return f"{self.topic_prefix}.{table}.changelog.v1"
 
     @field_validator("dedupe_window_s", "context_turns", "link_code_ttl_s")
     @classmethod
