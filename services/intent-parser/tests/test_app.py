@@ -158,6 +158,17 @@ async def test_over_the_limit_one_reply_then_only_audit(harness: Harness) -> Non
     ]
 
 
+async def test_a_message_handled_again_is_not_counted_again(harness: Harness) -> None:
+    sent = [inbound("telegram:1", f"message {i}") for i in range(4)]
+    for envelope in sent:
+        await say(harness, "telegram:1", envelope)
+        await say(harness, "telegram:1", envelope)  # handled again, as after a rebalance
+    assert len(harness.envelopes("intents")) == 8  # 4 messages, each produced twice with the same id
+    assert harness.envelopes("outbound") == []
+    await say(harness, "telegram:1", inbound("telegram:1", "the fifth"))
+    assert harness.envelopes("outbound")[0].outbound_message.text.startswith("You're sending")
+
+
 async def test_the_limit_starts_again_in_the_next_minute(harness: Harness) -> None:
     for i in range(5):
         await say(harness, "telegram:1", inbound("telegram:1", f"message {i}"))

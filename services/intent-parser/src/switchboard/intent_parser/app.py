@@ -327,12 +327,13 @@ class Understanding:
     async def _understand(
         self, event: Any, envelope: envelope_pb2.Envelope, message: m.InboundMessage, person: str
     ) -> None:
-        if self._repeated(message, envelope):
+        delivery = self._delivery(message, envelope)
+        if delivery == "repeat":
             logger.info("repeated channel message dropped", extra={"message_id": message.message_id})
             return
         context = dict(self.tables.context[person])
         language = language_of(message.text, context.get("language") or _locale_language(message.sender.locale))
-        if await self._over_limit(event, envelope, message, person, language):
+        if await self._over_limit(event, envelope, message, person, language, counted=delivery == "again"):
             return
         blocked = self.parser.screen(message, language or "en")
         if blocked is not None:
@@ -351,29 +352,37 @@ class Understanding:
         self._remember(person, context, message, language, zone)
         await self._emit(self.topics.intents, envelope, parsed, "parsed")
 
-    def _repeated(self, message: m.InboundMessage, envelope: envelope_pb2.Envelope) -> bool:
-        """True for a channel message id already handled in this window or the last one.
+    def _delivery(self, message: m.InboundMessage, envelope: envelope_pb2.Envelope) -> str:
+        """ "new"; "repeat" for a channel message id already handled in this window or the
+        last one; "again" for the same event handled again after a crash or a rebalance.
 
-        The table holds the id of the event that first carried the key: the same event
-        handled again after a crash is not a repeat (its outputs keep their ids).
+        The table holds the id of the event that first carried the key: an event handled
+        again is not a repeat (its outputs keep their ids), and is not counted twice.
         """
         key = dedupe_key(message)
         entry = self.tables.seen[key]
         first = entry.current() or entry.delta(self.settings.dedupe_window_s)
-        if first and first != envelope.event_id:
-            return True
         if not first:
             self.tables.seen[key] = envelope.event_id
-        return False
+            return "new"
+        return "again" if first == envelope.event_id else "repeat"
 
     async def _over_limit(
-        self, event: Any, envelope: envelope_pb2.Envelope, message: m.InboundMessage, person: str, language: str
+        self,
+        event: Any,
+        envelope: envelope_pb2.Envelope,
+        message: m.InboundMessage,
+        person: str,
+        language: str,
+        counted: bool,
     ) -> bool:
+        """Count the message (unless ``counted`` already) and say whether it is over the limit."""
         limit = self.settings.rate_limit
         if not limit:
             return False
         rate = self.tables.rate
-        rate[person] += 1
+        if not counted:
+            rate[person] += 1
         count = rate[person].current()
         if count <= limit:
             return False
