@@ -108,7 +108,9 @@ class Pipeline:
             )
         elif module == "intent_parser":
             # The gateway's limit is what the pipeline tests exercise; the parser's has its own tests.
-            values.update({"APP_ID": group, "TOPIC_PREFIX": self.parser_settings.topic_prefix, "RATE_LIMIT": "0"})
+            values.update(
+                {"APP_ID": group, "TOPIC_PREFIX": self.parser_settings.topic_prefix, "RATE_LIMIT_PER_MINUTE": "0"}
+            )
         elif module == "scheduler":
             values.update(
                 {

@@ -20,15 +20,6 @@ from tests.conftest import Stack
 from tests.e2e.pipeline import Pipeline
 
 pytestmark = pytest.mark.integration
-# The rate limit's window in these tests: an hour, so that restarts and rebalances fit in one.
-WINDOW = 3600
-
-
-async def _inside_one_window(seconds_needed: float = 300) -> None:
-    """Wait for the next window if this one ends within ``seconds_needed``."""
-    left = WINDOW - time.time() % WINDOW
-    if left < seconds_needed:
-        await asyncio.sleep(left + 1)
 
 
 class Harness:
@@ -118,7 +109,7 @@ async def _pipeline(stack: Stack, replicas: int, **settings: str) -> AsyncIterat
 
 @pytest.fixture
 async def parser(stack: Stack) -> AsyncIterator[Harness]:
-    async for harness in _pipeline(stack, 1, RATE_LIMIT="5", RATE_WINDOW_S=str(WINDOW)):
+    async for harness in _pipeline(stack, 1, RATE_LIMIT_PER_MINUTE="5"):
         yield harness
 
 
@@ -133,7 +124,9 @@ def _contents(intent: m.ParsedIntent) -> list[str]:
 
 
 async def test_context_limit_and_dedupe_survive_a_restart(parser: Harness) -> None:
-    await _inside_one_window()
+    # The limit counts per calendar minute: start early in one so the restart fits in it.
+    if (seconds := time.time() % 60) > 10:
+        await asyncio.sleep(61 - seconds)
     first = await parser.send("telegram:1", "hello there", channel_message_id="tg-1")
     second = await parser.send("telegram:1", "明天上午十点提醒我开会", time_zone="Asia/Shanghai")
     got = await parser.intents_of([first, second])
@@ -151,7 +144,7 @@ async def test_context_limit_and_dedupe_survive_a_restart(parser: Harness) -> No
     assert _contents(got[third.event_id]) == ["hello there", "明天上午十点提醒我开会"]
     # Dedupe: the channel delivers tg-1 again (a new event, the same channel message id).
     again = await parser.send("telegram:1", "hello there", channel_message_id="tg-1")
-    # Limit: 5 an hour; "third" was the 3rd counted (the repeat is dropped before counting).
+    # Limit: 5 a minute; "third" was the 3rd counted (the repeat is dropped before counting).
     fourth = await parser.send("telegram:1", "fourth")
     fifth = await parser.send("telegram:1", "fifth")
     sixth = await parser.send("telegram:1", "sixth")
@@ -205,31 +198,6 @@ async def test_identity_link_shares_one_context_across_channels(parser: Harness)
     from_web = await parser.send("web:10", "now on the web")
     got = await parser.intents_of([from_web])
     assert _contents(got[from_web.event_id]) == ["I am on Telegram"]
-
-
-async def test_the_assistants_reply_is_part_of_the_context(parser: Harness) -> None:
-    asked = await parser.send("telegram:30", "what is the capital of France?")
-    await parser.intents_of([asked])
-    # The scheduler's final reply to it, as it lands on the outbound topic.
-    reply = m.OutboundMessage(
-        message_id=f"{uuid.uuid4().hex}:final",
-        in_reply_to=asked.inbound_message.message_id,
-        channel=m.CHANNEL_TELEGRAM,
-        channel_chat_id="chat-telegram:30",
-        text="Paris.",
-        final=True,
-    )
-    envelope = events.wrap(reply, conversation_key=asked.conversation_key, source="scheduler")
-    await parser.producer.send_and_wait(
-        parser.pipeline.topics.outbound, envelope.SerializeToString(), key=asked.conversation_key.encode()
-    )
-    for _ in range(3):  # the reply takes its own way to the context (outbound, users, people)
-        await asyncio.sleep(3)
-        follow_up = await parser.send("telegram:30", "and of Spain?")
-        context = (await parser.intents_of([follow_up]))[follow_up.event_id].context
-        if context[-1].role == m.ROLE_ASSISTANT:
-            break
-    assert (context[0].content, context[-1].content) == ("what is the capital of France?", "Paris.")
 
 
 async def test_media_routes_and_garbage(parser: Harness) -> None:

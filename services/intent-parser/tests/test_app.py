@@ -21,7 +21,6 @@ from switchboard.intent_parser.app import (
     LINK_CLAIM,
     LINK_OFFER,
     LINK_TO,
-    TURN,
     Tables,
     Topics,
     Understanding,
@@ -65,13 +64,13 @@ class Harness:
 
 @pytest.fixture
 async def harness(parser: Parser, tmp_path: Path) -> AsyncIterator[Harness]:
-    settings = Settings(data_dir=tmp_path, rate_limit=4, context_turns=2, max_text_chars=100)
+    settings = Settings(data_dir=tmp_path, rate_limit_per_minute=4, context_turns=2, max_text_chars=100)
     app = faust.App(f"test-{uuid.uuid4().hex[:8]}", store="memory://", datadir=str(tmp_path))
     channels = {name: app.channel() for name in (*OUTPUTS, "inbound")}
     taps = {name: channels[name].clone(is_iterator=True) for name in OUTPUTS}
     understanding = Understanding(settings, parser, Topics(**channels), Tables(app, settings))
     handlers = {"route": understanding.route, "resolve": understanding.resolve, "understand": understanding.handle}
-    handlers.update(links=understanding.link, answers=understanding.answer)
+    handlers["links"] = understanding.link
     agents = {}
     for name, handler in handlers.items():
 
@@ -259,34 +258,6 @@ def test_every_table_is_changelogged_to_its_declared_topic(harness: Harness) -> 
         "context": tables.context.changelog_topic_name,
         "seen": tables.seen.table.changelog_topic_name,
         "rate": tables.rate.table.changelog_topic_name,
-        "senders": tables.senders.changelog_topic_name,
     }
     assert names == {name: settings.changelog_topic(name) for name in names}
     assert set(names.values()) <= set(internal_topics(settings))
-
-
-async def test_a_complete_reply_joins_the_context_of_whom_it_answers(harness: Harness) -> None:
-    asked = inbound("telegram:7", "what is the capital of France?")
-    await harness.put("route", asked.SerializeToString(), asked.conversation_key, hdr.for_envelope(asked))
-    await harness.put("understand", harness.taken("users")[0].value, "telegram:7")
-    harness.taken("intents")
-    answer = m.OutboundMessage(
-        message_id="reply-1", in_reply_to=asked.inbound_message.message_id, text="Paris.", final=True
-    )
-    piece = m.OutboundMessage(message_id="piece", in_reply_to=asked.inbound_message.message_id, text="Par")
-    for reply in (piece, answer):
-        envelope = events.wrap(reply, conversation_key=asked.conversation_key, source="scheduler")
-        await harness.put("answers", envelope.SerializeToString(), asked.conversation_key)
-    forwarded = harness.taken("users")
-    assert len(forwarded) == 1 and forwarded[0].key == b"telegram:7"  # the final reply only
-    assert dict(forwarded[0].headers)[TURN] == b"assistant"
-    await harness.put("resolve", forwarded[0].value, "telegram:7", list(forwarded[0].headers.items()))
-    turn = harness.taken("people")[0]
-    for _ in range(2):  # handled twice (a replay): remembered once
-        await harness.put("understand", turn.value, turn.key.decode(), list(turn.headers.items()))
-    await say(harness, "telegram:7", inbound("telegram:7", "and of Spain?"))
-    context = harness.envelopes("intents")[0].parsed_intent.context
-    assert [(t.role, t.content) for t in context] == [
-        (m.ROLE_USER, "what is the capital of France?"),
-        (m.ROLE_ASSISTANT, "Paris."),
-    ]

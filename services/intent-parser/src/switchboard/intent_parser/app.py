@@ -13,9 +13,6 @@ Four agents, each keyed so that the state it needs lives on its partitions:
   the ``/link`` and ``/timezone`` commands, keeps the last turns, language and time zone
   (``context``) and produces a ``ParsedIntent``. A blocked or limited message gets a polite
   ``OutboundMessage`` and an ``AuditEvent`` instead.
-- ``answers`` reads ``outbound`` (keyed by conversation, like ``inbound``, so on the same
-  partitions as ``route``'s ``senders`` table): a complete reply to a message goes, as an
-  assistant turn, the same way as that message, to its person's context.
 - ``links`` reads ``links`` (keyed by one-time code): ``/link`` on one account offers a code
   for its person, ``/link <code>`` on another claims it, and the claim goes back to
   ``resolve`` (keyed by the claiming identity), which records the link.
@@ -60,15 +57,12 @@ _RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_
 
 # The parser's own topics and tables (each table changelogged to Settings.changelog_topic).
 OWN_TOPICS = ("users", "people", "links")
-TABLES = ("context", "seen", "rate", "identities", "codes", "senders")
+TABLES = ("context", "seen", "rate", "identities", "codes")
 # Headers of the parser's own records on its links and users topics.
 LINK_OFFER = "switchboard.link.offer"  # person offering a code (value: person id)
 LINK_EXPIRES = "switchboard.link.expires"  # unix seconds
 LINK_CLAIM = "switchboard.link.claim"  # channel identity claiming a code
 LINK_TO = "switchboard.link.to"  # person the claiming identity is now linked to
-TURN = "switchboard.turn"  # on a reply forwarded to context: "assistant"
-# Recent messages remembered per conversation, to find whom a reply answers.
-SENDERS_KEPT = 50
 
 
 def internal_topics(settings: Settings) -> list[str]:
@@ -136,9 +130,6 @@ class Tables:
             wrapper.table.changelog_topic = changelog(name)  # tumbling() forgets the one given
             return wrapper.relative_to_stream()
 
-        # Conversation -> [[message id, channel identity], ...], the last SENDERS_KEPT
-        # (on the inbound and outbound topics' partitions).
-        self.senders = table("senders", list)
         # Channel identity -> person it is linked to (on the users topic's partitions).
         self.identities = table("identities", str)
         # One-time code -> {"person", "expires"} (on the links topic's partitions).
@@ -150,7 +141,7 @@ class Tables:
         self.seen = windowed("seen", str, window, 2 * window)
         # Person -> messages in the current minute (the record's timestamp decides the minute,
         # so a replay counts in the same window).
-        self.rate = windowed("rate", int, settings.rate_window_s, 2 * settings.rate_window_s)
+        self.rate = windowed("rate", int, 60, 120)
 
 
 def create_app(settings: Settings, parser: Parser | None = None) -> faust.App:
@@ -207,11 +198,6 @@ def create_app(settings: Settings, parser: Parser | None = None) -> faust.App:
         async for event in stream.events():
             await understanding.guarded(understanding.link, event)
 
-    @app.agent(topics.outbound)
-    async def answers(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await understanding.guarded(understanding.answer, event)
-
     app.understanding = understanding  # type: ignore[attr-defined]
     return app
 
@@ -257,8 +243,6 @@ class Understanding:
             await self._dead_letter(event, str(exc))
             return
         identity = message.sender.user_id or f"conversation:{envelope.conversation_key}"
-        senders = [s for s in self.tables.senders[envelope.conversation_key] if s[0] != message.message_id]
-        self.tables.senders[envelope.conversation_key] = [*senders, [message.message_id, identity]][-SENDERS_KEPT:]
         value = event.value
         limit = self.settings.max_text_chars
         if len(message.text) > limit:
@@ -269,28 +253,10 @@ class Understanding:
             value = envelope.SerializeToString()
         await self.topics.users.send(key=identity.encode(), value=value, headers=_headers(event))
 
-    async def answer(self, event: Any) -> None:
-        """A complete reply from the assistant: forward it to the context of whom it answers."""
-        envelope = envelope_pb2.Envelope.FromString(event.value or b"")
-        if envelope.WhichOneof("payload") != "outbound_message":
-            return
-        reply = envelope.outbound_message
-        if not reply.final or not reply.text or reply.metadata.get("source") == self.settings.service_name:
-            return  # a piece of a stream, or one of the parser's own short answers
-        identity = next(
-            (i for mid, i in self.tables.senders[envelope.conversation_key] if mid == reply.in_reply_to), None
-        )
-        if identity is not None:
-            await self.topics.users.send(key=identity.encode(), value=event.value, headers=[(TURN, b"assistant")])
-
     async def resolve(self, event: Any) -> None:
+        envelope, message = decode(event.value)  # route forwarded only what it could decode
         identity = _text(event.key)
         headers = dict(_headers(event))
-        if headers.get(TURN) == b"assistant":
-            person = self.tables.identities[identity] or identity
-            await self.topics.people.send(key=person.encode(), value=event.value, headers=_headers(event))
-            return
-        envelope, message = decode(event.value)  # route forwarded only what it could decode
         linked_to = headers.get(LINK_TO)
         if linked_to is not None:  # a claim of this identity's, accepted by ``links``
             person = linked_to.decode()
@@ -308,9 +274,6 @@ class Understanding:
     # --- understand: one person's messages, in order -----------------------------------------
 
     async def handle(self, event: Any) -> None:
-        if dict(_headers(event)).get(TURN) == b"assistant":
-            self._remember_answer(_text(event.key), envelope_pb2.Envelope.FromString(event.value).outbound_message)
-            return
         try:
             envelope, message = decode(event.value)
         except Undecodable as exc:
@@ -377,7 +340,7 @@ class Understanding:
         counted: bool,
     ) -> bool:
         """Count the message (unless ``counted`` already) and say whether it is over the limit."""
-        limit = self.settings.rate_limit
+        limit = self.settings.rate_limit_per_minute
         if not limit:
             return False
         rate = self.tables.rate
@@ -387,16 +350,13 @@ class Understanding:
         if count <= limit:
             return False
         stamp = event.message.timestamp
-        window = self.settings.rate_window_s
-        retry = max(1, int(window - stamp % window) + 1)
+        retry = max(1, int(60 - stamp % 60) + 1)
         logger.info("rate limited", extra={"person": person, "count": count, "retry_s": retry})
         if count == limit + 1:  # say it once per window, not to every message
-            text = self.parser.reply(
-                "rate.limited", language or "en", seconds=retry, limit=limit, window=_period(window, language or "en")
-            )
+            text = self.parser.reply("rate.limited", language or "en", seconds=retry, limit=limit)
             await self._reply(envelope, message, text, "rate-limited")
         await self._audit(
-            envelope, message, "rate.limited", f"{count} messages in {window} s, limit {limit}", {"retry_s": str(retry)}
+            envelope, message, "rate.limited", f"{count} messages this minute, limit {limit}", {"retry_s": str(retry)}
         )
         return True
 
@@ -467,17 +427,6 @@ class Understanding:
                     continue
                 return zone
         return self.settings.default_time_zone
-
-    def _remember_answer(self, person: str, reply: m.OutboundMessage) -> None:
-        context = dict(self.tables.context[person])
-        turns = list(context.get("turns", []))
-        if any(t.get("id") == reply.message_id for t in turns):
-            return  # handled again after a crash or a rebalance
-        turns.append(
-            {"role": "assistant", "content": reply.text[: self.settings.context_turn_chars], "id": reply.message_id}
-        )
-        context["turns"] = turns[-self.settings.context_turns :]
-        self.tables.context[person] = context
 
     def _remember(self, person: str, context: dict, message: m.InboundMessage, language: str, zone: str) -> None:
         turns = list(context.get("turns", []))
@@ -555,17 +504,6 @@ class Understanding:
 
 
 _ROLES = {"user": m.ROLE_USER, "assistant": m.ROLE_ASSISTANT, "system": m.ROLE_SYSTEM}
-
-
-def _period(seconds: int, language: str) -> str:
-    """A window length as people say it: "a minute", "2 hours", "每分钟"."""
-    for size, en, zh in ((3600, "hour", "小时"), (60, "minute", "分钟"), (1, "second", "秒")):
-        if seconds % size == 0:
-            n = seconds // size
-            if language == "zh":
-                return zh if n == 1 else f"{n} {zh}"
-            return ("an " if en == "hour" else "a ") + en if n == 1 else f"{n} {en}s"
-    raise AssertionError("unreachable: every whole number of seconds is a multiple of 1")
 
 
 def _before(context: dict, message_id: str) -> list[dict]:
