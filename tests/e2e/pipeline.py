@@ -59,6 +59,9 @@ class Pipeline:
     jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     # Which services to start (all five unless a benchmark wants one alone).
     modules: tuple[str, ...] = tuple(SERVICES)
+    # Processes started so far (numbers each one's log file).
+    spawned: int = 0
+    log_dir: Path = LOGS
 
     def __post_init__(self) -> None:
         self.topics = TopicSettings(
@@ -108,9 +111,7 @@ class Pipeline:
             )
         elif module == "intent_parser":
             # The gateway's limit is what the pipeline tests exercise; the parser's has its own tests.
-            values.update(
-                {"APP_ID": group, "TOPIC_PREFIX": self.parser_settings.topic_prefix, "RATE_LIMIT_PER_MINUTE": "0"}
-            )
+            values.update({"APP_ID": group, "TOPIC_PREFIX": self.parser_settings.topic_prefix, "RATE_LIMIT": "0"})
         elif module == "scheduler":
             values.update(
                 {
@@ -132,7 +133,7 @@ class Pipeline:
 
     async def start(self) -> None:
         await self._create_topics()
-        LOGS.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
         for module in self.modules:
             for replica in range(self.replicas):
                 self.processes.append(self._spawn(module, replica))
@@ -144,7 +145,9 @@ class Pipeline:
 
     def _spawn(self, module: str, replica: int) -> tuple[str, subprocess.Popen[bytes], int]:
         port = free_port()
-        with open(LOGS / f"{self.run_id}-{module}-{replica}.log", "wb") as log:
+        # One file per process: a restarted replica gets the next number, the old log stays.
+        self.spawned += 1
+        with open(self.log_dir / f"{self.run_id}-{module}-{replica}.{self.spawned}.log", "wb") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", f"switchboard.{module}"],
                 env=self.env(module, replica, port),
@@ -152,6 +155,14 @@ class Pipeline:
                 stderr=subprocess.STDOUT,
             )
         return module, proc, port
+
+    def log_tails(self, lines: int = 25) -> str:
+        """The last ``lines`` of every process's log in this run, for a failure message."""
+        parts = []
+        for path in sorted(self.log_dir.glob(f"{self.run_id}-*.log")):
+            tail = path.read_text(errors="replace").splitlines()[-lines:]
+            parts.append(f"--- {path.name}\n" + "\n".join(tail))
+        return "\n".join(parts)
 
     async def restart(
         self, module: str, while_down: Callable[[], Awaitable[None]] | None = None, sig: int = signal.SIGTERM
@@ -186,7 +197,7 @@ class Pipeline:
         async with asyncio.timeout(timeout):
             while True:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"{module} exited with {proc.returncode}; see {LOGS}")
+                    raise RuntimeError(f"{module} exited with {proc.returncode}; see {self.log_dir}")
                 try:
                     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
                         reply = await health_pb2_grpc.HealthStub(channel).Check(

@@ -20,6 +20,15 @@ from tests.conftest import Stack
 from tests.e2e.pipeline import Pipeline
 
 pytestmark = pytest.mark.integration
+# The rate limit's window in these tests: a day, so that restarts and rebalances fit in one.
+WINDOW = 86400
+
+
+async def _inside_one_window(seconds_needed: float = 300) -> None:
+    """Wait for the next window if this one ends within ``seconds_needed``."""
+    left = WINDOW - time.time() % WINDOW
+    if left < seconds_needed:
+        await asyncio.sleep(left + 1)
 
 
 class Harness:
@@ -85,12 +94,23 @@ class Harness:
     async def intents_of(self, causes: list[envelope_pb2.Envelope], timeout: float = 90) -> dict[str, m.ParsedIntent]:
         """Inbound event id -> ParsedIntent, once every one of ``causes`` has one."""
         wanted = {c.event_id for c in causes}
-        async with asyncio.timeout(timeout):
-            while True:
-                got = {e.causation_id: e.parsed_intent for e in await self.read(self.pipeline.topics.intents)}
-                if wanted <= got.keys():
-                    return got
-                await asyncio.sleep(0.3)
+        got: dict[str, m.ParsedIntent] = {}
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    got = {e.causation_id: e.parsed_intent for e in await self.read(self.pipeline.topics.intents)}
+                    if wanted <= got.keys():
+                        return got
+                    await asyncio.sleep(0.3)
+        except TimeoutError:
+            missing = wanted - got.keys()
+            audits = [
+                e.audit_event.action for e in await self.read(self.pipeline.topics.audit) if e.causation_id in missing
+            ]
+            raise AssertionError(
+                f"{len(missing)} of {len(wanted)} messages have no intent after {timeout} s; "
+                f"audit records of those: {sorted(audits)}; worker logs:\n{self.pipeline.log_tails()}"
+            ) from None
 
 
 async def _pipeline(stack: Stack, replicas: int, **settings: str) -> AsyncIterator[Harness]:
@@ -109,13 +129,13 @@ async def _pipeline(stack: Stack, replicas: int, **settings: str) -> AsyncIterat
 
 @pytest.fixture
 async def parser(stack: Stack) -> AsyncIterator[Harness]:
-    async for harness in _pipeline(stack, 1, RATE_LIMIT_PER_MINUTE="5"):
+    async for harness in _pipeline(stack, 1, RATE_LIMIT="5", RATE_WINDOW_S=str(WINDOW)):
         yield harness
 
 
 @pytest.fixture
 async def two_parsers(stack: Stack) -> AsyncIterator[Harness]:
-    async for harness in _pipeline(stack, 2):
+    async for harness in _pipeline(stack, 2, RATE_LIMIT="4", RATE_WINDOW_S=str(WINDOW)):
         yield harness
 
 
@@ -124,9 +144,7 @@ def _contents(intent: m.ParsedIntent) -> list[str]:
 
 
 async def test_context_limit_and_dedupe_survive_a_restart(parser: Harness) -> None:
-    # The limit counts per calendar minute: start early in one so the restart fits in it.
-    if (seconds := time.time() % 60) > 10:
-        await asyncio.sleep(61 - seconds)
+    await _inside_one_window()
     first = await parser.send("telegram:1", "hello there", channel_message_id="tg-1")
     second = await parser.send("telegram:1", "明天上午十点提醒我开会", time_zone="Asia/Shanghai")
     got = await parser.intents_of([first, second])
@@ -144,7 +162,7 @@ async def test_context_limit_and_dedupe_survive_a_restart(parser: Harness) -> No
     assert _contents(got[third.event_id]) == ["hello there", "明天上午十点提醒我开会"]
     # Dedupe: the channel delivers tg-1 again (a new event, the same channel message id).
     again = await parser.send("telegram:1", "hello there", channel_message_id="tg-1")
-    # Limit: 5 a minute; "third" was the 3rd counted (the repeat is dropped before counting).
+    # Limit: 5 a day; "third" was the 3rd counted (the repeat is dropped before counting).
     fourth = await parser.send("telegram:1", "fourth")
     fifth = await parser.send("telegram:1", "fifth")
     sixth = await parser.send("telegram:1", "sixth")
@@ -225,7 +243,8 @@ async def test_media_routes_and_garbage(parser: Harness) -> None:
     assert dict(records[0].headers)[hdr.DLQ_CAUSE].startswith(b"undecodable")
 
 
-async def test_context_and_dedupe_move_with_their_partitions_in_a_rebalance(two_parsers: Harness) -> None:
+async def test_context_limit_and_dedupe_move_with_their_partitions_in_a_rebalance(two_parsers: Harness) -> None:
+    await _inside_one_window()
     users = [f"telegram:{100 + i}" for i in range(24)]  # spread over every partition
     firsts = [await two_parsers.send(u, f"first from {u}", channel_message_id=f"{u}-1") for u in users]
     await two_parsers.intents_of(firsts)
@@ -246,3 +265,13 @@ async def test_context_and_dedupe_move_with_their_partitions_in_a_rebalance(two_
     for user, third in zip(users, thirds, strict=True):
         assert _contents(got[third.event_id]) == [f"first from {user}", f"second from {user}"]
     assert not {r.event_id for r in repeats} & got.keys()
+    # The limit (4 a day) counted the messages from before the moves: 3 so far, one more passes.
+    fourths = [await two_parsers.send(u, f"fourth from {u}") for u in users]
+    fifths = [await two_parsers.send(u, f"fifth from {u}") for u in users]
+    await two_parsers.intents_of(fourths)
+    for fifth in fifths:
+        reply = await two_parsers.caused_by(two_parsers.pipeline.topics.outbound, fifth)
+        assert "(4 a day)" in reply.outbound_message.text
+    assert not {f.event_id for f in fifths} & {
+        e.causation_id for e in await two_parsers.read(two_parsers.pipeline.topics.intents)
+    }

@@ -24,6 +24,7 @@ from switchboard.intent_parser.app import (
     Tables,
     Topics,
     Understanding,
+    _period,
     dedupe_key,
     internal_topics,
 )
@@ -64,7 +65,7 @@ class Harness:
 
 @pytest.fixture
 async def harness(parser: Parser, tmp_path: Path) -> AsyncIterator[Harness]:
-    settings = Settings(data_dir=tmp_path, rate_limit_per_minute=4, context_turns=2, max_text_chars=100)
+    settings = Settings(data_dir=tmp_path, rate_limit=4, context_turns=2, max_text_chars=100)
     app = faust.App(f"test-{uuid.uuid4().hex[:8]}", store="memory://", datadir=str(tmp_path))
     channels = {name: app.channel() for name in (*OUTPUTS, "inbound")}
     taps = {name: channels[name].clone(is_iterator=True) for name in OUTPUTS}
@@ -261,3 +262,17 @@ def test_every_table_is_changelogged_to_its_declared_topic(harness: Harness) -> 
     }
     assert names == {name: settings.changelog_topic(name) for name in names}
     assert set(names.values()) <= set(internal_topics(settings))
+
+
+@pytest.mark.parametrize(
+    ("seconds", "en", "zh"),
+    [
+        (60, "a minute", "分钟"),
+        (3600, "an hour", "小时"),
+        (86400, "a day", "天"),
+        (7200, "2 hours", "2 小时"),
+        (90, "90 seconds", "90 秒"),
+    ],
+)
+def test_the_limit_reply_names_the_window_as_people_say_it(seconds: int, en: str, zh: str) -> None:
+    assert (_period(seconds, "en"), _period(seconds, "zh")) == (en, zh)

@@ -141,7 +141,7 @@ class Tables:
         self.seen = windowed("seen", str, window, 2 * window)
         # Person -> messages in the current minute (the record's timestamp decides the minute,
         # so a replay counts in the same window).
-        self.rate = windowed("rate", int, 60, 120)
+        self.rate = windowed("rate", int, settings.rate_window_s, 2 * settings.rate_window_s)
 
 
 def create_app(settings: Settings, parser: Parser | None = None) -> faust.App:
@@ -340,7 +340,7 @@ class Understanding:
         counted: bool,
     ) -> bool:
         """Count the message (unless ``counted`` already) and say whether it is over the limit."""
-        limit = self.settings.rate_limit_per_minute
+        limit = self.settings.rate_limit
         if not limit:
             return False
         rate = self.tables.rate
@@ -350,13 +350,16 @@ class Understanding:
         if count <= limit:
             return False
         stamp = event.message.timestamp
-        retry = max(1, int(60 - stamp % 60) + 1)
+        window = self.settings.rate_window_s
+        retry = max(1, int(window - stamp % window) + 1)
         logger.info("rate limited", extra={"person": person, "count": count, "retry_s": retry})
         if count == limit + 1:  # say it once per window, not to every message
-            text = self.parser.reply("rate.limited", language or "en", seconds=retry, limit=limit)
+            text = self.parser.reply(
+                "rate.limited", language or "en", seconds=retry, limit=limit, window=_period(window, language or "en")
+            )
             await self._reply(envelope, message, text, "rate-limited")
         await self._audit(
-            envelope, message, "rate.limited", f"{count} messages this minute, limit {limit}", {"retry_s": str(retry)}
+            envelope, message, "rate.limited", f"{count} messages in {window} s, limit {limit}", {"retry_s": str(retry)}
         )
         return True
 
@@ -512,6 +515,17 @@ def _before(context: dict, message_id: str) -> list[dict]:
     turns: list[dict] = context.get("turns", [])
     ids = [t.get("id") for t in turns]
     return turns[: ids.index(message_id)] if message_id in ids else turns
+
+
+def _period(seconds: int, language: str) -> str:
+    """A window length as people say it: "a minute", "2 hours", "天"."""
+    for size, en, zh in ((86400, "day", "天"), (3600, "hour", "小时"), (60, "minute", "分钟"), (1, "second", "秒")):
+        if seconds % size == 0:
+            n = seconds // size
+            if language == "zh":
+                return zh if n == 1 else f"{n} {zh}"
+            return ("an " if en == "hour" else "a ") + en if n == 1 else f"{n} {en}s"
+    raise AssertionError("unreachable: every whole number of seconds is a multiple of 1")
 
 
 def _topic_name(topic: faust.ChannelT) -> str:

@@ -42,10 +42,11 @@ class Settings(ServiceSettings):
     # "train" only, and measures on "dev".
     train_splits: tuple[str, ...] = ("train", "dev")
 
-    # Messages per person per calendar minute (a tumbling window), on all replicas together;
-    # 0: no limit. The gateway limits each channel identity too; this one holds for a person
-    # across linked identities.
-    rate_limit_per_minute: int = Field(default=30, ge=0)
+    # Messages per person per window (tumbling: calendar minutes by default), on all replicas
+    # together; 0: no limit. The gateway limits each channel identity too; this one holds for
+    # a person across linked identities.
+    rate_limit: int = Field(default=30, ge=0)
+    rate_window_s: int = Field(default=60, ge=1)
     # A channel message id seen again within this window (and up to twice it) is dropped.
     dedupe_window_s: int = 3600
     # Turns of conversation kept per person and sent with each intent, and the longest
