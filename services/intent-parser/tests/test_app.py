@@ -224,7 +224,11 @@ async def test_link_offer_claim_and_resolve(harness: Harness) -> None:
     # From now on web:9's messages go to telegram:1's person.
     later = inbound("web:9", "hello from the web")
     await harness.put("resolve", later.SerializeToString(), "web:9")
-    assert harness.taken("people")[0].key == b"telegram:1"
+    resolved = harness.taken("people")[0]
+    assert resolved.key == b"telegram:1"
+    await harness.put("understand", resolved.value, "telegram:1")
+    parsed = harness.envelopes("intents")[-1].parsed_intent
+    assert (parsed.message.sender.user_id, parsed.person_id) == ("web:9", "telegram:1")  # its reminders are his
     # A second claim of the same code fails.
     await harness.put("links", forwarded.value, code, list(forwarded.headers.items()))
     assert "unknown or has expired" in harness.envelopes("outbound")[-1].outbound_message.text

@@ -83,6 +83,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
 
         record = rejections.recorder(runtime.producer, settings.topics.audit, settings.service_name, settings.tenant_id)
         routers, consumers, background = [], [], []
+        ready: list[Awaitable[None]] = []  # what must be up before the gateway reports SERVING
         assert settings.database_url is not None  # checked by Settings
         pool = await postgres.connect(
             settings.database_url.get_secret_value(),
@@ -164,6 +165,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                 max_chars=settings.max_text_chars,
             )
             background.append(mqtt.run(stop))
+            ready.append(mqtt.connected())
             consumers.append(
                 runtime.consumer(
                     [settings.topics.outbound, settings.topics.device_commands],
@@ -233,6 +235,6 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         gc.set_threshold(50_000, 20, 50)
         try:
             background += [view.run(stop), _serve_http(_HttpServer(config), stop)]
-            await runtime.run(stop, *consumers, background=background)
+            await runtime.run(stop, *consumers, background=background, ready=ready)
         finally:
             await view.stop()

@@ -149,6 +149,15 @@ class MqttChannel:
                 logger.exception("mqtt command could not be accepted; reconnecting")
                 await sleep_unless_stopped(stop, 2)
 
+    async def connected(self, timeout_s: float = 30) -> None:
+        """Return once subscribed to the devices' commands, or after ``timeout_s`` (the other
+        channels need not wait for a broker that is away; commands then wait in it)."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._connected.wait()
+        except TimeoutError:
+            logger.warning("mqtt not connected yet; serving the other channels", extra={"waited_s": timeout_s})
+
     async def _session(self) -> None:
         connect = Properties(PacketTypes.CONNECT)
         connect.SessionExpiryInterval = self._session_expiry_s

@@ -76,13 +76,29 @@ class ServiceRuntime:
         )
 
     async def run(
-        self, stop: asyncio.Event, *consumers: EventConsumer, background: Sequence[Awaitable[None]] = ()
+        self,
+        stop: asyncio.Event,
+        *consumers: EventConsumer,
+        background: Sequence[Awaitable[None]] = (),
+        ready: Sequence[Awaitable[object]] = (),
     ) -> None:
-        """Run ``consumers`` (and ``background`` work) until ``stop`` is set, then drain."""
+        """Run ``consumers`` (and ``background`` work) until ``stop`` is set, then drain.
+
+        The service reports SERVING once every one of ``ready`` is done (e.g. the MQTT
+        subscription is up), so nothing is sent to it before it can take it.
+        """
         for consumer in consumers:
             await consumer.start()
         tasks = [asyncio.create_task(c.run(stop)) for c in consumers]
         tasks += [asyncio.ensure_future(work) for work in background]
+        if ready:
+            # Not before ``ready``, but neither past a stop nor past a task that ended early.
+            all_ready: asyncio.Future[Any] = asyncio.gather(*ready)
+            stopped_early: asyncio.Future[Any] = asyncio.create_task(stop.wait())
+            watched: list[asyncio.Future[Any]] = [stopped_early, all_ready, *tasks]
+            await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+            stopped_early.cancel()
+            all_ready.cancel()
         await self.health.set_serving()
         logger.info("serving", extra={"service": self.settings.service_name})
         stopped = asyncio.create_task(stop.wait())

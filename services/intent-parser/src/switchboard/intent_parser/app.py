@@ -309,6 +309,7 @@ class Understanding:
         zone = self._time_zone(message, context)
         occurred = envelope.occurred_at.ToDatetime(tzinfo=UTC) if envelope.HasField("occurred_at") else None
         parsed = self.parser.understand(message, occurred or datetime.now(UTC), zone, language or "en")
+        parsed.person_id = person
         parsed.context.extend(
             m.ChatTurn(role=_ROLES[t["role"]], content=t["content"]) for t in _before(context, message.message_id)
         )

@@ -1,9 +1,11 @@
-"""Wiring: intents in, inference requests out through the outbox; results in, replies out."""
+"""Wiring: intents in (chat turns become inference requests, reminder intents become jobs),
+results in, replies out, every write through the outbox; the dispatcher fires due jobs."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 
 import asyncpg
 
@@ -12,9 +14,10 @@ from switchboard.common.kafka import ConsumedEvent
 from switchboard.common.service import ServiceRuntime
 from switchboard.events.v1 import envelope_pb2
 from switchboard.events.v1 import messages_pb2 as m
-from switchboard.scheduler import handlers, store
+from switchboard.scheduler import handlers, jobs, reminders, store
 from switchboard.scheduler.config import Settings
-from switchboard.scheduler.outbox import Outbox
+from switchboard.scheduler.dispatcher import Dispatcher
+from switchboard.scheduler.outbox import Outbox, Queued
 
 logger = logging.getLogger(__name__)
 
@@ -22,18 +25,23 @@ logger = logging.getLogger(__name__)
 class Scheduler:
     """Handles one partition's poll at a time: one transaction for all of its intents or results."""
 
-    def __init__(self, settings: Settings, runtime: ServiceRuntime, pool: asyncpg.Pool, outbox: Outbox) -> None:
+    def __init__(
+        self, settings: Settings, runtime: ServiceRuntime, pool: asyncpg.Pool, outbox: Outbox, dispatcher: Dispatcher
+    ) -> None:
         self._settings = settings
         self._runtime = runtime
         self._pool = pool
         self._outbox = outbox
+        self._dispatcher = dispatcher
 
     async def handle(self, batch: list[ConsumedEvent]) -> None:
         intents: list[tuple[ConsumedEvent, m.ParsedIntent]] = []
         results: list[tuple[ConsumedEvent, m.InferenceResult]] = []
         for event in batch:
             payload = events.unwrap(event.envelope)
-            if isinstance(payload, m.ParsedIntent):
+            if isinstance(payload, m.ParsedIntent) and payload.intent in reminders.INTENTS:
+                await self.reminder(event, payload)
+            elif isinstance(payload, m.ParsedIntent):
                 intents.append((event, payload))
             elif isinstance(payload, m.InferenceChunk):
                 await self.relay_chunk(event, payload)
@@ -73,6 +81,47 @@ class Scheduler:
             await self._outbox.add(conn, queued)
         self._outbox.wake()
 
+    async def reminder(self, event: ConsumedEvent, intent: m.ParsedIntent) -> None:
+        """Create, list or cancel the sender's reminders, and say what was done."""
+        envelope = event.envelope
+        message = intent.message
+        owner = intent.person_id or message.sender.user_id or envelope.conversation_key
+        language = reminders.language_of(intent)
+        async with self._pool.acquire() as conn, conn.transaction():
+            if intent.intent == "reminder.create":
+                planned = reminders.plan(intent, envelope.conversation_key, envelope.tenant_id, datetime.now(UTC))
+                if isinstance(planned, reminders.Refusal):
+                    text = planned.text if await jobs.first_handling(conn, message.message_id, intent.intent) else None
+                elif await jobs.create(conn, [planned]):
+                    await conn.execute("SELECT pg_notify($1, '')", self._dispatcher.channel)
+                    text = reminders.confirmation(planned)
+                else:
+                    text = None  # the same message again: its reminder exists and was confirmed
+            elif not await jobs.first_handling(conn, message.message_id, intent.intent):
+                text = None
+            elif intent.intent == "reminder.list":
+                text = reminders.listing(intent, await jobs.upcoming(conn, owner, reminders.KIND))
+            else:
+                chosen, text = reminders.to_cancel(intent, await jobs.upcoming(conn, owner, reminders.KIND))
+                if chosen:
+                    text = reminders.cancelled(await jobs.cancel(conn, [j.id for j in chosen]), language)
+            if text is None:
+                logger.info("reminder intent already handled", extra={"message_id": message.message_id})
+                return
+            reply = m.OutboundMessage(
+                message_id=events.derived_id(envelope.event_id, "reminder-reply"),
+                in_reply_to=message.message_id,
+                channel=message.channel,
+                channel_chat_id=message.channel_chat_id,
+                text=text,
+                final=True,
+                metadata={"source": self._settings.service_name, "intent": intent.intent},
+            )
+            queued: list[Queued] = [(self._settings.topics.outbound, self._wrap(reply, event))]
+            await self._outbox.add(conn, queued)
+        self._dispatcher.wake()
+        self._outbox.wake()
+
     async def relay_chunk(self, event: ConsumedEvent, chunk: m.InferenceChunk) -> None:
         # Pieces of a stream are passed straight on, without waiting for each
         # acknowledgement: a lost piece is covered by the final reply, which goes through
@@ -110,14 +159,26 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     )
     try:
         outbox = Outbox(pool, settings.database_schema)
+        dispatcher = Dispatcher(
+            pool,
+            outbox,
+            schema=settings.database_schema,
+            source=settings.service_name,
+            outbound_topic=settings.topics.outbound,
+            deadletter_topic=settings.topics.deadletter,
+            batch=settings.dispatch_batch,
+            poll_s=settings.dispatch_poll_s,
+            backoff_base_s=settings.retry_base_s,
+            backoff_cap_s=settings.retry_cap_s,
+        )
         async with ServiceRuntime(settings) as runtime:
-            scheduler = Scheduler(settings, runtime, pool, outbox)
+            scheduler = Scheduler(settings, runtime, pool, outbox, dispatcher)
             consumer = runtime.consumer(
                 [settings.topics.intents, settings.topics.results],
                 group_id=settings.group_id,
                 batch_handler=scheduler.handle,
             )
             relay = outbox.relay(runtime.producer, stop, settings.relay_poll_s, settings.relay_batch)
-            await runtime.run(stop, consumer, background=[relay])
+            await runtime.run(stop, consumer, background=[relay, dispatcher.run(stop)])
     finally:
         await pool.close()

@@ -26,6 +26,13 @@ class Settings(ServiceSettings):
     # The relay polls this often even without a NOTIFY (a safety net, not the wake-up path).
     relay_poll_s: float = 1.0
     relay_batch: int = 500
+    # Due jobs fired per transaction, and the longest sleep between rounds without a NOTIFY.
+    dispatch_batch: int = Field(default=1000, ge=1)
+    dispatch_poll_s: float = Field(default=1.0, gt=0)
+    # A failed attempt is retried after retry_base_s * 2^(attempt-1), at most retry_cap_s,
+    # half of it random (jitter); after a job's max_attempts it goes to the dead-letter topic.
+    retry_base_s: float = Field(default=5.0, gt=0)
+    retry_cap_s: float = Field(default=3600.0, gt=0)
     # Generation defaults for chat turns.
     max_tokens: int = 256
     temperature: float = 0.7

@@ -25,6 +25,18 @@ from switchboard.events.v1 import envelope_pb2
 logger = logging.getLogger(__name__)
 
 
+# What to send: (topic, envelope) for a business event (key: its conversation, headers:
+# its own), or (topic, value, key, headers) for a raw record (a dead letter).
+Queued = tuple[str, envelope_pb2.Envelope] | tuple[str, bytes, bytes, hdr.Headers]
+
+
+def _record(queued: Queued) -> tuple[str, bytes, bytes, hdr.Headers]:
+    if len(queued) == 2:
+        topic, envelope = queued
+        return topic, envelope.SerializeToString(), envelope.conversation_key.encode(), hdr.for_envelope(envelope)
+    return queued
+
+
 class Outbox:
     def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
         self._pool = pool
@@ -32,22 +44,20 @@ class Outbox:
         self._channel = f"{schema}_outbox"
         self._wake = asyncio.Event()
 
-    async def add(self, conn: asyncpg.Connection, events: Sequence[tuple[str, envelope_pb2.Envelope]]) -> None:
-        """Queue (topic, envelope) pairs, in order; call inside the transaction that justifies them."""
+    async def add(self, conn: asyncpg.Connection, events: Sequence[Queued]) -> None:
+        """Queue records, in order; call inside the transaction that justifies them."""
         if not events:
             return
+        records = [_record(queued) for queued in events]
         await conn.execute(
             # Ids follow the given order, and the relay sends in id order.
             "INSERT INTO outbox (topic, key, value, headers) SELECT t, k, v, h"
             " FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::jsonb[]) WITH ORDINALITY AS e(t, k, v, h, n)"
             " ORDER BY n",
-            [topic for topic, _ in events],
-            [envelope.conversation_key.encode() for _, envelope in events],
-            [envelope.SerializeToString() for _, envelope in events],
-            [
-                json.dumps([[name, value.decode()] for name, value in hdr.for_envelope(envelope)])
-                for _, envelope in events
-            ],
+            [topic for topic, _, _, _ in records],
+            [key for _, _, key, _ in records],
+            [value for _, value, _, _ in records],
+            [json.dumps([[name, raw.decode()] for name, raw in headers]) for _, _, _, headers in records],
         )
         await conn.execute("SELECT pg_notify($1, '')", self._channel)
 

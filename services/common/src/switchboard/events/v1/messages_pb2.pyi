@@ -164,7 +164,7 @@ class ChatTurn(_message.Message):
     def __init__(self, role: _Optional[_Union[Role, str]] = ..., content: _Optional[str] = ...) -> None: ...
 
 class ParsedIntent(_message.Message):
-    __slots__ = ("message", "intent", "confidence", "slots", "model_profile", "priority", "routing_reason", "context", "language", "time_zone")
+    __slots__ = ("message", "intent", "confidence", "slots", "model_profile", "priority", "routing_reason", "context", "language", "time_zone", "person_id")
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     INTENT_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
@@ -175,6 +175,7 @@ class ParsedIntent(_message.Message):
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     TIME_ZONE_FIELD_NUMBER: _ClassVar[int]
+    PERSON_ID_FIELD_NUMBER: _ClassVar[int]
     message: InboundMessage
     intent: str
     confidence: float
@@ -185,7 +186,8 @@ class ParsedIntent(_message.Message):
     context: _containers.RepeatedCompositeFieldContainer[ChatTurn]
     language: str
     time_zone: str
-    def __init__(self, message: _Optional[_Union[InboundMessage, _Mapping]] = ..., intent: _Optional[str] = ..., confidence: _Optional[float] = ..., slots: _Optional[_Iterable[_Union[Slot, _Mapping]]] = ..., model_profile: _Optional[str] = ..., priority: _Optional[_Union[Priority, str]] = ..., routing_reason: _Optional[str] = ..., context: _Optional[_Iterable[_Union[ChatTurn, _Mapping]]] = ..., language: _Optional[str] = ..., time_zone: _Optional[str] = ...) -> None: ...
+    person_id: str
+    def __init__(self, message: _Optional[_Union[InboundMessage, _Mapping]] = ..., intent: _Optional[str] = ..., confidence: _Optional[float] = ..., slots: _Optional[_Iterable[_Union[Slot, _Mapping]]] = ..., model_profile: _Optional[str] = ..., priority: _Optional[_Union[Priority, str]] = ..., routing_reason: _Optional[str] = ..., context: _Optional[_Iterable[_Union[ChatTurn, _Mapping]]] = ..., language: _Optional[str] = ..., time_zone: _Optional[str] = ..., person_id: _Optional[str] = ...) -> None: ...
 
 class GenerationParams(_message.Message):
     __slots__ = ("max_tokens", "temperature", "top_p", "stop", "seed")

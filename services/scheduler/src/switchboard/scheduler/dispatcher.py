@@ -1,0 +1,223 @@
+"""The dispatcher: fires due jobs, on every replica at once, each job exactly once.
+
+One round is one transaction: claim up to ``batch`` due jobs (``FOR UPDATE SKIP LOCKED``,
+so replicas take disjoint sets), work out each one's messages, queue them in the outbox and
+move each job on (next occurrence, done, a retry after backoff, or failed) — all committed
+together. A replica killed mid-round rolls back: its jobs are due again for the others, and
+nothing was sent (the outbox relays only committed rows). A firing's event id derives from
+the job and the occurrence, so even a message relayed twice (a relay crash between Kafka's
+acknowledgement and the delete) is one event to consumers, which dedupe on it.
+
+Between rounds the dispatcher sleeps until the soonest due job, a NOTIFY from a replica
+that created a sooner one, or ``poll_s``, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+from prometheus_client import Histogram
+
+from switchboard.common import events
+from switchboard.common.kafka import headers as hdr
+from switchboard.events.v1 import envelope_pb2
+from switchboard.scheduler import jobs as store
+from switchboard.scheduler import reminders
+from switchboard.scheduler.jobs import Job
+from switchboard.scheduler.outbox import Outbox, Queued
+from switchboard.scheduler.recurrence import InvalidRecurrence, backoff
+
+logger = logging.getLogger(__name__)
+
+LATENESS = Histogram(
+    "switchboard_scheduler_job_lateness_seconds",
+    "How long after its occurrence a job was fired",
+    ["kind"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+)
+
+# Source "topic" named in the dead-letter headers of a failed job.
+JOBS_SOURCE = "scheduler.jobs"
+
+
+class JobFailed(Exception):
+    """A job's firing failed in a way worth retrying; the message is the cause."""
+
+
+Clock = Callable[[], datetime]
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        outbox: Outbox,
+        *,
+        schema: str,
+        source: str,
+        outbound_topic: str,
+        deadletter_topic: str,
+        batch: int = 1000,
+        poll_s: float = 1.0,
+        backoff_base_s: float = 5.0,
+        backoff_cap_s: float = 3600.0,
+        clock: Clock = wall_clock,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._pool = pool
+        self._outbox = outbox
+        self._source = source
+        self._outbound = outbound_topic
+        self._deadletter = deadletter_topic
+        self._batch = batch
+        self._poll_s = poll_s
+        self._backoff = (backoff_base_s, backoff_cap_s)
+        self._clock = clock
+        self._rng = rng or random.Random()  # noqa: S311 (jitter, not secrets)
+        self.channel = f"{schema}_jobs"  # NOTIFY channel: a job was created or moved sooner
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Fire due jobs until ``stop``; the round in progress is finished first."""
+        listener = await self._pool.acquire()
+        await listener.add_listener(self.channel, self._on_notify)
+        try:
+            while not stop.is_set():
+                try:
+                    if await self.fire_due() == self._batch:
+                        continue  # more are due: no sleep
+                    await self._sleep(stop, await self._seconds_to_next())
+                except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+                    # PostgreSQL restarting: the round rolled back; try again shortly.
+                    logger.warning("dispatch round failed; retrying", extra={"error": str(exc)})
+                    await self._sleep(stop, self._poll_s)
+        finally:
+            try:
+                await listener.remove_listener(self.channel, self._on_notify)
+            finally:
+                await self._pool.release(listener)
+
+    async def _seconds_to_next(self) -> float:
+        async with self._pool.acquire() as conn:
+            due = await store.next_due_at(conn)
+        if due is None:
+            return self._poll_s
+        return max(0.0, min(self._poll_s, (due - self._clock()).total_seconds()))
+
+    async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        waiter = asyncio.create_task(self._wake.wait())
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait([waiter, stopper], timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        stopper.cancel()
+        self._wake.clear()
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def fire_due(self) -> int:
+        """One round: fire what is due now; returns how many jobs were claimed."""
+        now = self._clock()
+        async with self._pool.acquire() as conn, conn.transaction():
+            claimed = await store.claim_due(conn, now, self._batch)
+            if not claimed:
+                return 0
+            queued: list[Queued] = []
+            for job in claimed:
+                queued += self._fire(job, now)
+            await store.save_outcomes(conn, claimed)
+            await self._outbox.add(conn, queued)
+        self._outbox.wake()
+        return len(claimed)
+
+    def _fire(self, job: Job, now: datetime) -> list[Queued]:
+        """The messages of one job's firing; moves ``job`` on (in memory) to what comes next."""
+        try:
+            queued = self._messages(job)
+        except (JobFailed, InvalidRecurrence, KeyError, ValueError) as exc:
+            return self._failed(job, now, f"{type(exc).__name__}: {exc}"[:500])
+        LATENESS.labels(kind=job.kind).observe(max(0.0, (now - job.occurrence).total_seconds()))
+        job.fired += 1
+        job.attempts = 0
+        job.last_error = None
+        self._advance(job, now)
+        return queued
+
+    def _messages(self, job: Job) -> list[Queued]:
+        if job.kind == reminders.KIND:
+            message_id = self._event_id(job, "fire")
+            return [(self._outbound, self._wrap(job, reminders.firing(job, message_id), message_id))]
+        raise JobFailed(f"no executor for jobs of kind {job.kind!r}")
+
+    def _advance(self, job: Job, now: datetime) -> None:
+        recurrence = job.recurrence
+        following = recurrence.next_due(job.occurrence, now) if recurrence is not None else None
+        if following is None:
+            job.status = "done"
+            return
+        job.occurrence = job.due_at = following
+
+    def _failed(self, job: Job, now: datetime, cause: str) -> list[Queued]:
+        """A failed attempt: retry after backoff, or dead-letter the occurrence after the last."""
+        job.attempts += 1
+        job.last_error = cause
+        logger.warning(
+            "job attempt failed", extra={"job_id": job.id, "kind": job.kind, "attempt": job.attempts, "error": cause}
+        )
+        if job.attempts < job.max_attempts:
+            job.due_at = now + timedelta(seconds=backoff(job.attempts, *self._backoff, rng=self._rng))
+            return []
+        logger.error("job failed after its last attempt", extra={"job_id": job.id, "kind": job.kind})
+        record = json.dumps(job.as_json(), ensure_ascii=False).encode()
+        dead: Queued = (
+            self._deadletter,
+            record,
+            job.conversation_key.encode(),
+            hdr.for_dead_letter([("content-type", b"application/json")], cause, JOBS_SOURCE, 0, 0),
+        )
+        notice_id = self._event_id(job, "failed")
+        notice = self._wrap(job, reminders.failure_notice(job, notice_id), notice_id)
+        queued: list[Queued] = [dead]
+        if job.channel and job.channel_chat_id:
+            queued.append((self._outbound, notice))
+        # A recurring job goes on with its next occurrence; a one-off one ends here.
+        job.attempts = 0
+        recurrence = None
+        try:
+            recurrence = job.recurrence
+            following = recurrence.next_due(job.occurrence, now) if recurrence is not None else None
+        except InvalidRecurrence:
+            following = None
+        if following is None:
+            job.status = "failed"
+        else:
+            job.occurrence = job.due_at = following
+        return queued
+
+    def _event_id(self, job: Job, role: str) -> str:
+        """The same id however often this occurrence is fired (see the module docstring)."""
+        return events.derived_id(job.id, f"{role}@{job.occurrence.isoformat()}")
+
+    def _wrap(self, job: Job, payload: object, event_id: str) -> envelope_pb2.Envelope:
+        return events.wrap(
+            payload,  # type: ignore[arg-type]
+            conversation_key=job.conversation_key,
+            source=self._source,
+            tenant_id=job.tenant_id,
+            event_id=event_id,
+        )

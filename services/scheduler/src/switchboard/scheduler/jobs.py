@@ -1,0 +1,192 @@
+"""The jobs table: create, list, cancel, claim what is due and record how each firing went.
+
+Every function runs in the caller's transaction, so a job's change of state and the outbox
+rows that announce it commit together: a firing is either wholly done (state advanced,
+messages queued) or not at all, and a replica that dies mid-firing leaves the job due
+for another one.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from switchboard.scheduler.recurrence import Recurrence
+
+URGENT, ROUTINE = 1, 2
+# Every column but the timestamps; a constant, so the f-strings below carry no input (S608).
+_COLUMNS = (
+    "id, kind, owner, tenant_id, conversation_key, channel, channel_chat_id, language, source_message_id,"
+    " title, payload, priority, time_zone, dtstart, rrule, cron, occurrence, due_at, status, attempts,"
+    " max_attempts, last_error, fired"
+)
+
+
+@dataclass(slots=True)
+class Job:
+    """One row of ``jobs``."""
+
+    kind: str
+    owner: str
+    title: str
+    time_zone: str
+    occurrence: datetime
+    channel: int = 0
+    channel_chat_id: str = ""
+    conversation_key: str = ""
+    tenant_id: str = "default"
+    language: str = "en"
+    source_message_id: str | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+    priority: int = ROUTINE
+    rrule: str | None = None
+    cron: str | None = None
+    dtstart: datetime | None = None
+    due_at: datetime | None = None
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    status: str = "scheduled"
+    attempts: int = 0
+    max_attempts: int = 5
+    last_error: str | None = None
+    fired: int = 0
+
+    @property
+    def recurrence(self) -> Recurrence | None:
+        if self.rrule is None and self.cron is None:
+            return None
+        return Recurrence(self.time_zone, self.dtstart or self.occurrence, rrule=self.rrule, cron=self.cron)
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Job:
+        values = dict(row)
+        values["id"] = str(values["id"])
+        values["payload"] = json.loads(values["payload"]) if isinstance(values["payload"], str) else values["payload"]
+        return cls(**values)
+
+    def as_json(self) -> dict[str, Any]:
+        """The row as JSON (for the dead-letter topic)."""
+        out: dict[str, Any] = {}
+        for name in _COLUMNS.split(", "):
+            value = getattr(self, name)
+            out[name] = value.isoformat() if isinstance(value, datetime) else value
+        return out
+
+
+async def create(conn: asyncpg.Connection, jobs: Sequence[Job]) -> set[str]:
+    """Insert ``jobs``; returns the ids inserted (one whose source message already made a
+    job is skipped: the intent was delivered again)."""
+    rows = await conn.fetch(
+        "INSERT INTO jobs (id, kind, owner, tenant_id, conversation_key, channel, channel_chat_id, language,"
+        " source_message_id, title, payload, priority, time_zone, dtstart, rrule, cron, occurrence, due_at,"
+        " max_attempts)"
+        " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::smallint[],"
+        " $7::text[], $8::text[], $9::text[], $10::text[], $11::jsonb[], $12::smallint[], $13::text[],"
+        " $14::timestamptz[], $15::text[], $16::text[], $17::timestamptz[], $18::timestamptz[], $19::integer[])"
+        " ON CONFLICT (source_message_id) DO NOTHING RETURNING id",
+        [j.id for j in jobs],
+        [j.kind for j in jobs],
+        [j.owner for j in jobs],
+        [j.tenant_id for j in jobs],
+        [j.conversation_key for j in jobs],
+        [j.channel for j in jobs],
+        [j.channel_chat_id for j in jobs],
+        [j.language for j in jobs],
+        [j.source_message_id for j in jobs],
+        [j.title for j in jobs],
+        [json.dumps(j.payload) for j in jobs],
+        [j.priority for j in jobs],
+        [j.time_zone for j in jobs],
+        [j.dtstart or j.occurrence for j in jobs],
+        [j.rrule for j in jobs],
+        [j.cron for j in jobs],
+        [j.occurrence for j in jobs],
+        [j.due_at or j.occurrence for j in jobs],
+        [j.max_attempts for j in jobs],
+    )
+    return {str(row["id"]) for row in rows}
+
+
+async def upcoming(conn: asyncpg.Connection, owner: str, kind: str, limit: int = 50) -> list[Job]:
+    """The owner's scheduled jobs of ``kind``, soonest first."""
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM jobs WHERE owner = $1 AND kind = $2 AND status = 'scheduled'"  # noqa: S608 (constant columns)
+        " ORDER BY occurrence LIMIT $3",
+        owner,
+        kind,
+        limit,
+    )
+    return [Job.from_row(r) for r in rows]
+
+
+async def cancel(conn: asyncpg.Connection, ids: Sequence[str]) -> list[Job]:
+    """Cancel the scheduled ones among ``ids``; returns those cancelled."""
+    rows = await conn.fetch(
+        f"UPDATE jobs SET status = 'cancelled', updated_at = now() WHERE id = ANY($1::uuid[])"  # noqa: S608 (constant columns)
+        f" AND status = 'scheduled' RETURNING {_COLUMNS}",
+        list(ids),
+    )
+    return [Job.from_row(r) for r in rows]
+
+
+async def claim_due(conn: asyncpg.Connection, now: datetime, limit: int) -> list[Job]:
+    """Lock up to ``limit`` due jobs, urgent ones first, each priority in due order.
+
+    Rows another replica has locked are skipped (``SKIP LOCKED``): replicas share the work
+    without waiting on each other, and a job is never in two firings at once.
+    """
+    rows = await conn.fetch(
+        f"(SELECT {_COLUMNS} FROM jobs WHERE status = 'scheduled' AND priority = 1 AND due_at <= $1"  # noqa: S608 (constant columns)
+        " ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+        " UNION ALL"
+        f" (SELECT {_COLUMNS} FROM jobs WHERE status = 'scheduled' AND priority = 2 AND due_at <= $1"
+        " ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+        " LIMIT $2",
+        now,
+        limit,
+    )
+    return [Job.from_row(r) for r in rows]
+
+
+async def save_outcomes(conn: asyncpg.Connection, jobs: Sequence[Job]) -> None:
+    """Write back the state of claimed jobs after firing them (one statement for all)."""
+    if not jobs:
+        return
+    await conn.execute(
+        "UPDATE jobs AS j SET status = u.status, occurrence = u.occurrence, due_at = u.due_at,"
+        " attempts = u.attempts, last_error = u.last_error, fired = u.fired, updated_at = now()"
+        " FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::integer[], $6::text[],"
+        " $7::integer[]) AS u(id, status, occurrence, due_at, attempts, last_error, fired)"
+        " WHERE j.id = u.id",
+        [j.id for j in jobs],
+        [j.status for j in jobs],
+        [j.occurrence for j in jobs],
+        [j.due_at for j in jobs],
+        [j.attempts for j in jobs],
+        [j.last_error for j in jobs],
+        [j.fired for j in jobs],
+    )
+
+
+async def next_due_at(conn: asyncpg.Connection) -> datetime | None:
+    """When the soonest scheduled job is due (to sleep until then)."""
+    value: datetime | None = await conn.fetchval(
+        "SELECT min(d) FROM (SELECT min(due_at) AS d FROM jobs WHERE status = 'scheduled' AND priority = 1"
+        " UNION ALL SELECT min(due_at) FROM jobs WHERE status = 'scheduled' AND priority = 2) AS t"
+    )
+    return value
+
+
+async def first_handling(conn: asyncpg.Connection, message_id: str, intent: str) -> bool:
+    """Record that ``message_id`` is being handled; False if it already was."""
+    inserted = await conn.fetchval(
+        "INSERT INTO handled_messages (message_id, intent) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",
+        message_id,
+        intent,
+    )
+    return bool(inserted)
