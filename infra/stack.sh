@@ -6,6 +6,7 @@
 #   infra/stack.sh install            fetch and install everything (first run only)
 #   infra/stack.sh up [COMPONENT...]  start (all by default)
 #   infra/stack.sh down               stop everything this script started, by PID
+#   infra/stack.sh restart COMPONENT  stop one component and start it again (fault tests)
 #   infra/stack.sh status             one line per component
 #   infra/stack.sh logs [COMPONENT]   tail the logs
 set -euo pipefail
@@ -128,6 +129,17 @@ cmd_down() {
   info "stack stopped"
 }
 
+cmd_restart() {
+  [ $# -ge 1 ] || die "restart what? one of: ${COMPONENTS[*]%%:*}"
+  ensure_run_user
+  local name
+  for name in "$@"; do
+    "$(prefix_of "$name")_stop" "$name"
+    info "starting $name"
+    "$(prefix_of "$name")_start" "$name"
+  done
+}
+
 cmd_status() {
   local name state detail rc=0
   printf '%-17s %-9s %-8s %s\n' COMPONENT STATE PID DETAIL
@@ -177,9 +189,10 @@ main() {
     install) cmd_install ;;
     up) cmd_up "$@" ;;
     down) cmd_down ;;
+    restart) cmd_restart "$@" ;;
     status) cmd_status ;;
     logs) cmd_logs "$@" ;;
-    *) sed -n '2,12p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,13p' "$0" >&2; exit 2 ;;
   esac
 }
 

@@ -60,9 +60,16 @@ async def _consuming(
     dlq: str,
     group: str,
     handler: Callable[[ConsumedEvent], Awaitable[None]],
+    transient: tuple[type[BaseException], ...] = (),
 ) -> AsyncIterator[EventConsumer]:
     consumer = EventConsumer(
-        settings, topics=[topic], group_id=group, handler=handler, dead_letter_producer=producer, dead_letter_topic=dlq
+        settings,
+        topics=[topic],
+        group_id=group,
+        handler=handler,
+        dead_letter_producer=producer,
+        dead_letter_topic=dlq,
+        transient=transient,
     )
     await consumer.start()
     stop = asyncio.Event()
@@ -291,6 +298,36 @@ async def test_failing_handler_is_retried_then_dead_lettered(
     cause = header(dead.headers, DLQ_CAUSE) or ""
     assert "after 3 attempts" in cause and "cannot handle 'bad'" in cause
     assert header(dead.headers, EVENT_TYPE) == "InboundMessage"
+
+
+async def test_a_dependency_outage_is_waited_out_not_dead_lettered(
+    stack: Stack, topics: tuple[str, str], unique: str
+) -> None:
+    topic, dlq = topics
+    settings = _settings(stack, handler_attempts=2)
+    failures: list[str] = []
+    handled: list[str] = []
+
+    async def handler(event: ConsumedEvent) -> None:
+        text = events.unwrap(event.envelope).text  # type: ignore[attr-defined]
+        if len(failures) < 6:  # the database is away for six tries: more than handler_attempts
+            failures.append(text)
+            raise ConnectionRefusedError("database restarting")
+        handled.append(text)
+
+    async with EventProducer(settings) as producer:
+        await producer.send(topic, events.wrap(_inbound("kept"), conversation_key="k", source="t"))
+        async with _consuming(settings, producer, topic, dlq, f"g-{unique}", handler, transient=(OSError,)):
+            await _wait_for(lambda: handled == ["kept"])
+    assert failures == ["kept"] * 6
+    consumer = AIOKafkaConsumer(bootstrap_servers=stack.kafka_bootstrap)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(dlq, p) for p in range(3)]
+        consumer.assign(tps)
+        assert sum((await consumer.end_offsets(tps)).values()) == 0  # nothing dead-lettered
+    finally:
+        await consumer.stop()
 
 
 async def test_a_record_that_cannot_be_dead_lettered_stops_the_consumer_uncommitted(

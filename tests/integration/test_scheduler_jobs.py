@@ -205,3 +205,20 @@ async def test_a_failing_job_is_retried_with_backoff_then_dead_lettered_with_its
     assert text.startswith("Sorry, I could not deliver your reminder “call the hook”")
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT status FROM jobs WHERE id = $1", job.id) == "failed"
+
+
+async def test_finished_jobs_are_purged_after_the_retention_and_scheduled_ones_never(pool: asyncpg.Pool) -> None:
+    now = datetime.now(UTC)
+    async with pool.acquire() as conn:
+        await jobs.create(conn, [_reminder(now + timedelta(days=1), title=f"job {i}") for i in range(4)])
+        ids = [r["id"] for r in await conn.fetch("SELECT id FROM jobs ORDER BY title")]
+        await jobs.cancel(conn, [str(i) for i in ids[:2]])
+        await conn.execute("UPDATE jobs SET updated_at = now() - interval '31 days' WHERE id = $1", ids[0])
+        await jobs.first_handling(conn, "old-message", "reminder.list")
+        await jobs.first_handling(conn, "new-message", "reminder.list")
+        await conn.execute(
+            "UPDATE handled_messages SET handled_at = now() - interval '31 days' WHERE message_id = 'old-message'"
+        )
+        assert await jobs.purge(conn, now - timedelta(days=30)) == 2
+        assert [r["id"] for r in await conn.fetch("SELECT id FROM jobs ORDER BY title")] == ids[1:]
+        assert await conn.fetchval("SELECT array_agg(message_id) FROM handled_messages") == ["new-message"]

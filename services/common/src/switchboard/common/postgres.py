@@ -8,11 +8,26 @@ applies, the others wait and then find nothing left to do.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from importlib import resources
 
 import asyncpg
 
 logger = logging.getLogger(__name__)
+
+# Errors that mean PostgreSQL is away for now (restarting, failing over, network), not that
+# a statement is wrong: work is retried after them, never given up or dead-lettered.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,  # e.g. the connection was closed under a statement
+    asyncpg.CannotConnectNowError,  # "the database system is starting up"
+    asyncpg.AdminShutdownError,  # terminated by a fast shutdown
+    asyncpg.CrashShutdownError,
+    # The connection broke mid-statement and the pool's reset on release found it in a
+    # half-done state ("cannot switch to state ..."): the same outage, seen late.
+    asyncpg.InternalClientError,
+)
 
 # Schema names are interpolated into SQL, so they are checked against this first.
 SCHEMA_PATTERN = r"^[a-z_][a-z0-9_]{0,62}$"
@@ -72,6 +87,15 @@ async def connect(dsn: str, schema: str, package: str, pool_size: int) -> asyncp
     return pool
 
 
+def usable(conn: asyncpg.Connection) -> bool:
+    """Whether ``conn`` (from a pool) still has a live session: after a lost connection the
+    pool takes its proxy back, and the proxy refuses every call."""
+    try:
+        return not conn.is_closed()
+    except asyncpg.InterfaceError:
+        return False
+
+
 class AdvisoryLock:
     """A session-level advisory lock that makes one replica the leader for some work.
 
@@ -97,8 +121,64 @@ class AdvisoryLock:
     async def release(self) -> None:
         if self._conn is None:
             return
-        if self._held:
-            await self._conn.execute("SELECT pg_advisory_unlock(hashtext($1))", self._name)
+        conn, self._conn = self._conn, None
+        try:
+            if self._held and usable(conn):
+                await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", self._name)
+        except TRANSIENT_ERRORS:
+            pass  # the session, and the lock with it, are gone anyway
+        finally:
             self._held = False
-        await self._pool.release(self._conn)
-        self._conn = None
+            await self._pool.release(conn)
+
+    async def lost(self) -> None:
+        """Forget the lock after its connection failed (PostgreSQL released it with the
+        session); the next ``held()`` competes for it again on a new connection."""
+        self._held = False
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            if usable(conn):
+                conn.terminate()
+            await self._pool.release(conn)  # a no-op for a proxy the pool already took back
+
+
+class Listener:
+    """LISTEN on ``channel`` on a connection of its own, set up again after PostgreSQL
+    comes back (call :meth:`ensure` before each wait; a notification missed while away is
+    made up for by calling ``callback`` once on reconnecting)."""
+
+    def __init__(self, pool: asyncpg.Pool, channel: str, callback: Callable[[], None]) -> None:
+        self._pool = pool
+        self._channel = channel
+        self._callback = callback
+        self._conn: asyncpg.Connection | None = None
+
+    def _notified(self, *_: object) -> None:
+        self._callback()
+
+    async def ensure(self) -> None:
+        if self._conn is not None and usable(self._conn):
+            return
+        reconnecting = self._conn is not None
+        await self.close()
+        conn = await self._pool.acquire()
+        try:
+            await conn.add_listener(self._channel, self._notified)
+        except BaseException:
+            await self._pool.release(conn)
+            raise
+        self._conn = conn
+        if reconnecting:
+            self._callback()
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if usable(conn):
+                await conn.remove_listener(self._channel, self._notified)
+        except TRANSIENT_ERRORS:
+            pass  # the session is gone, and its LISTEN with it
+        finally:
+            await self._pool.release(conn)  # a no-op for a proxy the pool already took back

@@ -170,6 +170,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             poll_s=settings.dispatch_poll_s,
             backoff_base_s=settings.retry_base_s,
             backoff_cap_s=settings.retry_cap_s,
+            keep_finished_s=settings.keep_finished_days * 86400,
         )
         async with ServiceRuntime(settings) as runtime:
             scheduler = Scheduler(settings, runtime, pool, outbox, dispatcher)
@@ -177,6 +178,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                 [settings.topics.intents, settings.topics.results],
                 group_id=settings.group_id,
                 batch_handler=scheduler.handle,
+                transient=postgres.TRANSIENT_ERRORS,  # PostgreSQL restarting: wait, never dead-letter
             )
             relay = outbox.relay(runtime.producer, stop, settings.relay_poll_s, settings.relay_batch)
             await runtime.run(stop, consumer, background=[relay, dispatcher.run(stop)])

@@ -33,6 +33,9 @@ class Settings(ServiceSettings):
     # half of it random (jitter); after a job's max_attempts it goes to the dead-letter topic.
     retry_base_s: float = Field(default=5.0, gt=0)
     retry_cap_s: float = Field(default=3600.0, gt=0)
+    # Finished (done, failed, cancelled) jobs and the record of handled list / cancel
+    # messages are deleted this long after they finished.
+    keep_finished_days: float = Field(default=30, gt=0)
     # Generation defaults for chat turns.
     max_tokens: int = 256
     temperature: float = 0.7

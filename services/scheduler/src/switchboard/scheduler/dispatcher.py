@@ -18,13 +18,14 @@ import asyncio
 import json
 import logging
 import random
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 from prometheus_client import Histogram
 
-from switchboard.common import events
+from switchboard.common import events, postgres
 from switchboard.common.kafka import headers as hdr
 from switchboard.events.v1 import envelope_pb2
 from switchboard.scheduler import jobs as store
@@ -73,6 +74,8 @@ class Dispatcher:
         backoff_cap_s: float = 3600.0,
         clock: Clock = wall_clock,
         rng: random.Random | None = None,
+        keep_finished_s: float = 30 * 86400,
+        purge_every_s: float = 3600,
     ) -> None:
         self._pool = pool
         self._outbox = outbox
@@ -84,6 +87,9 @@ class Dispatcher:
         self._backoff = (backoff_base_s, backoff_cap_s)
         self._clock = clock
         self._rng = rng or random.Random()  # noqa: S311 (jitter, not secrets)
+        self._keep_finished_s = keep_finished_s
+        self._purge_every_s = purge_every_s
+        self._purged_at = 0.0
         self.channel = f"{schema}_jobs"  # NOTIFY channel: a job was created or moved sooner
         self._wake = asyncio.Event()
 
@@ -92,23 +98,31 @@ class Dispatcher:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Fire due jobs until ``stop``; the round in progress is finished first."""
-        listener = await self._pool.acquire()
-        await listener.add_listener(self.channel, self._on_notify)
+        listener = postgres.Listener(self._pool, self.channel, self._wake.set)
         try:
             while not stop.is_set():
                 try:
+                    await listener.ensure()
                     if await self.fire_due() == self._batch:
                         continue  # more are due: no sleep
+                    await self._purge_now_and_then()
                     await self._sleep(stop, await self._seconds_to_next())
-                except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+                except postgres.TRANSIENT_ERRORS as exc:
                     # PostgreSQL restarting: the round rolled back; try again shortly.
-                    logger.warning("dispatch round failed; retrying", extra={"error": str(exc)})
+                    logger.warning("dispatch round failed; retrying", extra={"error": repr(exc)})
                     await self._sleep(stop, self._poll_s)
         finally:
-            try:
-                await listener.remove_listener(self.channel, self._on_notify)
-            finally:
-                await self._pool.release(listener)
+            await listener.close()
+
+    async def _purge_now_and_then(self) -> None:
+        """Finished jobs and handled-message records go after ``keep_finished_s``."""
+        if time.monotonic() - self._purged_at < self._purge_every_s:
+            return
+        self._purged_at = time.monotonic()
+        async with self._pool.acquire() as conn:
+            gone = await store.purge(conn, self._clock() - timedelta(seconds=self._keep_finished_s))
+        if gone:
+            logger.info("finished jobs purged", extra={"rows": gone})
 
     async def _seconds_to_next(self) -> float:
         async with self._pool.acquire() as conn:
@@ -126,9 +140,6 @@ class Dispatcher:
         waiter.cancel()
         stopper.cancel()
         self._wake.clear()
-
-    def _on_notify(self, *_: object) -> None:
-        self._wake.set()
 
     async def fire_due(self) -> int:
         """One round: fire what is due now; returns how many jobs were claimed."""

@@ -140,17 +140,19 @@ async def claim_due(conn: asyncpg.Connection, now: datetime, limit: int) -> list
     Rows another replica has locked are skipped (``SKIP LOCKED``): replicas share the work
     without waiting on each other, and a job is never in two firings at once.
     """
-    rows = await conn.fetch(
-        f"(SELECT {_COLUMNS} FROM jobs WHERE status = 'scheduled' AND priority = 1 AND due_at <= $1"  # noqa: S608 (constant columns)
-        " ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
-        " UNION ALL"
-        f" (SELECT {_COLUMNS} FROM jobs WHERE status = 'scheduled' AND priority = 2 AND due_at <= $1"
-        " ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
-        " LIMIT $2",
-        now,
-        limit,
-    )
-    return [Job.from_row(r) for r in rows]
+    claimed: list[Job] = []
+    for priority in (URGENT, ROUTINE):  # (FOR UPDATE cannot lock through a UNION)
+        if len(claimed) >= limit:
+            break
+        rows = await conn.fetch(
+            f"SELECT {_COLUMNS} FROM jobs WHERE status = 'scheduled' AND priority = $1 AND due_at <= $2"  # noqa: S608 (constant columns)
+            " ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED",
+            priority,
+            now,
+            limit - len(claimed),
+        )
+        claimed += [Job.from_row(r) for r in rows]
+    return claimed
 
 
 async def save_outcomes(conn: asyncpg.Connection, jobs: Sequence[Job]) -> None:
@@ -190,3 +192,21 @@ async def first_handling(conn: asyncpg.Connection, message_id: str, intent: str)
         intent,
     )
     return bool(inserted)
+
+
+async def purge(conn: asyncpg.Connection, before: datetime, limit: int = 10_000) -> int:
+    """Delete up to ``limit`` finished jobs and handled-message records last touched before
+    ``before``; returns how many rows went."""
+    jobs_gone = await conn.fetchval(
+        "WITH gone AS (DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE status <> 'scheduled'"
+        " AND updated_at < $1 LIMIT $2) RETURNING 1) SELECT count(*) FROM gone",
+        before,
+        limit,
+    )
+    handled_gone = await conn.fetchval(
+        "WITH gone AS (DELETE FROM handled_messages WHERE message_id IN (SELECT message_id FROM handled_messages"
+        " WHERE handled_at < $1 LIMIT $2) RETURNING 1) SELECT count(*) FROM gone",
+        before,
+        limit,
+    )
+    return int(jobs_gone) + int(handled_gone)

@@ -67,23 +67,31 @@ class Outbox:
 
     async def relay(self, producer: EventProducer, stop: asyncio.Event, poll_s: float, batch: int) -> None:
         """Relay rows until ``stop`` is set; the batch in flight is finished first."""
-        session = await self._pool.acquire()
-        await session.add_listener(self._channel, self._on_notify)
+        listener = postgres.Listener(self._pool, self._channel, self._wake.set)
         leadership = postgres.AdvisoryLock(self._pool, self._channel)
         leader = False
         try:
             while not stop.is_set():
-                if not leader and (leader := await leadership.held()):
-                    logger.info("this replica relays the outbox")
-                if leader:
-                    while await self.relay_once(producer, batch) == batch:
-                        pass
+                try:
+                    await listener.ensure()
+                    if not leader and (leader := await leadership.held()):
+                        logger.info("this replica relays the outbox")
+                    if leader:
+                        while await self.relay_once(producer, batch) == batch:
+                            pass
+                except postgres.TRANSIENT_ERRORS as exc:
+                    # PostgreSQL restarting: the batch rolled back (sent rows are sent again,
+                    # with their event ids) and the lock went with the session.
+                    logger.warning("outbox relay lost PostgreSQL; retrying", extra={"error": repr(exc)})
+                    leader = False
+                    await leadership.lost()
                 await self._sleep(stop, poll_s)
             if leader:
                 await self.relay_once(producer, batch)
+        except postgres.TRANSIENT_ERRORS:
+            logger.warning("PostgreSQL away at stop; the rows left are relayed by the next leader")
         finally:
-            await session.remove_listener(self._channel, self._on_notify)
-            await self._pool.release(session)
+            await listener.close()
             await leadership.release()
 
     async def _sleep(self, stop: asyncio.Event, poll_s: float) -> None:
@@ -116,6 +124,3 @@ class Outbox:
             await asyncio.gather(*futures)
             await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [row["id"] for row in rows])
         return len(rows)
-
-    def _on_notify(self, *_: object) -> None:
-        self._wake.set()

@@ -82,7 +82,8 @@ class EventConsumer:
        record goes to ``dead_letter_topic`` untouched, with a ``dlq.cause`` header;
     2. the handler is awaited with the trace context of the event set; if it raises,
        it is retried ``settings.handler_attempts`` times with exponential backoff, then
-       the record is dead-lettered with the exception as cause;
+       the record is dead-lettered with the exception as cause; an exception of a
+       ``transient`` type (a dependency away) is retried for as long as it lasts instead;
     3. the offset is committed only after the handler returned (or the record was
        safely dead-lettered). A crash in between means redelivery, never loss, so
        handlers must be idempotent on ``envelope.event_id``.
@@ -108,9 +109,13 @@ class EventConsumer:
         batch_handler: BatchHandler | None = None,
         dead_letter_producer: EventProducer,
         dead_letter_topic: str,
+        transient: tuple[type[BaseException], ...] = (),
         **overrides: Any,
     ) -> None:
         self._settings = settings
+        # Failures that say a dependency is away (PostgreSQL restarting), not that the
+        # record is bad: retried until they stop, never dead-lettered.
+        self._transient = transient
         self._topics = list(topics)
         if (handler is None) == (batch_handler is None):
             raise ValueError("give exactly one of handler and batch_handler")
@@ -301,11 +306,17 @@ class EventConsumer:
             return
         assert self._batch_handler is not None
         attempts = max(1, self._settings.handler_attempts)
-        for attempt in range(1, attempts + 1):
+        attempt = outage = 0
+        while attempt < attempts:
+            attempt += 1
             started = time.perf_counter()
             try:
                 await self._batch_handler([event for _, event in good])
-            except Exception as exc:  # any failure is retried, then dead-lettered
+            except self._transient as exc:
+                outage += 1
+                attempt -= 1
+                await self._wait_out(exc, outage)
+            except Exception as exc:  # any other failure is retried, then dead-lettered
                 if attempt == attempts:
                     logger.exception("batch handler failed, dead-lettering", extra={"records": len(good)})
                     cause = f"batch handler failed after {attempts} attempts: {exc!r}"
@@ -323,12 +334,18 @@ class EventConsumer:
 
     async def _handle_with_retries(self, event: ConsumedEvent, record: ConsumerRecord[bytes, bytes]) -> None:
         attempts = max(1, self._settings.handler_attempts)
-        for attempt in range(1, attempts + 1):
+        attempt = outage = 0
+        while attempt < attempts:
+            attempt += 1
             started = time.perf_counter()
             try:
                 assert self._handler is not None
                 await self._handler(event)
-            except Exception as exc:  # any handler failure is retried, then dead-lettered
+            except self._transient as exc:
+                outage += 1
+                attempt -= 1
+                await self._wait_out(exc, outage)
+            except Exception as exc:  # any other handler failure is retried, then dead-lettered
                 if attempt == attempts:
                     logger.exception(
                         "handler failed, dead-lettering",
@@ -347,6 +364,12 @@ class EventConsumer:
                 return
             finally:
                 HANDLER_SECONDS.labels(topic=event.topic).observe(time.perf_counter() - started)
+
+    async def _wait_out(self, exc: BaseException, outage: int) -> None:
+        """Back off while a dependency is away (exponential, at most 10 s between tries)."""
+        delay = min(10.0, self._settings.handler_backoff_s * 2 ** min(outage - 1, 10))
+        logger.warning("a dependency is unavailable; retrying", extra={"error": repr(exc), "retry_in_s": delay})
+        await asyncio.sleep(delay)
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], cause: str, reason: str) -> None:
         headers = hdr.for_dead_letter(record.headers, cause, record.topic, record.partition, record.offset)
