@@ -91,7 +91,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             "switchboard.channel_gateway",
             settings.pool_size,
         )
-        resources.push_async_callback(pool.close)
+        resources.push_async_callback(postgres.close, pool)
         limiter = RateLimiter(pool, settings.rate_limit_per_minute)
         seen = SeenDeliveries(pool, settings.dedupe_keep_s)
         targets = ReplyTargets(pool, settings.dedupe_keep_s)

@@ -7,6 +7,7 @@ applies, the others wait and then find nothing left to do.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from importlib import resources
@@ -94,6 +95,16 @@ def usable(conn: asyncpg.Connection) -> bool:
         return not conn.is_closed()
     except asyncpg.InterfaceError:
         return False
+
+
+async def close(pool: asyncpg.Pool, timeout_s: float = 10) -> None:
+    """Close ``pool``, bounded: ``Pool.close`` waits for every connection to come back, and
+    one still out (a task cancelled while PostgreSQL was away) would hold a stop for ever."""
+    try:
+        await asyncio.wait_for(pool.close(), timeout_s)
+    except TimeoutError:
+        logger.warning("pool connections still in use at stop; terminated", extra={"waited_s": timeout_s})
+        pool.terminate()
 
 
 class AdvisoryLock:

@@ -183,4 +183,4 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             relay = outbox.relay(runtime.producer, stop, settings.relay_poll_s, settings.relay_batch)
             await runtime.run(stop, consumer, background=[relay, dispatcher.run(stop)])
     finally:
-        await pool.close()
+        await postgres.close(pool)
