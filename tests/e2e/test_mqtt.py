@@ -11,10 +11,13 @@ import signal
 import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import aiomqtt
 import pytest
-from aiokafka import AIOKafkaProducer
+import yaml
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -27,8 +30,8 @@ from tests.e2e.test_pipeline import _read_all, _started
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-async def pipeline(stack: Stack) -> AsyncIterator[Pipeline]:
+async def pipeline_with_mqtt(stack: Stack) -> AsyncIterator[Pipeline]:
+    """A pipeline (not started) whose gateway speaks MQTT under the run's own namespace."""
     pipeline = Pipeline(stack)
     pipeline.extra_env = {
         "channel_gateway": {
@@ -43,8 +46,40 @@ async def pipeline(stack: Stack) -> AsyncIterator[Pipeline]:
             "RATE_LIMIT_PER_MINUTE": "0",  # the malformed flood is not what is measured here
         }
     }
-    async for started in _started(pipeline):
-        yield started
+    yield pipeline
+
+
+@pytest.fixture
+async def pipeline(stack: Stack) -> AsyncIterator[Pipeline]:
+    async for unstarted in pipeline_with_mqtt(stack):
+        async for started in _started(unstarted):
+            yield started
+
+
+@pytest.fixture
+async def home(stack: Stack, tmp_path: Path) -> AsyncIterator[Pipeline]:
+    """The MQTT pipeline with one registered device, the stack's device account: the
+    bedroom light; it must answer a command within 3 s, and gets 2 tries."""
+    registry = tmp_path / "devices.yaml"
+    registry.write_text(
+        yaml.safe_dump(
+            {
+                "devices": [
+                    {"id": stack.mqtt_device_user, "kind": "light", "room": "bedroom", "name": {"en": "bedroom light"}}
+                ]
+            }
+        )
+    )
+    async for pipeline in pipeline_with_mqtt(stack):
+        pipeline.extra_env["scheduler"] = {
+            "DEVICES_FILE": str(registry),
+            "DEVICE_ANSWER_S": "3",
+            "DEVICE_ATTEMPTS": "2",
+            "RETRY_BASE_S": "0.5",
+            "RETRY_CAP_S": "1",
+        }
+        async for started in _started(pipeline):
+            yield started
 
 
 def _device(stack: Stack, name: str, protocol: aiomqtt.ProtocolVersion = aiomqtt.ProtocolVersion.V5) -> aiomqtt.Client:
@@ -85,12 +120,12 @@ async def test_mqtt5_and_311_devices_get_answers_where_they_asked(pipeline: Pipe
     async with _device(pipeline.stack, f"dev5-{pipeline.run_id}") as device:
         await device.subscribe(f"{replies}/#", qos=1)
         await device.subscribe(replies, qos=1)
-        body = json.dumps({"text": "turn on the lamp", "id": "cmd-1"}).encode()
+        body = json.dumps({"text": "tell me a joke", "id": "cmd-1"}).encode()
         await device.publish(commands, body, qos=1, properties=_asking(mine, b"corr-1"))
         answer = await _next(device)
         assert answer.topic.value == mine and answer.qos == 1
         assert answer.properties is not None and answer.properties.CorrelationData == b"corr-1"
-        assert json.loads(answer.payload)["text"] == "turn on the lamp"  # the echo model
+        assert json.loads(answer.payload)["text"] == "tell me a joke"  # the echo model
 
         # A response topic that is not the device's own is refused, on its own replies topic.
         foreign = f"{pipeline.namespace}/devices/someone-else/replies"
@@ -214,3 +249,49 @@ async def test_device_commands_reach_the_control_topic_and_status_is_retained(pi
         assert seen[status]["power"] == "off"
         assert seen[f"{pipeline.namespace}/gateway/status"] == {"online": True}
         await watcher.publish(status, b"", qos=1, retain=True)  # clear the retained status
+
+
+async def test_a_device_control_intent_commands_the_device_and_its_answer_is_the_reply(home: Pipeline) -> None:
+    commands, replies = _topics(home)
+    control = f"{home.namespace}/devices/{home.stack.mqtt_device_user}/control"
+    async with _device(home.stack, f"light-{home.run_id}") as device:
+        await device.subscribe(replies, qos=1)
+        await device.subscribe(control, qos=1)
+        # Said on the wall panel (the device account itself): the light answers the command.
+        await device.publish(
+            commands, json.dumps({"text": "turn off the bedroom light", "id": "say-1"}).encode(), qos=1
+        )
+        order = await _next(device)
+        assert str(order.topic) == control
+        sent = json.loads(order.payload)
+        assert (sent["action"], sent["room"]) == ("off", "bedroom")
+        result = {"command_id": sent["command_id"], "ok": True, "state": {"power": "off"}}
+        await device.publish(f"{control}/result", json.dumps(result).encode(), qos=1)
+        reply = await _next(device)
+        assert str(reply.topic) == replies and json.loads(reply.payload)["text"] == "Done: bedroom light, off."
+
+        # Now the light stays silent: the command is sent again (same id), then the user is told.
+        await device.publish(commands, json.dumps({"text": "turn on the bedroom light", "id": "say-2"}).encode(), qos=1)
+        orders = [json.loads((await _next(device)).payload) for _ in range(2)]
+        assert orders[0]["command_id"] == orders[1]["command_id"] != sent["command_id"]
+        told = await _next(device)
+        assert json.loads(told.payload)["text"].startswith("The bedroom light did not answer (2 tries)")
+    dead = [r for r in await _read_raw(home.stack, home.topics.deadletter)]
+    assert any(orders[0]["command_id"] in r.value.decode() for r in dead)
+    results = await _read_all(home.stack, home.topics.device_results)
+    assert [(r.device_command_result.command_id, r.device_command_result.state["power"]) for r in results] == [
+        (sent["command_id"], "off")
+    ]
+
+
+async def _read_raw(stack: Stack, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=stack.kafka_bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(6)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        batches = await consumer.getmany(timeout_ms=3000)
+        return [r for batch in batches.values() for r in batch]
+    finally:
+        await consumer.stop()

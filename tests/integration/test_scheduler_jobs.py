@@ -222,3 +222,45 @@ async def test_finished_jobs_are_purged_after_the_retention_and_scheduled_ones_n
         assert await jobs.purge(conn, now - timedelta(days=30)) == 2
         assert [r["id"] for r in await conn.fetch("SELECT id FROM jobs ORDER BY title")] == ids[1:]
         assert await conn.fetchval("SELECT array_agg(message_id) FROM handled_messages") == ["new-message"]
+
+
+async def test_a_device_command_waits_for_its_answer_is_resent_then_given_up(pool: asyncpg.Pool, schema: str) -> None:
+    clock = Clock(datetime(2026, 5, 1, 12, tzinfo=UTC))
+    payload = {"device_id": "bedroom-fan", "action": "off", "in_reply_to": "msg-1"}
+    silent = _reminder(clock.now, kind="device", title="bedroom fan", max_attempts=2, payload=payload)
+    answered = _reminder(clock.now, kind="device", title="bedroom fan", payload=payload)
+    async with pool.acquire() as conn:
+        await jobs.create(conn, [silent, answered])
+    dispatcher = _dispatcher(
+        pool, schema, clock, backoff_base_s=1, backoff_cap_s=1, device_topic="t.commands", device_answer_s=10
+    )
+    assert await dispatcher.fire_due() == 2
+    commands = [envelope_pb2.Envelope.FromString(r["value"]).device_command for r in await _sent(pool, "t.commands")]
+    assert sorted(c.command_id for c in commands) == sorted([silent.id, answered.id])
+    assert all(c.device_id == "bedroom-fan" and c.action == "off" for c in commands)
+    # One device answers: its job is done, once.
+    async with pool.acquire() as conn:
+        done = await jobs.finish(conn, answered.id, "device", ok=True)
+        assert done is not None and done.title == "bedroom fan"
+        assert await jobs.finish(conn, answered.id, "device", ok=True) is None  # a repeated answer
+        assert await conn.fetchval("SELECT status FROM jobs WHERE id = $1", silent.id) == "waiting"
+    clock.now += timedelta(seconds=9)
+    assert await dispatcher.fire_due() == 0  # still within the answer time
+    clock.now += timedelta(seconds=2)
+    assert await dispatcher.fire_due() == 1  # overdue: a failed attempt, resent after the backoff
+    clock.now += timedelta(seconds=1)
+    assert await dispatcher.fire_due() == 1
+    resent = [envelope_pb2.Envelope.FromString(r["value"]) for r in await _sent(pool, "t.commands")]
+    assert [e.device_command.command_id for e in resent].count(silent.id) == 2  # the same command id
+    clock.now += timedelta(seconds=11)
+    assert await dispatcher.fire_due() == 1  # the second and last attempt went unanswered
+    [dead] = await _sent(pool, DEADLETTER)
+    headers = [(name, value.encode()) for name, value in json.loads(dead["headers"])]
+    assert "no answer from bedroom-fan within 10 s" in (hdr.get(headers, hdr.DLQ_CAUSE) or "")
+    [notice] = await _sent(pool)
+    assert envelope_pb2.Envelope.FromString(notice["value"]).outbound_message.text.startswith(
+        "The bedroom fan did not answer (2 tries)"
+    )
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT status FROM jobs WHERE id = $1", silent.id) == "failed"
+        assert await jobs.finish(conn, silent.id, "device", ok=True) is None  # too late

@@ -149,6 +149,16 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
 
         if settings.mqtt_host:
             assert settings.mqtt_password is not None  # checked by Settings
+
+            async def publish_result(result: m.DeviceCommandResult) -> None:
+                envelope = events.wrap(
+                    result,
+                    conversation_key=f"device:{result.device_id}",
+                    source=settings.service_name,
+                    tenant_id=settings.tenant_id,
+                )
+                await runtime.producer.send(settings.topics.device_results, envelope)
+
             mqtt = MqttChannel(
                 host=settings.mqtt_host,
                 port=settings.mqtt_port,
@@ -163,6 +173,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                 record_rejection=record,
                 max_bytes=settings.max_body_bytes,
                 max_chars=settings.max_text_chars,
+                publish_result=publish_result,
             )
             background.append(mqtt.run(stop))
             ready.append(mqtt.connected())

@@ -9,6 +9,9 @@ its id (the broker's ACL lets it touch only its own topics):
   ``<ns>/devices/<id>/replies`` for MQTT 3.1.1 devices; a response topic outside the
   device's own ``replies`` is refused;
 - ``<ns>/devices/<id>/control``: DeviceCommands from the scheduler, QoS 1;
+- ``<ns>/devices/<id>/control/result``: the device's answer to one, QoS 1,
+  ``{"command_id": "...", "ok": true, "error": "...", "state": {"power": "off"}}``, put on
+  Kafka as a DeviceCommandResult (then acknowledged to the broker, like commands);
 - ``<ns>/devices/<id>/status``: the device's own retained status (and last will);
   ``<ns>/gateway/status`` is the gateway's, retained, ``offline`` by last will.
 
@@ -28,6 +31,7 @@ import logging
 import re
 import socket
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,6 +62,29 @@ class CommandIn(BaseModel):
 
     text: str = Field(min_length=1)
     id: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")
+
+
+class ResultIn(BaseModel):
+    """What a device publishes on its ``control/result`` topic."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    command_id: str = Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")
+    ok: bool
+    error: str = Field(default="", max_length=500)
+    state: dict[str, str] = Field(default_factory=dict, max_length=50)
+
+
+def parse_result(payload: bytes, max_bytes: int) -> ResultIn:
+    """The command result in ``payload``, or Rejected with the reason."""
+    if len(payload) > max_bytes:
+        raise Rejected(413, f"payload is larger than {max_bytes} bytes")
+    try:
+        return ResultIn.model_validate_json(payload)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "payload"
+        raise Rejected(422, f"{where}: {first['msg']}") from exc
 
 
 def parse_command(payload: bytes, max_bytes: int, max_chars: int) -> CommandIn:
@@ -111,6 +138,7 @@ class MqttChannel:
         record_rejection: Record,
         max_bytes: int,
         max_chars: int,
+        publish_result: Callable[[m.DeviceCommandResult], Awaitable[None]],
     ) -> None:
         self._connect = {"hostname": host, "port": port, "username": username, "password": password}
         self._client_id = client_id
@@ -122,6 +150,7 @@ class MqttChannel:
         self._record_rejection = record_rejection
         self._max_bytes = max_bytes
         self._max_chars = max_chars
+        self._publish_result = publish_result
         self._client: aiomqtt.Client | None = None
         self._connected = asyncio.Event()
 
@@ -180,12 +209,16 @@ class MqttChannel:
             self._client = client
             try:
                 await client.subscribe(f"$share/{self._share_group}/{self._namespace}/devices/+/commands", qos=1)
+                await client.subscribe(f"$share/{self._share_group}/{self._namespace}/devices/+/control/result", qos=1)
                 await client.publish(self.status_topic, b'{"online": true}', qos=1, retain=True)
                 self._connected.set()
                 logger.info("mqtt connected", extra={"client_id": self._client_id})
                 try:
                     async for message in client.messages:
-                        await self._on_command(client, message)
+                        if str(message.topic).endswith("/control/result"):
+                            await self._on_result(client, message)
+                        else:
+                            await self._on_command(client, message)
                 except asyncio.CancelledError:
                     await client.publish(self.status_topic, b'{"online": false}', qos=1, retain=True)
                     raise
@@ -214,6 +247,31 @@ class MqttChannel:
             if DEVICE_ID.match(device):
                 error = {"error": exc.detail, "status": exc.status}
                 await self._send(answer_to, error, correlation)
+        client._client.ack(message.mid, message.qos)
+
+    async def _on_result(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+        """Put a device's command result on Kafka (or record why not), then acknowledge it."""
+        topic = str(message.topic)
+        parts = topic.split("/")
+        device = parts[-3] if len(parts) >= 5 else ""
+        payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+        try:
+            if not DEVICE_ID.match(device):
+                raise Rejected(400, "device id must be letters, digits and _.:- (at most 128)")
+            result = parse_result(payload, self._max_bytes)
+            # On Kafka, or raises (no PUBACK: the broker redelivers).
+            await self._publish_result(
+                m.DeviceCommandResult(
+                    command_id=result.command_id,
+                    device_id=device,
+                    ok=result.ok,
+                    error=result.error,
+                    state=result.state,
+                )
+            )
+        except Rejected as exc:
+            logger.warning("device command result refused", extra={"device": device, "reason": exc.detail})
+            await self._record_rejection(exc.status, "PUBLISH", f"/v1/channels/{CHANNEL}/{topic}"[:200], exc.detail)
         client._client.ack(message.mid, message.qos)
 
     async def _accept(self, device: str, command: CommandIn, answer_to: str, correlation: bytes | None) -> None:

@@ -54,6 +54,7 @@ class TopicSettings(BaseModel):
     results: str = "switchboard.inference.results.v1"
     outbound: str = "switchboard.outbound.v1"
     device_commands: str = "switchboard.device.commands.v1"
+    device_results: str = "switchboard.device.results.v1"
     audit: str = "switchboard.audit.v1"
     deadletter: str = "switchboard.deadletter.v1"
 
@@ -67,6 +68,7 @@ class TopicSettings(BaseModel):
             self.results,
             self.outbound,
             self.device_commands,
+            self.device_results,
             self.audit,
         ]
 

@@ -14,7 +14,7 @@ from switchboard.common.kafka import ConsumedEvent
 from switchboard.common.service import ServiceRuntime
 from switchboard.events.v1 import envelope_pb2
 from switchboard.events.v1 import messages_pb2 as m
-from switchboard.scheduler import handlers, jobs, reminders, store
+from switchboard.scheduler import devices, handlers, jobs, reminders, store
 from switchboard.scheduler.config import Settings
 from switchboard.scheduler.dispatcher import Dispatcher
 from switchboard.scheduler.outbox import Outbox, Queued
@@ -33,6 +33,7 @@ class Scheduler:
         self._pool = pool
         self._outbox = outbox
         self._dispatcher = dispatcher
+        self._devices = devices.Registry.load(settings.devices_file)
 
     async def handle(self, batch: list[ConsumedEvent]) -> None:
         intents: list[tuple[ConsumedEvent, m.ParsedIntent]] = []
@@ -41,6 +42,10 @@ class Scheduler:
             payload = events.unwrap(event.envelope)
             if isinstance(payload, m.ParsedIntent) and payload.intent in reminders.INTENTS:
                 await self.reminder(event, payload)
+            elif isinstance(payload, m.ParsedIntent) and payload.intent == devices.INTENT:
+                await self.device(event, payload)
+            elif isinstance(payload, m.DeviceCommandResult):
+                await self.device_result(event, payload)
             elif isinstance(payload, m.ParsedIntent):
                 intents.append((event, payload))
             elif isinstance(payload, m.InferenceChunk):
@@ -108,19 +113,61 @@ class Scheduler:
             if text is None:
                 logger.info("reminder intent already handled", extra={"message_id": message.message_id})
                 return
-            reply = m.OutboundMessage(
-                message_id=events.derived_id(envelope.event_id, "reminder-reply"),
-                in_reply_to=message.message_id,
-                channel=message.channel,
-                channel_chat_id=message.channel_chat_id,
-                text=text,
-                final=True,
-                metadata={"source": self._settings.service_name, "intent": intent.intent},
-            )
-            queued: list[Queued] = [(self._settings.topics.outbound, self._wrap(reply, event))]
+            queued: list[Queued] = [(self._settings.topics.outbound, self._short_reply(intent, text, event))]
             await self._outbox.add(conn, queued)
         self._dispatcher.wake()
         self._outbox.wake()
+
+    async def device(self, event: ConsumedEvent, intent: m.ParsedIntent) -> None:
+        """Queue the command a device.control intent asks for (the dispatcher sends it at once),
+        or say why not."""
+        envelope = event.envelope
+        s = self._settings
+        planned = devices.plan(
+            intent, self._devices, envelope.conversation_key, envelope.tenant_id, datetime.now(UTC), s.device_attempts
+        )
+        async with self._pool.acquire() as conn, conn.transaction():
+            if isinstance(planned, reminders.Refusal):
+                if not await jobs.first_handling(conn, intent.message.message_id, intent.intent):
+                    return
+                reply = self._short_reply(intent, planned.text, event)
+                await self._outbox.add(conn, [(s.topics.outbound, reply)])
+            elif await jobs.create(conn, [planned]):
+                await conn.execute("SELECT pg_notify($1, '')", self._dispatcher.channel)
+        self._dispatcher.wake()
+        self._outbox.wake()
+
+    async def device_result(self, event: ConsumedEvent, result: m.DeviceCommandResult) -> None:
+        """A device answered: its job is done (or failed), and the user is told once."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            job = await jobs.finish(conn, result.command_id, devices.KIND, result.ok, result.error)
+            if job is None:
+                logger.info("result for no waiting command", extra={"command_id": result.command_id})
+                return
+            message_id = events.derived_id(event.envelope.event_id, "device-reply")
+            reply = devices.reply(job, devices.outcome_text(job, result), message_id)
+            envelope = events.wrap(
+                reply,
+                conversation_key=job.conversation_key,
+                source=self._settings.service_name,
+                tenant_id=job.tenant_id,
+                causation_id=event.envelope.event_id,
+            )
+            await self._outbox.add(conn, [(self._settings.topics.outbound, envelope)])
+        self._outbox.wake()
+
+    def _short_reply(self, intent: m.ParsedIntent, text: str, event: ConsumedEvent) -> envelope_pb2.Envelope:
+        message = intent.message
+        reply = m.OutboundMessage(
+            message_id=events.derived_id(event.envelope.event_id, "scheduler-reply"),
+            in_reply_to=message.message_id,
+            channel=message.channel,
+            channel_chat_id=message.channel_chat_id,
+            text=text,
+            final=True,
+            metadata={"source": self._settings.service_name, "intent": intent.intent},
+        )
+        return self._wrap(reply, event)
 
     async def relay_chunk(self, event: ConsumedEvent, chunk: m.InferenceChunk) -> None:
         # Pieces of a stream are passed straight on, without waiting for each
@@ -171,11 +218,13 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             backoff_base_s=settings.retry_base_s,
             backoff_cap_s=settings.retry_cap_s,
             keep_finished_s=settings.keep_finished_days * 86400,
+            device_topic=settings.topics.device_commands,
+            device_answer_s=settings.device_answer_s,
         )
         async with ServiceRuntime(settings) as runtime:
             scheduler = Scheduler(settings, runtime, pool, outbox, dispatcher)
             consumer = runtime.consumer(
-                [settings.topics.intents, settings.topics.results],
+                [settings.topics.intents, settings.topics.results, settings.topics.device_results],
                 group_id=settings.group_id,
                 batch_handler=scheduler.handle,
                 transient=postgres.TRANSIENT_ERRORS,  # PostgreSQL restarting: wait, never dead-letter

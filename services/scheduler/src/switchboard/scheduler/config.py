@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
@@ -36,6 +38,12 @@ class Settings(ServiceSettings):
     # Finished (done, failed, cancelled) jobs and the record of handled list / cancel
     # messages are deleted this long after they finished.
     keep_finished_days: float = Field(default=30, gt=0)
+    # Devices that device.control intents may command (YAML; the packaged demo set if unset).
+    devices_file: Path | None = None
+    # A device that has not answered a command within device_answer_s is sent it again
+    # (after the retry backoff), device_attempts times in all; then the user is told.
+    device_answer_s: float = Field(default=10.0, gt=0)
+    device_attempts: int = Field(default=3, ge=1)
     # Generation defaults for chat turns.
     max_tokens: int = 256
     temperature: float = 0.7

@@ -28,8 +28,8 @@ from prometheus_client import Histogram
 from switchboard.common import events, postgres
 from switchboard.common.kafka import headers as hdr
 from switchboard.events.v1 import envelope_pb2
+from switchboard.scheduler import devices, reminders
 from switchboard.scheduler import jobs as store
-from switchboard.scheduler import reminders
 from switchboard.scheduler.jobs import Job
 from switchboard.scheduler.outbox import Outbox, Queued
 from switchboard.scheduler.recurrence import InvalidRecurrence, backoff
@@ -76,6 +76,8 @@ class Dispatcher:
         rng: random.Random | None = None,
         keep_finished_s: float = 30 * 86400,
         purge_every_s: float = 3600,
+        device_topic: str = "",
+        device_answer_s: float = 10.0,
     ) -> None:
         self._pool = pool
         self._outbox = outbox
@@ -87,6 +89,8 @@ class Dispatcher:
         self._backoff = (backoff_base_s, backoff_cap_s)
         self._clock = clock
         self._rng = rng or random.Random()  # noqa: S311 (jitter, not secrets)
+        self._device_topic = device_topic
+        self._device_answer = timedelta(seconds=device_answer_s)
         self._keep_finished_s = keep_finished_s
         self._purge_every_s = purge_every_s
         self._purged_at = 0.0
@@ -158,21 +162,34 @@ class Dispatcher:
 
     def _fire(self, job: Job, now: datetime) -> list[Queued]:
         """The messages of one job's firing; moves ``job`` on (in memory) to what comes next."""
+        if job.status == "waiting":  # sent, and its answer is overdue
+            answer_s = self._device_answer.total_seconds()
+            return self._failed(job, now, f"no answer from {job.payload.get('device_id')} within {answer_s:g} s")
         try:
-            queued = self._messages(job)
+            queued = self._messages(job, now)
         except (JobFailed, InvalidRecurrence, KeyError, ValueError) as exc:
             return self._failed(job, now, f"{type(exc).__name__}: {exc}"[:500])
-        LATENESS.labels(kind=job.kind).observe(max(0.0, (now - job.occurrence).total_seconds()))
+        if job.attempts == 0:
+            LATENESS.labels(kind=job.kind).observe(max(0.0, (now - job.occurrence).total_seconds()))
+        if job.kind == devices.KIND:
+            # Done when the device answers (Scheduler.device_result); retried if it does not.
+            job.status = "waiting"
+            job.due_at = now + self._device_answer
+            return queued
         job.fired += 1
         job.attempts = 0
         job.last_error = None
         self._advance(job, now)
         return queued
 
-    def _messages(self, job: Job) -> list[Queued]:
+    def _messages(self, job: Job, now: datetime) -> list[Queued]:
         if job.kind == reminders.KIND:
             message_id = self._event_id(job, "fire")
             return [(self._outbound, self._wrap(job, reminders.firing(job, message_id), message_id))]
+        if job.kind == devices.KIND and self._device_topic:
+            command = devices.command(job, now, self._device_answer)
+            event_id = self._event_id(job, f"command-{job.attempts}")
+            return [(self._device_topic, self._wrap(job, command, event_id))]
         raise JobFailed(f"no executor for jobs of kind {job.kind!r}")
 
     def _advance(self, job: Job, now: datetime) -> None:
@@ -191,6 +208,7 @@ class Dispatcher:
             "job attempt failed", extra={"job_id": job.id, "kind": job.kind, "attempt": job.attempts, "error": cause}
         )
         if job.attempts < job.max_attempts:
+            job.status = "scheduled"
             job.due_at = now + timedelta(seconds=backoff(job.attempts, *self._backoff, rng=self._rng))
             return []
         logger.error("job failed after its last attempt", extra={"job_id": job.id, "kind": job.kind})
@@ -202,7 +220,11 @@ class Dispatcher:
             hdr.for_dead_letter([("content-type", b"application/json")], cause, JOBS_SOURCE, 0, 0),
         )
         notice_id = self._event_id(job, "failed")
-        notice = self._wrap(job, reminders.failure_notice(job, notice_id), notice_id)
+        if job.kind == devices.KIND:
+            told = devices.reply(job, devices.failure_text(job), notice_id)
+        else:
+            told = reminders.failure_notice(job, notice_id)
+        notice = self._wrap(job, told, notice_id)
         queued: list[Queued] = [dead]
         if job.channel and job.channel_chat_id:
             queued.append((self._outbound, notice))
@@ -217,6 +239,7 @@ class Dispatcher:
         if following is None:
             job.status = "failed"
         else:
+            job.status = "scheduled"
             job.occurrence = job.due_at = following
         return queued
 

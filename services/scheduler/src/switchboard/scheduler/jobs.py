@@ -145,7 +145,7 @@ async def claim_due(conn: asyncpg.Connection, now: datetime, limit: int) -> list
         if len(claimed) >= limit:
             break
         rows = await conn.fetch(
-            f"SELECT {_COLUMNS} FROM jobs WHERE status = 'scheduled' AND priority = $1 AND due_at <= $2"  # noqa: S608 (constant columns)
+            f"SELECT {_COLUMNS} FROM jobs WHERE status IN ('scheduled', 'waiting') AND priority = $1 AND due_at <= $2"  # noqa: S608 (constant columns)
             " ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED",
             priority,
             now,
@@ -178,10 +178,29 @@ async def save_outcomes(conn: asyncpg.Connection, jobs: Sequence[Job]) -> None:
 async def next_due_at(conn: asyncpg.Connection) -> datetime | None:
     """When the soonest scheduled job is due (to sleep until then)."""
     value: datetime | None = await conn.fetchval(
-        "SELECT min(d) FROM (SELECT min(due_at) AS d FROM jobs WHERE status = 'scheduled' AND priority = 1"
-        " UNION ALL SELECT min(due_at) FROM jobs WHERE status = 'scheduled' AND priority = 2) AS t"
+        "SELECT min(d) FROM (SELECT min(due_at) AS d FROM jobs WHERE status IN ('scheduled', 'waiting')"
+        " AND priority = 1 UNION ALL SELECT min(due_at) FROM jobs WHERE status IN ('scheduled', 'waiting')"
+        " AND priority = 2) AS t"
     )
     return value
+
+
+async def finish(conn: asyncpg.Connection, job_id: str, kind: str, ok: bool, error: str = "") -> Job | None:
+    """Mark a job that was waiting for an answer done (or failed); None if it was not
+    waiting any more (answered before, given up, cancelled) or is unknown."""
+    try:
+        uuid.UUID(job_id)
+    except ValueError:
+        return None
+    row = await conn.fetchrow(
+        f"UPDATE jobs SET status = $3, last_error = $4, fired = fired + 1, updated_at = now()"  # noqa: S608 (constant columns)
+        f" WHERE id = $1 AND kind = $2 AND status IN ('waiting', 'scheduled') RETURNING {_COLUMNS}",
+        job_id,
+        kind,
+        "done" if ok else "failed",
+        error or None,
+    )
+    return Job.from_row(row) if row is not None else None
 
 
 async def first_handling(conn: asyncpg.Connection, message_id: str, intent: str) -> bool:

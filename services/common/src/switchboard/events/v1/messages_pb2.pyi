@@ -333,6 +333,27 @@ class DeviceCommand(_message.Message):
     in_reply_to: str
     def __init__(self, command_id: _Optional[str] = ..., device_id: _Optional[str] = ..., action: _Optional[str] = ..., room: _Optional[str] = ..., value: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., in_reply_to: _Optional[str] = ...) -> None: ...
 
+class DeviceCommandResult(_message.Message):
+    __slots__ = ("command_id", "device_id", "ok", "error", "state")
+    class StateEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    COMMAND_ID_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    OK_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    command_id: str
+    device_id: str
+    ok: bool
+    error: str
+    state: _containers.ScalarMap[str, str]
+    def __init__(self, command_id: _Optional[str] = ..., device_id: _Optional[str] = ..., ok: _Optional[bool] = ..., error: _Optional[str] = ..., state: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
 class AuditEvent(_message.Message):
     __slots__ = ("action", "outcome", "reason", "subject_event_id", "actor", "labels")
     class LabelsEntry(_message.Message):
