@@ -43,6 +43,12 @@ class _HttpServer(uvicorn.Server):
         yield
 
 
+async def _listening(server: _HttpServer) -> None:
+    """Return once uvicorn has started and listens (the gateway is SERVING only then)."""
+    while not server.started:  # noqa: ASYNC110 (uvicorn sets a flag, no event)
+        await asyncio.sleep(0.02)
+
+
 async def _serve_http(server: _HttpServer, stop: asyncio.Event) -> None:
     task = asyncio.create_task(server.serve())
     await stop.wait()
@@ -245,7 +251,9 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         # tens of thousands of sockets held stops the process for a second or more.
         gc.set_threshold(50_000, 20, 50)
         try:
-            background += [view.run(stop), _serve_http(_HttpServer(config), stop)]
+            http = _HttpServer(config)
+            background += [view.run(stop), _serve_http(http, stop)]
+            ready.append(_listening(http))  # CI caught a request refused between SERVING and listen()
             await runtime.run(stop, *consumers, background=background, ready=ready)
         finally:
             await view.stop()
