@@ -282,18 +282,18 @@ async def test_the_per_user_rate_limit_holds_across_replicas(echo_pipeline: Pipe
 async def test_an_idempotency_key_sends_a_message_once(echo_pipeline: Pipeline) -> None:
     async with echo_pipeline.client(echo_pipeline.gateway_urls[0], timeout=30) as client:
         conversation = await _conversation(client)
-        body = {"conversation_id": conversation, "text": "pay the bill", "wait": False}
+        body = {"conversation_id": conversation, "text": "what a lovely day", "wait": False}
         key = {"Idempotency-Key": "retry-me-1"}
         first = await client.post("/v1/messages", json=body, headers=key)
         again = await client.post("/v1/messages", json={**body, "wait": True}, headers=key)
         assert first.status_code == 202 and again.status_code == 200, again.text
-        assert again.json()["message_id"] == first.json()["message_id"] and again.json()["reply"] == "pay the bill"
-        changed = await client.post("/v1/messages", json={**body, "text": "pay twice"}, headers=key)
+        assert again.json()["message_id"] == first.json()["message_id"] and again.json()["reply"] == "what a lovely day"
+        changed = await client.post("/v1/messages", json={**body, "text": "what a rainy day"}, headers=key)
         assert changed.status_code == 409
         # Admin routes need the admin scope.
         admin = {"Authorization": f"Bearer {echo_pipeline.token(scopes=('admin',))}"}
         status = await client.get("/v1/admin/status", headers=admin)
         assert status.status_code == 200 and status.json()["channels"]["http"] == "on"
     inbound = await _read_all(echo_pipeline.stack, echo_pipeline.topics.inbound)
-    assert [e.inbound_message.text for e in inbound] == ["pay the bill"]
+    assert [e.inbound_message.text for e in inbound] == ["what a lovely day"]
     assert inbound[0].inbound_message.sender.user_id == "web:e2e-user"

@@ -17,7 +17,8 @@ import pytest
 from switchboard.common import postgres
 from switchboard.common.kafka import headers as hdr
 from switchboard.events.v1 import envelope_pb2
-from switchboard.scheduler import jobs
+from switchboard.events.v1 import messages_pb2 as m
+from switchboard.scheduler import jobs, workflows
 from switchboard.scheduler.dispatcher import Dispatcher
 from switchboard.scheduler.jobs import Job
 from switchboard.scheduler.outbox import Outbox
@@ -264,3 +265,56 @@ async def test_a_device_command_waits_for_its_answer_is_resent_then_given_up(poo
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT status FROM jobs WHERE id = $1", silent.id) == "failed"
         assert await jobs.finish(conn, silent.id, "device", ok=True) is None  # too late
+
+
+async def test_a_workflow_run_keeps_its_state_per_step_retries_a_silent_model_then_gives_up(
+    pool: asyncpg.Pool, schema: str
+) -> None:
+    clock = Clock(datetime(2026, 5, 1, 12, tzinfo=UTC))
+    flows = workflows.Workflows.load()
+    message = m.InboundMessage(message_id="msg-7", channel=m.CHANNEL_HTTP, channel_chat_id="chat-7", text="")
+    intent = m.ParsedIntent(message=message, intent="ticket.create", language="en", person_id="person-7")
+    intent.message.text = "my parcel never came, it has been two weeks"
+    intent.slots.add(name="category", value="delivery")
+    answered = flows.start(flows.by_intent["ticket.create"], intent, "conv-7", "t", clock.now)
+    intent.message.message_id, intent.message.text = "msg-8", "the app crashes whenever I open settings"
+    silent = flows.start(flows.by_intent["ticket.create"], intent, "conv-8", "t", clock.now)
+    async with pool.acquire() as conn:
+        await jobs.create(conn, [answered, silent])
+    dispatcher = _dispatcher(
+        pool, schema, clock, backoff_base_s=1, backoff_cap_s=1, requests_topic="t.requests", workflow_set=flows
+    )
+    assert await dispatcher.fire_due() == 2  # step "check" of both
+    assert await dispatcher.fire_due() == 2  # step "classify": each sends its request and waits
+    requests = [envelope_pb2.Envelope.FromString(r["value"]).inference_request for r in await _sent(pool, "t.requests")]
+    assert len(requests) == 2 and all(not r.stream and "Ticket: " in r.messages[0].content for r in requests)
+    # The model answers the first run (what Scheduler.workflow_results does with the result).
+    async with pool.acquire() as conn, conn.transaction():
+        [run] = await jobs.waiting_for(conn, [r.request_id for r in requests if r.message_id == "msg-7"])
+        step = workflows.current(flows, run)
+        dispatcher.step_done(run, workflows.model_answer(step, run, "Delivery"), clock.now)
+        await jobs.save_outcomes(conn, [run])
+    assert await dispatcher.fire_due() == 1  # "file"
+    assert await dispatcher.fire_due() == 1  # "confirm"
+    [confirmation] = await _sent(pool)
+    text = envelope_pb2.Envelope.FromString(confirmation["value"]).outbound_message.text
+    async with pool.acquire() as conn:
+        [ticket] = await conn.fetch("SELECT id, owner, category, classified_by FROM tickets")
+        assert tuple(ticket)[1:] == ("person-7", "delivery", "model")
+        assert text.startswith(f"Ticket #{ticket['id']} is filed under “delivery”")
+        assert await conn.fetchval("SELECT status FROM jobs WHERE id = $1", answered.id) == "done"
+    # The second run's model never answers: 3 tries (retries: 2), then it is dead-lettered.
+    for _ in range(2):
+        clock.now += timedelta(seconds=61)
+        assert await dispatcher.fire_due() == 1  # overdue: a failed attempt
+        clock.now += timedelta(seconds=1)
+        assert await dispatcher.fire_due() == 1  # asked again
+    clock.now += timedelta(seconds=61)
+    assert await dispatcher.fire_due() == 1
+    [dead] = await _sent(pool, DEADLETTER)
+    assert json.loads(dead["value"])["id"] == silent.id
+    headers = [(name, value.encode()) for name, value in json.loads(dead["headers"])]
+    assert "no answer to step 'classify' within 60 s" in (hdr.get(headers, hdr.DLQ_CAUSE) or "")
+    assert len(await _sent(pool, "t.requests")) == 4  # 1 + 3 for the silent run
+    notices = [envelope_pb2.Envelope.FromString(r["value"]).outbound_message.text for r in await _sent(pool)]
+    assert notices[-1].startswith("Sorry, I could not finish that just now")

@@ -14,7 +14,7 @@ from switchboard.common.kafka import ConsumedEvent
 from switchboard.common.service import ServiceRuntime
 from switchboard.events.v1 import envelope_pb2
 from switchboard.events.v1 import messages_pb2 as m
-from switchboard.scheduler import devices, handlers, jobs, reminders, store
+from switchboard.scheduler import devices, handlers, jobs, reminders, store, workflows
 from switchboard.scheduler.config import Settings
 from switchboard.scheduler.dispatcher import Dispatcher
 from switchboard.scheduler.outbox import Outbox, Queued
@@ -44,6 +44,8 @@ class Scheduler:
                 await self.reminder(event, payload)
             elif isinstance(payload, m.ParsedIntent) and payload.intent == devices.INTENT:
                 await self.device(event, payload)
+            elif isinstance(payload, m.ParsedIntent) and payload.intent in self._dispatcher.workflows.by_intent:
+                await self.workflow(event, payload)
             elif isinstance(payload, m.DeviceCommandResult):
                 await self.device_result(event, payload)
             elif isinstance(payload, m.ParsedIntent):
@@ -54,6 +56,8 @@ class Scheduler:
                 results.append((event, payload))
         if intents:
             await self.dispatch(intents)
+        if results:
+            results = await self.workflow_results(results)
         if results:
             await self.complete(results)
 
@@ -136,6 +140,48 @@ class Scheduler:
                 await conn.execute("SELECT pg_notify($1, '')", self._dispatcher.channel)
         self._dispatcher.wake()
         self._outbox.wake()
+
+    async def workflow(self, event: ConsumedEvent, intent: m.ParsedIntent) -> None:
+        """Start the run of the workflow ``intent`` triggers (once per inbound message)."""
+        flow = self._dispatcher.workflows.by_intent[intent.intent]
+        envelope = event.envelope
+        run = self._dispatcher.workflows.start(
+            flow, intent, envelope.conversation_key, envelope.tenant_id, datetime.now(UTC)
+        )
+        async with self._pool.acquire() as conn, conn.transaction():
+            if await jobs.create(conn, [run]):
+                await conn.execute("SELECT pg_notify($1, '')", self._dispatcher.channel)
+        self._dispatcher.wake()
+
+    async def workflow_results(
+        self, results: list[tuple[ConsumedEvent, m.InferenceResult]]
+    ) -> list[tuple[ConsumedEvent, m.InferenceResult]]:
+        """Hand the answers that workflow runs wait for to them; returns the others."""
+        now = datetime.now(UTC)
+        async with self._pool.acquire() as conn, conn.transaction():
+            waiting = {
+                j.payload["pending_request"]: j
+                for j in await jobs.waiting_for(conn, [r.request_id for _, r in results])
+            }
+            if not waiting:
+                return results
+            handled: set[str] = set()
+            for _, result in results:
+                run = waiting.pop(result.request_id, None)
+                if run is None:
+                    continue
+                handled.add(result.request_id)
+                if result.finish_reason in (m.FINISH_REASON_ERROR, m.FINISH_REASON_DEADLINE_EXCEEDED):
+                    run.payload["step_error"] = (
+                        f"model failed: {result.error or m.FinishReason.Name(result.finish_reason)}"
+                    )
+                    run.status, run.due_at = "scheduled", now
+                else:
+                    step = workflows.current(self._dispatcher.workflows, run)
+                    self._dispatcher.step_done(run, workflows.model_answer(step, run, result.text), now)
+                await jobs.save_outcomes(conn, [run])
+        self._dispatcher.wake()
+        return [(e, r) for e, r in results if r.request_id not in handled]
 
     async def device_result(self, event: ConsumedEvent, result: m.DeviceCommandResult) -> None:
         """A device answered: its job is done (or failed), and the user is told once."""
@@ -220,6 +266,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             keep_finished_s=settings.keep_finished_days * 86400,
             device_topic=settings.topics.device_commands,
             device_answer_s=settings.device_answer_s,
+            requests_topic=settings.topics.requests_routine,
+            workflow_set=workflows.Workflows.load(settings.workflows_dir),
         )
         async with ServiceRuntime(settings) as runtime:
             scheduler = Scheduler(settings, runtime, pool, outbox, dispatcher)

@@ -44,6 +44,8 @@ class Settings(ServiceSettings):
     # (after the retry backoff), device_attempts times in all; then the user is told.
     device_answer_s: float = Field(default=10.0, gt=0)
     device_attempts: int = Field(default=3, ge=1)
+    # Workflow definitions (*.yaml; the packaged ticket-classification example if unset).
+    workflows_dir: Path | None = None
     # Generation defaults for chat turns.
     max_tokens: int = 256
     temperature: float = 0.7

@@ -28,7 +28,7 @@ from prometheus_client import Histogram
 from switchboard.common import events, postgres
 from switchboard.common.kafka import headers as hdr
 from switchboard.events.v1 import envelope_pb2
-from switchboard.scheduler import devices, reminders
+from switchboard.scheduler import devices, reminders, workflows
 from switchboard.scheduler import jobs as store
 from switchboard.scheduler.jobs import Job
 from switchboard.scheduler.outbox import Outbox, Queued
@@ -78,6 +78,8 @@ class Dispatcher:
         purge_every_s: float = 3600,
         device_topic: str = "",
         device_answer_s: float = 10.0,
+        requests_topic: str = "",
+        workflow_set: workflows.Workflows | None = None,
     ) -> None:
         self._pool = pool
         self._outbox = outbox
@@ -90,6 +92,8 @@ class Dispatcher:
         self._clock = clock
         self._rng = rng or random.Random()  # noqa: S311 (jitter, not secrets)
         self._device_topic = device_topic
+        self._requests_topic = requests_topic
+        self.workflows = workflow_set or workflows.Workflows.load()
         self._device_answer = timedelta(seconds=device_answer_s)
         self._keep_finished_s = keep_finished_s
         self._purge_every_s = purge_every_s
@@ -154,14 +158,16 @@ class Dispatcher:
                 return 0
             queued: list[Queued] = []
             for job in claimed:
-                queued += self._fire(job, now)
+                queued += await self._fire(conn, job, now)
             await store.save_outcomes(conn, claimed)
             await self._outbox.add(conn, queued)
         self._outbox.wake()
         return len(claimed)
 
-    def _fire(self, job: Job, now: datetime) -> list[Queued]:
+    async def _fire(self, conn: asyncpg.Connection, job: Job, now: datetime) -> list[Queued]:
         """The messages of one job's firing; moves ``job`` on (in memory) to what comes next."""
+        if job.kind == workflows.KIND:
+            return await self._workflow_step(conn, job, now)
         if job.status == "waiting":  # sent, and its answer is overdue
             answer_s = self._device_answer.total_seconds()
             return self._failed(job, now, f"no answer from {job.payload.get('device_id')} within {answer_s:g} s")
@@ -191,6 +197,69 @@ class Dispatcher:
             event_id = self._event_id(job, f"command-{job.attempts}")
             return [(self._device_topic, self._wrap(job, command, event_id))]
         raise JobFailed(f"no executor for jobs of kind {job.kind!r}")
+
+    async def _workflow_step(self, conn: asyncpg.Connection, job: Job, now: datetime) -> list[Queued]:
+        """Run the current step of a workflow run (or count its overdue or failed answer)."""
+        try:
+            step = workflows.current(self.workflows, job)
+        except (KeyError, IndexError) as exc:
+            job.max_attempts = 1
+            return self._failed(job, now, f"{type(exc).__name__}: {exc}")
+        job.max_attempts = step.retries + 1
+        error = job.payload.pop("step_error", None)
+        if job.status == "waiting" or error:
+            return self._failed(job, now, error or f"no answer to step {step.name!r} within {step.timeout_s:g} s")
+        tag = f"{step.name}#{job.attempts}"
+        try:
+            if step.call == "validate":
+                outcome = workflows.validate(step, job)
+            elif step.call == "model":
+                outcome = workflows.model_request(step, job, events.derived_id(job.id, tag))
+            elif step.call == "insert":
+                table, values = workflows.insert_values(step, job)
+                columns = list(values)  # checked against workflows.TABLES when the workflow loaded
+                row_id = await conn.fetchval(
+                    f"INSERT INTO {table} ({', '.join(columns)}) VALUES"  # noqa: S608 (checked names)
+                    f" ({', '.join(f'${i + 1}' for i in range(len(columns)))}) RETURNING id",
+                    *values.values(),
+                )
+                outcome = workflows.Outcome(output={"id": row_id})
+            else:
+                outcome = workflows.Outcome(output={"sent": True}, reply=workflows.reply_text(step, job))
+        except (KeyError, ValueError, TypeError) as exc:
+            return self._failed(job, now, f"step {step.name!r}: {type(exc).__name__}: {exc}"[:500])
+        queued: list[Queued] = []
+        if outcome.reply is not None:
+            message_id = self._event_id(job, f"reply-{tag}")
+            queued.append((self._outbound, self._wrap(job, devices.reply(job, outcome.reply, message_id), message_id)))
+        if outcome.request is not None:
+            topic = self._requests_topic
+            queued.append((topic, self._wrap(job, outcome.request, self._event_id(job, f"request-{tag}"))))
+            job.payload["pending_request"] = outcome.request.request_id
+            job.status = "waiting"
+            job.due_at = now + timedelta(seconds=step.timeout_s)
+            return queued
+        if outcome.refused:
+            job.status = "failed"
+            job.last_error = f"step {step.name!r}: input refused"
+            return queued
+        return queued + self.step_done(job, outcome.output, now)
+
+    def step_done(self, job: Job, output: object, now: datetime) -> list[Queued]:
+        """Record the current step's output and move the run to its next step (or end it)."""
+        step = workflows.current(self.workflows, job)
+        job.payload.setdefault("outputs", {})[step.name] = output
+        job.payload.pop("pending_request", None)
+        job.attempts = 0
+        job.last_error = None
+        if workflows.is_last(self.workflows, job):
+            job.status = "done"
+            job.fired += 1
+        else:
+            job.payload["step"] = int(job.payload.get("step", 0)) + 1
+            job.status = "scheduled"
+            job.due_at = now
+        return []
 
     def _advance(self, job: Job, now: datetime) -> None:
         recurrence = job.recurrence
@@ -222,6 +291,8 @@ class Dispatcher:
         notice_id = self._event_id(job, "failed")
         if job.kind == devices.KIND:
             told = devices.reply(job, devices.failure_text(job), notice_id)
+        elif job.kind == workflows.KIND:
+            told = devices.reply(job, reminders.say("workflow_failed", job.language), notice_id)
         else:
             told = reminders.failure_notice(job, notice_id)
         notice = self._wrap(job, told, notice_id)

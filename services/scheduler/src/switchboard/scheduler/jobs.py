@@ -161,9 +161,11 @@ async def save_outcomes(conn: asyncpg.Connection, jobs: Sequence[Job]) -> None:
         return
     await conn.execute(
         "UPDATE jobs AS j SET status = u.status, occurrence = u.occurrence, due_at = u.due_at,"
-        " attempts = u.attempts, last_error = u.last_error, fired = u.fired, updated_at = now()"
+        " attempts = u.attempts, last_error = u.last_error, fired = u.fired, payload = u.payload,"
+        " max_attempts = u.max_attempts, updated_at = now()"
         " FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::integer[], $6::text[],"
-        " $7::integer[]) AS u(id, status, occurrence, due_at, attempts, last_error, fired)"
+        " $7::integer[], $8::jsonb[], $9::integer[])"
+        " AS u(id, status, occurrence, due_at, attempts, last_error, fired, payload, max_attempts)"
         " WHERE j.id = u.id",
         [j.id for j in jobs],
         [j.status for j in jobs],
@@ -172,7 +174,19 @@ async def save_outcomes(conn: asyncpg.Connection, jobs: Sequence[Job]) -> None:
         [j.attempts for j in jobs],
         [j.last_error for j in jobs],
         [j.fired for j in jobs],
+        [json.dumps(j.payload) for j in jobs],
+        [j.max_attempts for j in jobs],
     )
+
+
+async def waiting_for(conn: asyncpg.Connection, request_ids: Sequence[str]) -> list[Job]:
+    """The workflow runs waiting for one of these inference requests, locked."""
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM jobs WHERE status = 'waiting'"  # noqa: S608 (constant columns)
+        " AND payload ->> 'pending_request' = ANY($1::text[]) FOR UPDATE",
+        list(request_ids),
+    )
+    return [Job.from_row(r) for r in rows]
 
 
 async def next_due_at(conn: asyncpg.Connection) -> datetime | None:
