@@ -1,8 +1,11 @@
+import asyncio
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+
+from switchboard.common.lifecycle import sleep_until_woken
 
 # A minimal service: works in a loop until stopped, then drains (finishes the item in
 # flight) and reports how it ended.
@@ -38,3 +41,16 @@ def test_sigterm_drains_and_exits_cleanly() -> None:
     out, _ = proc.communicate(timeout=10)
     assert proc.returncode == 0
     assert "drained=True done>0=True" in out
+
+
+async def test_sleep_until_woken_ends_at_a_wake_a_stop_or_the_timeout() -> None:
+    stop, wake = asyncio.Event(), asyncio.Event()
+    started = time.perf_counter()
+    await sleep_until_woken(stop, wake, 0.05)
+    assert time.perf_counter() - started >= 0.05  # nothing came: the whole nap
+    asyncio.get_running_loop().call_later(0.01, wake.set)
+    started = time.perf_counter()
+    await sleep_until_woken(stop, wake, 10)
+    assert time.perf_counter() - started < 5 and not wake.is_set()  # woken, and the wake consumed
+    stop.set()
+    await asyncio.wait_for(sleep_until_woken(stop, wake, 10), 5)

@@ -57,6 +57,18 @@ async def sleep_unless_stopped(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), seconds)
 
 
+async def sleep_until_woken(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds``, or less if ``wake`` or ``stop`` is set meanwhile; ``wake`` is
+    cleared on return (a NOTIFY-driven loop's nap)."""
+    if seconds > 0:
+        waiter = asyncio.create_task(wake.wait())
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait([waiter, stopper], timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        stopper.cancel()
+    wake.clear()
+
+
 def run(serve: Callable[[asyncio.Event], Awaitable[None]]) -> int:
     """Run ``serve(stop)`` on a fresh event loop with stop signals installed; returns an exit code."""
 

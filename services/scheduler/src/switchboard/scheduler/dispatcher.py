@@ -27,6 +27,7 @@ from prometheus_client import Histogram
 
 from switchboard.common import events, postgres
 from switchboard.common.kafka import headers as hdr
+from switchboard.common.lifecycle import sleep_until_woken
 from switchboard.events.v1 import envelope_pb2
 from switchboard.scheduler import devices, reminders, workflows
 from switchboard.scheduler import jobs as store
@@ -114,11 +115,11 @@ class Dispatcher:
                     if await self.fire_due() == self._batch:
                         continue  # more are due: no sleep
                     await self._purge_now_and_then()
-                    await self._sleep(stop, await self._seconds_to_next())
+                    await sleep_until_woken(stop, self._wake, await self._seconds_to_next())
                 except postgres.TRANSIENT_ERRORS as exc:
                     # PostgreSQL restarting: the round rolled back; try again shortly.
                     logger.warning("dispatch round failed; retrying", extra={"error": repr(exc)})
-                    await self._sleep(stop, self._poll_s)
+                    await sleep_until_woken(stop, self._wake, self._poll_s)
         finally:
             await listener.close()
 
@@ -138,16 +139,6 @@ class Dispatcher:
         if due is None:
             return self._poll_s
         return max(0.0, min(self._poll_s, (due - self._clock()).total_seconds()))
-
-    async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
-        if seconds <= 0:
-            return
-        waiter = asyncio.create_task(self._wake.wait())
-        stopper = asyncio.create_task(stop.wait())
-        await asyncio.wait([waiter, stopper], timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
-        stopper.cancel()
-        self._wake.clear()
 
     async def fire_due(self) -> int:
         """One round: fire what is due now; returns how many jobs were claimed."""

@@ -20,6 +20,7 @@ import asyncpg
 from switchboard.common import postgres
 from switchboard.common.kafka import EventProducer
 from switchboard.common.kafka import headers as hdr
+from switchboard.common.lifecycle import sleep_until_woken
 from switchboard.events.v1 import envelope_pb2
 
 logger = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ class Outbox:
                     logger.warning("outbox relay lost PostgreSQL; retrying", extra={"error": repr(exc)})
                     leader = False
                     await leadership.lost()
-                await self._sleep(stop, poll_s)
+                await sleep_until_woken(stop, self._wake, poll_s)
             if leader:
                 await self.relay_once(producer, batch)
         except postgres.TRANSIENT_ERRORS:
@@ -93,15 +94,6 @@ class Outbox:
         finally:
             await listener.close()
             await leadership.release()
-
-    async def _sleep(self, stop: asyncio.Event, poll_s: float) -> None:
-        """Until a NOTIFY, a local wake-up, ``stop`` or ``poll_s``, whichever comes first."""
-        waiter = asyncio.create_task(self._wake.wait())
-        stopper = asyncio.create_task(stop.wait())
-        await asyncio.wait([waiter, stopper], timeout=poll_s, return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
-        stopper.cancel()
-        self._wake.clear()
 
     async def relay_once(self, producer: EventProducer, batch: int) -> int:
         """Send up to ``batch`` rows; returns how many were sent."""
