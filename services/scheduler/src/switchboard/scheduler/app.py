@@ -94,7 +94,7 @@ class Scheduler:
         """Create, list or cancel the sender's reminders, and say what was done."""
         envelope = event.envelope
         message = intent.message
-        owner = intent.person_id or message.sender.user_id or envelope.conversation_key
+        owner = jobs.owner_of(intent, envelope.conversation_key)
         language = reminders.language_of(intent)
         async with self._pool.acquire() as conn, conn.transaction():
             if intent.intent == "reminder.create":
@@ -191,7 +191,7 @@ class Scheduler:
                 logger.info("result for no waiting command", extra={"command_id": result.command_id})
                 return
             message_id = events.derived_id(event.envelope.event_id, "device-reply")
-            reply = devices.reply(job, devices.outcome_text(job, result), message_id)
+            reply = job.message(devices.outcome_text(job, result), message_id)
             envelope = events.wrap(
                 reply,
                 conversation_key=job.conversation_key,

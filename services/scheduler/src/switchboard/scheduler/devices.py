@@ -75,23 +75,18 @@ def plan(
         names = ", ".join(d.name(language) for d in found)
         return Refusal(say("device_which", language, devices=names))
     device = found[0]
-    message = intent.message
-    return Job(
+    return Job.for_intent(
+        intent,
+        conversation_key=conversation_key,
+        tenant_id=tenant_id,
         kind=KIND,
-        owner=intent.person_id or message.sender.user_id or conversation_key,
         title=device.name(language),
         time_zone=intent.time_zone or "UTC",
         occurrence=now,
-        channel=message.channel,
-        channel_chat_id=message.channel_chat_id,
-        conversation_key=conversation_key,
-        tenant_id=tenant_id,
         language=language,
-        source_message_id=message.message_id,
         priority=URGENT,  # someone is waiting in front of the device
         max_attempts=attempts,
         payload={
-            "in_reply_to": message.message_id,
             "device_id": device.id,
             "action": slots["action"],
             "value": slots.get("value", ""),
@@ -125,15 +120,3 @@ def outcome_text(job: Job, result: m.DeviceCommandResult) -> str:
 
 def failure_text(job: Job) -> str:
     return say("device_no_answer", job.language, device=job.title, attempts=str(job.max_attempts))
-
-
-def reply(job: Job, text: str, message_id: str) -> m.OutboundMessage:
-    return m.OutboundMessage(
-        message_id=message_id,
-        in_reply_to=job.payload.get("in_reply_to", ""),
-        channel=job.channel,  # type: ignore[arg-type]
-        channel_chat_id=job.channel_chat_id,
-        text=text,
-        final=True,
-        metadata={"job_id": job.id, "kind": KIND},
-    )

@@ -222,7 +222,7 @@ class Dispatcher:
         queued: list[Queued] = []
         if outcome.reply is not None:
             message_id = self._event_id(job, f"reply-{tag}")
-            queued.append((self._outbound, self._wrap(job, devices.reply(job, outcome.reply, message_id), message_id)))
+            queued.append((self._outbound, self._wrap(job, job.message(outcome.reply, message_id), message_id)))
         if outcome.request is not None:
             topic = self._requests_topic
             queued.append((topic, self._wrap(job, outcome.request, self._event_id(job, f"request-{tag}"))))
@@ -281,9 +281,9 @@ class Dispatcher:
         )
         notice_id = self._event_id(job, "failed")
         if job.kind == devices.KIND:
-            told = devices.reply(job, devices.failure_text(job), notice_id)
+            told = job.message(devices.failure_text(job), notice_id)
         elif job.kind == workflows.KIND:
-            told = devices.reply(job, reminders.say("workflow_failed", job.language), notice_id)
+            told = job.message(reminders.say("workflow_failed", job.language), notice_id)
         else:
             told = reminders.failure_notice(job, notice_id)
         notice = self._wrap(job, told, notice_id)

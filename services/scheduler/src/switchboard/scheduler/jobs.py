@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 
+from switchboard.events.v1 import messages_pb2 as m
 from switchboard.scheduler.recurrence import Recurrence
 
 URGENT, ROUTINE = 1, 2
@@ -63,6 +64,42 @@ class Job:
         return Recurrence(self.time_zone, self.dtstart or self.occurrence, rrule=self.rrule, cron=self.cron)
 
     @classmethod
+    def for_intent(
+        cls,
+        intent: m.ParsedIntent,
+        *,
+        conversation_key: str,
+        tenant_id: str,
+        payload: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> Job:
+        """A job ``intent`` asks for: owned by its person, answering in the chat it came from,
+        made once per inbound message (``source_message_id``)."""
+        message = intent.message
+        return cls(
+            owner=owner_of(intent, conversation_key),
+            channel=message.channel,
+            channel_chat_id=message.channel_chat_id,
+            conversation_key=conversation_key,
+            tenant_id=tenant_id,
+            source_message_id=message.message_id,
+            payload={"in_reply_to": message.message_id, **(payload or {})},
+            **fields,
+        )
+
+    def message(self, text: str, message_id: str, **metadata: str) -> m.OutboundMessage:
+        """A complete message to the job's owner, in the chat that asked for the job."""
+        return m.OutboundMessage(
+            message_id=message_id,
+            in_reply_to=self.payload.get("in_reply_to", ""),
+            channel=self.channel,  # type: ignore[arg-type]
+            channel_chat_id=self.channel_chat_id,
+            text=text,
+            final=True,
+            metadata={"job_id": self.id, "kind": self.kind, **metadata},
+        )
+
+    @classmethod
     def from_row(cls, row: asyncpg.Record) -> Job:
         values = dict(row)
         values["id"] = str(values["id"])
@@ -76,6 +113,11 @@ class Job:
             value = getattr(self, name)
             out[name] = value.isoformat() if isinstance(value, datetime) else value
         return out
+
+
+def owner_of(intent: m.ParsedIntent, conversation_key: str) -> str:
+    """Whose a job is: the person (identity links included), else the sender, else the conversation."""
+    return intent.person_id or intent.message.sender.user_id or conversation_key
 
 
 async def create(conn: asyncpg.Connection, jobs: Sequence[Job]) -> set[str]:

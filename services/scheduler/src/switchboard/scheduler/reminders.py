@@ -88,24 +88,19 @@ def plan(intent: m.ParsedIntent, conversation_key: str, tenant_id: str, now: dat
         first = upcoming
     elif first <= now:
         return Refusal(say("past", language, when=when(first, time_zone, language)))
-    message = intent.message
-    task = (slots.get("task") or message.text).strip()[:MAX_TITLE_CHARS]
-    return Job(
+    task = (slots.get("task") or intent.message.text).strip()[:MAX_TITLE_CHARS]
+    return Job.for_intent(
+        intent,
+        conversation_key=conversation_key,
+        tenant_id=tenant_id,
         kind=KIND,
-        owner=intent.person_id or message.sender.user_id or conversation_key,
         title=task,
         time_zone=time_zone,
         occurrence=first,
         dtstart=first,
         rrule=slots.get("rrule") or None,
-        channel=message.channel,
-        channel_chat_id=message.channel_chat_id,
-        conversation_key=conversation_key,
-        tenant_id=tenant_id,
         language=language,
-        source_message_id=message.message_id,
         priority=URGENT if intent.priority == m.PRIORITY_URGENT else ROUTINE,
-        payload={"in_reply_to": message.message_id},
     )
 
 
@@ -186,26 +181,10 @@ def cancelled(jobs: Sequence[Job], language: str) -> str:
 
 def firing(job: Job, message_id: str) -> m.OutboundMessage:
     """What the owner receives when the reminder fires."""
-    return m.OutboundMessage(
-        message_id=message_id,
-        in_reply_to=job.payload.get("in_reply_to", ""),
-        channel=job.channel,  # type: ignore[arg-type]
-        channel_chat_id=job.channel_chat_id,
-        text=say("fire", job.language, task=job.title),
-        final=True,
-        metadata={"job_id": job.id, "occurrence": job.occurrence.isoformat(), "kind": KIND},
-    )
+    return job.message(say("fire", job.language, task=job.title), message_id, occurrence=job.occurrence.isoformat())
 
 
 def failure_notice(job: Job, message_id: str) -> m.OutboundMessage:
     """What the owner is told when a reminder could not be delivered after every attempt."""
     text = say("failed", job.language, task=job.title, when=when(job.occurrence, job.time_zone, job.language))
-    return m.OutboundMessage(
-        message_id=message_id,
-        in_reply_to=job.payload.get("in_reply_to", ""),
-        channel=job.channel,  # type: ignore[arg-type]
-        channel_chat_id=job.channel_chat_id,
-        text=text,
-        final=True,
-        metadata={"job_id": job.id, "kind": KIND, "error": job.last_error or ""},
-    )
+    return job.message(text, message_id, error=job.last_error or "")

@@ -122,25 +122,19 @@ class Workflows:
         self, workflow: Workflow, intent: m.ParsedIntent, conversation_key: str, tenant_id: str, now: datetime
     ) -> Job:
         """The run ``intent`` starts: a job due now, at its first step."""
-        message = intent.message
-        slots = slots_of(intent)
-        return Job(
+        return Job.for_intent(
+            intent,
+            conversation_key=conversation_key,
+            tenant_id=tenant_id,
             kind=KIND,
-            owner=intent.person_id or message.sender.user_id or conversation_key,
             title=workflow.name,
             time_zone=intent.time_zone or "UTC",
             occurrence=now,
-            channel=message.channel,
-            channel_chat_id=message.channel_chat_id,
-            conversation_key=conversation_key,
-            tenant_id=tenant_id,
             language=language_of(intent),
-            source_message_id=message.message_id,
             priority=ROUTINE,
             payload={
                 "workflow": workflow.name,
-                "in_reply_to": message.message_id,
-                "input": {"text": message.text, "category": slots.get("category", "")},
+                "input": {"text": intent.message.text, "category": slots_of(intent).get("category", "")},
                 "step": 0,
                 "outputs": {},
             },
