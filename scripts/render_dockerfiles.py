@@ -1,4 +1,4 @@
-"""Write each service's Dockerfile from one template, so the five stay the same build.
+"""Write each service's Dockerfile from one template, so every service (and the example plugin) is the same build.
 
 python scripts/render_dockerfiles.py          # write services/<name>/Dockerfile
 python scripts/render_dockerfiles.py --check  # fail if one is stale or edited by hand
@@ -18,6 +18,7 @@ SERVICES = {
     "scheduler": "8081 9090",
     "inference-client": "8081 9090",
     "audit-logger": "8081 9090",
+    "plugin-units": "8081 9090",
 }
 TEMPLATE = """\
 # syntax=docker/dockerfile:1
@@ -37,6 +38,7 @@ COPY services/intent-parser/pyproject.toml services/intent-parser/
 COPY services/scheduler/pyproject.toml services/scheduler/
 COPY services/inference-client/pyproject.toml services/inference-client/
 COPY services/audit-logger/pyproject.toml services/audit-logger/
+COPY services/plugin-units/pyproject.toml services/plugin-units/
 COPY clients/cli/pyproject.toml clients/cli/
 COPY infra/model-server/pyproject.toml infra/model-server/
 RUN uv sync --frozen --no-dev --no-install-workspace --package switchboard-{name}

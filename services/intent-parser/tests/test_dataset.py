@@ -20,7 +20,7 @@ ROWS = [
 ]
 INTENTS = {
     "chat", "help", "reminder.create", "reminder.list", "reminder.cancel",
-    "device.control", "device.query", "ticket.create",
+    "device.control", "device.query", "ticket.create", "units.convert",
 }  # fmt: skip
 KEYS = ["id", "text", "lang", "intent", "split", "tz", "slots"]
 SLOTS = {"datetime", "rrule", "task", "device", "room", "action", "value", "category"}

@@ -11,10 +11,11 @@ import asyncpg
 
 from switchboard.common import events, postgres
 from switchboard.common.kafka import ConsumedEvent
+from switchboard.common.plugins import Catalogue
 from switchboard.common.service import ServiceRuntime
 from switchboard.events.v1 import envelope_pb2
 from switchboard.events.v1 import messages_pb2 as m
-from switchboard.scheduler import devices, handlers, jobs, reminders, store, workflows
+from switchboard.scheduler import devices, handlers, jobs, plugins, reminders, store, workflows
 from switchboard.scheduler.config import Settings
 from switchboard.scheduler.dispatcher import Dispatcher
 from switchboard.scheduler.outbox import Outbox, Queued
@@ -26,7 +27,13 @@ class Scheduler:
     """Handles one partition's poll at a time: one transaction for all of its intents or results."""
 
     def __init__(
-        self, settings: Settings, runtime: ServiceRuntime, pool: asyncpg.Pool, outbox: Outbox, dispatcher: Dispatcher
+        self,
+        settings: Settings,
+        runtime: ServiceRuntime,
+        pool: asyncpg.Pool,
+        outbox: Outbox,
+        dispatcher: Dispatcher,
+        catalogue: Catalogue | None = None,
     ) -> None:
         self._settings = settings
         self._runtime = runtime
@@ -34,6 +41,13 @@ class Scheduler:
         self._outbox = outbox
         self._dispatcher = dispatcher
         self._devices = devices.Registry.load(settings.devices_file)
+        self._catalogue = catalogue
+
+    def plugin_for(self, intent: str) -> m.PluginRegistration | None:
+        """The enabled, registered plugin that handles ``intent``, if any."""
+        if self._catalogue is None:
+            return None
+        return self._catalogue.route(intent, self._settings.plugins_enabled)
 
     async def handle(self, batch: list[ConsumedEvent]) -> None:
         intents: list[tuple[ConsumedEvent, m.ParsedIntent]] = []
@@ -46,8 +60,12 @@ class Scheduler:
                 await self.device(event, payload)
             elif isinstance(payload, m.ParsedIntent) and payload.intent in self._dispatcher.workflows.by_intent:
                 await self.workflow(event, payload)
+            elif isinstance(payload, m.ParsedIntent) and (plugin := self.plugin_for(payload.intent)) is not None:
+                await self.plugin(event, payload, plugin)
             elif isinstance(payload, m.DeviceCommandResult):
-                await self.device_result(event, payload)
+                await self.answered(event, payload.command_id, devices.KIND, payload.ok, payload.error, payload)
+            elif isinstance(payload, m.PluginReply):
+                await self.answered(event, payload.request_id, plugins.KIND, payload.ok, payload.error, payload)
             elif isinstance(payload, m.ParsedIntent):
                 intents.append((event, payload))
             elif isinstance(payload, m.InferenceChunk):
@@ -141,6 +159,22 @@ class Scheduler:
         self._dispatcher.wake()
         self._outbox.wake()
 
+    async def plugin(self, event: ConsumedEvent, intent: m.ParsedIntent, plugin: m.PluginRegistration) -> None:
+        """Queue the call of ``plugin`` for ``intent`` (the dispatcher sends it at once)."""
+        envelope = event.envelope
+        call = plugins.plan(
+            intent,
+            plugin,
+            envelope.conversation_key,
+            envelope.tenant_id,
+            datetime.now(UTC),
+            self._settings.plugin_attempts,
+        )
+        async with self._pool.acquire() as conn, conn.transaction():
+            if await jobs.create(conn, [call]):
+                await conn.execute("SELECT pg_notify($1, '')", self._dispatcher.channel)
+        self._dispatcher.wake()
+
     async def workflow(self, event: ConsumedEvent, intent: m.ParsedIntent) -> None:
         """Start the run of the workflow ``intent`` triggers (once per inbound message)."""
         flow = self._dispatcher.workflows.by_intent[intent.intent]
@@ -183,15 +217,26 @@ class Scheduler:
         self._dispatcher.wake()
         return [(e, r) for e, r in results if r.request_id not in handled]
 
-    async def device_result(self, event: ConsumedEvent, result: m.DeviceCommandResult) -> None:
-        """A device answered: its job is done (or failed), and the user is told once."""
+    async def answered(
+        self,
+        event: ConsumedEvent,
+        job_id: str,
+        kind: str,
+        ok: bool,
+        error: str,
+        answer: m.DeviceCommandResult | m.PluginReply,
+    ) -> None:
+        """A device or plugin answered: its job is done (or failed), and the user is told once."""
         async with self._pool.acquire() as conn, conn.transaction():
-            job = await jobs.finish(conn, result.command_id, devices.KIND, result.ok, result.error)
+            job = await jobs.finish(conn, job_id, kind, ok, error)
             if job is None:
-                logger.info("result for no waiting command", extra={"command_id": result.command_id})
+                logger.info("answer for nothing waiting", extra={"job_id": job_id, "kind": kind})
                 return
-            message_id = events.derived_id(event.envelope.event_id, "device-reply")
-            reply = job.message(devices.outcome_text(job, result), message_id)
+            if isinstance(answer, m.PluginReply):
+                text = plugins.reply_text(job, answer)
+            else:
+                text = devices.outcome_text(job, answer)
+            reply = job.message(text, events.derived_id(event.envelope.event_id, f"{kind}-reply"))
             envelope = events.wrap(
                 reply,
                 conversation_key=job.conversation_key,
@@ -250,7 +295,14 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     pool = await postgres.connect(
         settings.database_url.get_secret_value(), settings.database_schema, "switchboard.scheduler", settings.pool_size
     )
+    catalogue = Catalogue(settings.kafka, settings.topics.plugin_catalog)
     try:
+        # All of the catalogue is read before the first intent, so that none goes to the
+        # model for want of its plugin's registration.
+        await catalogue.start()
+        if settings.plugins_enabled:
+            registered = sorted(catalogue.plugins)
+            logger.info("plugins enabled", extra={"enabled": settings.plugins_enabled, "registered": registered})
         outbox = Outbox(pool, settings.database_schema)
         dispatcher = Dispatcher(
             pool,
@@ -270,14 +322,16 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             workflow_set=workflows.Workflows.load(settings.workflows_dir),
         )
         async with ServiceRuntime(settings) as runtime:
-            scheduler = Scheduler(settings, runtime, pool, outbox, dispatcher)
+            scheduler = Scheduler(settings, runtime, pool, outbox, dispatcher, catalogue)
+            topics = settings.topics
             consumer = runtime.consumer(
-                [settings.topics.intents, settings.topics.results, settings.topics.device_results],
+                [topics.intents, topics.results, topics.device_results, topics.plugin_replies],
                 group_id=settings.group_id,
                 batch_handler=scheduler.handle,
                 transient=postgres.TRANSIENT_ERRORS,  # PostgreSQL restarting: wait, never dead-letter
             )
             relay = outbox.relay(runtime.producer, stop, settings.relay_poll_s, settings.relay_batch)
-            await runtime.run(stop, consumer, background=[relay, dispatcher.run(stop)])
+            await runtime.run(stop, consumer, background=[relay, dispatcher.run(stop), catalogue.follow(stop)])
     finally:
+        await catalogue.stop()
         await postgres.close(pool)

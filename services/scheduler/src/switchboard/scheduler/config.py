@@ -44,6 +44,12 @@ class Settings(ServiceSettings):
     # (after the retry backoff), device_attempts times in all; then the user is told.
     device_answer_s: float = Field(default=10.0, gt=0)
     device_attempts: int = Field(default=3, ge=1)
+    # Plugins whose intents are routed to them, by name (JSON: ["units"]). A plugin must be
+    # registered in the catalogue too; a registration alone diverts nothing. A plugin that
+    # has not answered within its registration's timeout_s is asked again (after the retry
+    # backoff), plugin_attempts times in all; then the user is told.
+    plugins_enabled: list[str] = Field(default_factory=list)
+    plugin_attempts: int = Field(default=3, ge=1)
     # Workflow definitions (*.yaml; the packaged ticket-classification example if unset).
     workflows_dir: Path | None = None
     # Generation defaults for chat turns.

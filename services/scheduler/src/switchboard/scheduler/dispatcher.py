@@ -29,7 +29,7 @@ from switchboard.common import events, postgres
 from switchboard.common.kafka import headers as hdr
 from switchboard.common.lifecycle import sleep_until_woken
 from switchboard.events.v1 import envelope_pb2
-from switchboard.scheduler import devices, reminders, workflows
+from switchboard.scheduler import devices, plugins, reminders, workflows
 from switchboard.scheduler import jobs as store
 from switchboard.scheduler.jobs import Job
 from switchboard.scheduler.outbox import Outbox, Queued
@@ -160,18 +160,20 @@ class Dispatcher:
         if job.kind == workflows.KIND:
             return await self._workflow_step(conn, job, now)
         if job.status == "waiting":  # sent, and its answer is overdue
-            answer_s = self._device_answer.total_seconds()
-            return self._failed(job, now, f"no answer from {job.payload.get('device_id')} within {answer_s:g} s")
+            answerer = job.payload.get("device_id") or f"plugin {job.payload.get('plugin')}"
+            answer_s = self._answer_within(job).total_seconds()
+            return self._failed(job, now, f"no answer from {answerer} within {answer_s:g} s")
         try:
             queued = self._messages(job, now)
         except (JobFailed, InvalidRecurrence, KeyError, ValueError) as exc:
             return self._failed(job, now, f"{type(exc).__name__}: {exc}"[:500])
         if job.attempts == 0:
             LATENESS.labels(kind=job.kind).observe(max(0.0, (now - job.occurrence).total_seconds()))
-        if job.kind == devices.KIND:
-            # Done when the device answers (Scheduler.device_result); retried if it does not.
+        if job.kind in (devices.KIND, plugins.KIND):
+            # Done when the device or plugin answers (Scheduler.device_result, .plugin_reply);
+            # retried if it does not.
             job.status = "waiting"
-            job.due_at = now + self._device_answer
+            job.due_at = now + self._answer_within(job)
             return queued
         job.fired += 1
         job.attempts = 0
@@ -187,7 +189,13 @@ class Dispatcher:
             command = devices.command(job, now, self._device_answer)
             event_id = self._event_id(job, f"command-{job.attempts}")
             return [(self._device_topic, self._wrap(job, command, event_id))]
+        if job.kind == plugins.KIND:
+            event_id = self._event_id(job, f"request-{job.attempts}")
+            return [(job.payload["request_topic"], self._wrap(job, plugins.request(job, now), event_id))]
         raise JobFailed(f"no executor for jobs of kind {job.kind!r}")
+
+    def _answer_within(self, job: Job) -> timedelta:
+        return plugins.answer_within(job) if job.kind == plugins.KIND else self._device_answer
 
     async def _workflow_step(self, conn: asyncpg.Connection, job: Job, now: datetime) -> list[Queued]:
         """Run the current step of a workflow run (or count its overdue or failed answer)."""
@@ -282,6 +290,8 @@ class Dispatcher:
         notice_id = self._event_id(job, "failed")
         if job.kind == devices.KIND:
             told = job.message(devices.failure_text(job), notice_id)
+        elif job.kind == plugins.KIND:
+            told = job.message(plugins.failure_text(job), notice_id)
         elif job.kind == workflows.KIND:
             told = job.message(reminders.say("workflow_failed", job.language), notice_id)
         else:

@@ -354,6 +354,72 @@ class DeviceCommandResult(_message.Message):
     state: _containers.ScalarMap[str, str]
     def __init__(self, command_id: _Optional[str] = ..., device_id: _Optional[str] = ..., ok: _Optional[bool] = ..., error: _Optional[str] = ..., state: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
+class PluginRegistration(_message.Message):
+    __slots__ = ("name", "version", "title", "description", "intents", "request_topic", "reply_topic", "timeout_s", "registered_at")
+    class TitleEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    INTENTS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_TOPIC_FIELD_NUMBER: _ClassVar[int]
+    REPLY_TOPIC_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    REGISTERED_AT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: str
+    title: _containers.ScalarMap[str, str]
+    description: str
+    intents: _containers.RepeatedScalarFieldContainer[str]
+    request_topic: str
+    reply_topic: str
+    timeout_s: float
+    registered_at: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., title: _Optional[_Mapping[str, str]] = ..., description: _Optional[str] = ..., intents: _Optional[_Iterable[str]] = ..., request_topic: _Optional[str] = ..., reply_topic: _Optional[str] = ..., timeout_s: _Optional[float] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class PluginRequest(_message.Message):
+    __slots__ = ("request_id", "plugin", "intent", "deadline", "attempt")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PLUGIN_FIELD_NUMBER: _ClassVar[int]
+    INTENT_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    plugin: str
+    intent: ParsedIntent
+    deadline: _timestamp_pb2.Timestamp
+    attempt: int
+    def __init__(self, request_id: _Optional[str] = ..., plugin: _Optional[str] = ..., intent: _Optional[_Union[ParsedIntent, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ...) -> None: ...
+
+class PluginReply(_message.Message):
+    __slots__ = ("request_id", "plugin", "ok", "text", "error", "data")
+    class DataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PLUGIN_FIELD_NUMBER: _ClassVar[int]
+    OK_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    plugin: str
+    ok: bool
+    text: str
+    error: str
+    data: _containers.ScalarMap[str, str]
+    def __init__(self, request_id: _Optional[str] = ..., plugin: _Optional[str] = ..., ok: _Optional[bool] = ..., text: _Optional[str] = ..., error: _Optional[str] = ..., data: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
 class AuditEvent(_message.Message):
     __slots__ = ("action", "outcome", "reason", "subject_event_id", "actor", "labels")
     class LabelsEntry(_message.Message):

@@ -1,0 +1,1 @@
+"""Example plugin: unit conversions (see convert.py), answered through the plugin protocol."""
