@@ -22,7 +22,7 @@ set -euo pipefail
 # Start order; stopped in reverse. name:function-prefix (functions get the name as $1).
 COMPONENTS=(
   kafka:kafka elasticsearch:es postgres:pg mosquitto:mqtt triton:triton
-  audit-logger:svc scheduler:svc inference-client:svc intent-parser:svc channel-gateway:svc
+  audit-logger:svc plugin-units:svc scheduler:svc inference-client:svc intent-parser:svc channel-gateway:svc
 )
 
 prefix_of() {
@@ -115,6 +115,8 @@ then ask something (the local SmolLM2 model answers):
        -H 'content-type: application/json' -d "{\\"conversation_id\\": \\"\$C\\", \\"text\\": \\"What is the capital of France?\\"}"
 
   .venv/bin/switchboard chat "hello"        # streams the reply as it is generated
+  .venv/bin/switchboard chat "remind me in 1 minute to stretch"   # the scheduler confirms, then fires it
+  .venv/bin/switchboard chat "convert 5 miles to km"              # answered by the example plugin
 
 API docs: http://127.0.0.1:$SB_GATEWAY_HTTP_PORT/docs   Stop everything: make down
 TRY

@@ -1,4 +1,4 @@
-# The five Switchboard services as local processes, wired to the stack.
+# The five Switchboard services and the example plugin as local processes, wired to the stack.
 # shellcheck shell=bash
 
 # component name -> "python module|settings prefix"
@@ -8,6 +8,7 @@ declare -A SB_SERVICES=(
   [scheduler]="scheduler|SB_SCHEDULER"
   [inference-client]="inference_client|SB_INFERENCE"
   [audit-logger]="audit_logger|SB_AUDIT"
+  [plugin-units]="plugin_units|SB_UNITS"
 )
 
 svc_module() { echo "${SB_SERVICES[$1]%%|*}"; }
@@ -38,7 +39,10 @@ svc_start() {
       "SB_GATEWAY_MQTT_USERNAME=$SB_MQTT_GATEWAY_USER" "SB_GATEWAY_MQTT_PASSWORD=$(secret mqtt-gateway)"
       "SB_GATEWAY_MQTT_CLIENT_ID=switchboard-gateway-local"
     ) ;;
-    scheduler) env+=("SB_SCHEDULER_DATABASE_URL=postgresql://$SB_PG_USER:$(secret postgres-scheduler)@127.0.0.1:$SB_PG_PORT/$SB_PG_DATABASE") ;;
+    scheduler) env+=(
+      "SB_SCHEDULER_DATABASE_URL=postgresql://$SB_PG_USER:$(secret postgres-scheduler)@127.0.0.1:$SB_PG_PORT/$SB_PG_DATABASE"
+      "SB_SCHEDULER_PLUGINS_ENABLED=${SB_SCHEDULER_PLUGINS_ENABLED:-[\"units\"]}"
+    ) ;;
     inference-client) env+=("SB_INFERENCE_TRITON_URL=127.0.0.1:$SB_TRITON_GRPC_PORT") ;;
     audit-logger) env+=("SB_AUDIT_ELASTICSEARCH_URL=http://127.0.0.1:$SB_ES_PORT") ;;
   esac

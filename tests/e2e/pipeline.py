@@ -36,7 +36,9 @@ SERVICES = {  # module -> environment prefix
     "scheduler": "SB_SCHEDULER_",
     "inference_client": "SB_INFERENCE_",
     "audit_logger": "SB_AUDIT_",
+    "plugin_units": "SB_UNITS_",  # the example plugin: started only where a test names it
 }
+CORE = ("channel_gateway", "intent_parser", "scheduler", "inference_client", "audit_logger")
 ECHO_ROUTES = {"general": {"model": "echo_stream", "kind": "echo"}}
 
 
@@ -57,8 +59,8 @@ class Pipeline:
     processes: list[tuple[str, subprocess.Popen[bytes], int]] = field(default_factory=list)
     gateway_urls: list[str] = field(default_factory=list)
     jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
-    # Which services to start (all five unless a benchmark wants one alone).
-    modules: tuple[str, ...] = tuple(SERVICES)
+    # Which services to start (the five unless a test adds the plugin or a benchmark wants one alone).
+    modules: tuple[str, ...] = CORE
     # Processes started so far (numbers each one's log file).
     spawned: int = 0
     log_dir: Path = LOGS
@@ -72,10 +74,12 @@ class Pipeline:
         self.namespace = f"e2e{self.run_id}"
         self.data_stream = f"logs-switchboard.audit-{self.namespace}"
         self.parser_settings = ParserSettings(topic_prefix=f"e2e.{self.run_id}.parser")
+        self.units_requests = f"e2e.{self.run_id}.plugin_units_requests"
 
     def all_topics(self) -> list[str]:
-        """The business topics and the intent parser's own (its people topic, its changelogs)."""
-        return [*self.topics.model_dump().values(), *internal_topics(self.parser_settings)]
+        """The business topics, the intent parser's own (its people topic, its changelogs) and
+        the example plugin's request topic."""
+        return [*self.topics.model_dump().values(), *internal_topics(self.parser_settings), self.units_requests]
 
     def token(self, subject: str = "e2e-user", scopes: tuple[str, ...] = ("chat",)) -> str:
         """A bearer token the pipeline's gateways accept."""
@@ -125,6 +129,8 @@ class Pipeline:
             values.update(
                 {"GROUP_ID": group, "TRITON_URL": self.stack.triton_grpc_url, "ROUTES": json.dumps(self.routes)}
             )
+        elif module == "plugin_units":
+            values.update({"REQUEST_TOPIC": self.units_requests})
         elif module == "audit_logger":
             values.update({"GROUP_ID": group, "ELASTICSEARCH_URL": self.stack.es_url, "NAMESPACE": self.namespace})
         values.update(self.extra_env.get(module, {}))
@@ -177,6 +183,14 @@ class Pipeline:
             replica = len([e for e in self.processes if e[0] == module])
             self.processes.append(self._spawn(module, replica))
             await self._wait_serving(*self.processes[-1])
+
+    async def stop_module(self, module: str) -> None:
+        """SIGTERM every replica of ``module`` and wait for it to exit (cleanly)."""
+        for entry in [entry for entry in self.processes if entry[0] == module]:
+            entry[1].send_signal(signal.SIGTERM)
+            code = await asyncio.to_thread(entry[1].wait, 30)
+            assert code == 0, f"{module} exited with {code}"
+            self.processes.remove(entry)
 
     async def stop(self) -> dict[str, int | None]:
         """SIGTERM every process; returns each one's exit code (None if it had to be killed)."""

@@ -65,7 +65,8 @@ def chat(url: str, token: str, text: str, new: bool, timeout_s: float) -> int:
                     done = json.loads(event.data)
                     # A reply generated faster than the stream interval comes without chunks.
                     out.print(str(done.get("reply", ""))[len(shown) :], markup=False, highlight=False)
-                    err.print(f"[dim]{done.get('model')} · {done.get('finish_reason')}[/dim]")
+                    if done.get("model"):  # a model's answer (not a scheduler's or a plugin's reply)
+                        err.print(f"[dim]{done.get('model')} · {done.get('finish_reason')}[/dim]")
                     return 0
                 else:
                     err.print(f"[red]{event.event}:[/red] {event.data}")

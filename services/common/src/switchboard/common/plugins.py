@@ -81,25 +81,19 @@ class Catalogue:
         await consumer.start()
         try:
             async with asyncio.timeout(timeout_s):
-                partitions = await self._partitions(consumer)
-                consumer.assign(partitions)
-                await consumer.seek_to_beginning(*partitions)
-                ends = await consumer.end_offsets(partitions)
+                # Without a group, a subscription is every partition, read from the beginning.
+                consumer.subscribe([self.topic])
+                while not consumer.assignment():
+                    self._apply(await consumer.getmany(timeout_ms=500))
+                    if not consumer.assignment():
+                        logger.warning("plugin catalogue topic not found yet", extra={"topic": self.topic})
+                ends = await consumer.end_offsets(list(consumer.assignment()))
                 while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
                     self._apply(await consumer.getmany(timeout_ms=200))
         except BaseException:
             await self.stop()
             raise
         logger.info("plugin catalogue loaded", extra={"plugins": sorted(self.plugins)})
-
-    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
-        while True:
-            await consumer.topics()  # refreshes the metadata
-            found = consumer.partitions_for_topic(self.topic)
-            if found:
-                return [TopicPartition(self.topic, p) for p in sorted(found)]
-            logger.warning("plugin catalogue topic not found yet", extra={"topic": self.topic})
-            await asyncio.sleep(1)
 
     async def follow(self, stop: asyncio.Event) -> None:
         """Apply registrations as they come, until ``stop``."""
