@@ -375,3 +375,58 @@ async def _read_one(stack: Stack, topic: str) -> ConsumerRecord[bytes, bytes]:
                         return records[0]
     finally:
         await consumer.stop()
+
+
+async def test_urgent_records_overtake_a_routine_backlog(stack: Stack, topics: tuple[str, str], unique: str) -> None:
+    """With ``priority``, routine partitions pause while the urgent topic has work: urgent
+    records wait only for the routine ones already in hand, not for the fetched backlog."""
+    routine, dlq = topics
+    urgent = f"test.urgent.{unique}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(urgent, 3, 1)])
+        settings = _settings(stack, max_in_flight=4, max_poll_records=4)
+        handled: list[str] = []
+
+        async def handler(event: ConsumedEvent) -> None:
+            await asyncio.sleep(0.01)
+            handled.append(events.unwrap(event.envelope).text)  # type: ignore[attr-defined]
+
+        async with EventProducer(settings) as producer:
+            acks = [
+                await producer.enqueue(routine, events.wrap(_inbound(f"r{i}"), conversation_key=f"r{i}", source="t"))
+                for i in range(600)
+            ]
+            await asyncio.gather(*acks)
+            consumer = EventConsumer(
+                settings,
+                topics=[urgent, routine],
+                group_id=f"g-{unique}",
+                handler=handler,
+                dead_letter_producer=producer,
+                dead_letter_topic=dlq,
+                priority=[urgent, routine],
+            )
+            await consumer.start()
+            stop = asyncio.Event()
+            task = asyncio.create_task(consumer.run(stop))
+            try:
+                await _wait_for(lambda: len(handled) >= 50)
+                before = len(handled)
+                for i in range(10):
+                    await producer.send(urgent, events.wrap(_inbound(f"u{i}"), conversation_key=f"u{i}", source="t"))
+                await _wait_for(lambda: sum(t.startswith("u") for t in handled) == 10)
+                last_urgent = max(i for i, t in enumerate(handled) if t.startswith("u"))
+                overtaken = [t for t in handled[before:last_urgent] if t.startswith("r")]
+                # At most what was in hand when the urgent records came: the 4 in flight, and a
+                # poll of 4 taken on before the pause.
+                assert len(overtaken) <= 12, (len(overtaken), len(handled) - before)
+                assert len(handled) < 600  # the backlog was still there
+            finally:
+                stop.set()
+                await task
+                await consumer.stop()
+    finally:
+        await admin.delete_topics([urgent])
+        await admin.close()

@@ -1,15 +1,24 @@
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
 import tritonclient.grpc.aio as triton
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from tritonclient.grpc import InferResult
 
+from switchboard.common import events
+from switchboard.common.config import KafkaSettings
+from switchboard.common.kafka import ConsumedEvent, EventProducer
+from switchboard.events.v1 import envelope_pb2
 from switchboard.events.v1 import messages_pb2 as m
-from switchboard.inference_client.config import ModelRoute
+from switchboard.inference_client.app import InferenceWorker
+from switchboard.inference_client.config import ModelRoute, Settings
 from switchboard.inference_client.triton import TritonClient
 from tests.conftest import Stack
 
@@ -125,3 +134,71 @@ async def test_inference_client_calls_batched_and_streaming_models_alike(stack: 
         assert [p.text async for p in client.stream(streaming, request, 8)] == ["one", " two", " three"]
     finally:
         await client.close()
+
+
+async def test_the_worker_honours_deadlines_while_waiting_for_a_slot_and_while_streaming(
+    stack: Stack, unique: str
+) -> None:
+    """One slot: a long chat answer holds it. A request whose deadline passes while it waits
+    for the slot, one whose deadline passed before it came, and the long one cut off by its
+    own deadline mid-stream are each answered DEADLINE_EXCEEDED, with what was streamed."""
+    results_topic = f"test.results.{unique}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(results_topic, 1, 1)])
+    kafka = KafkaSettings(bootstrap_servers=stack.kafka_bootstrap)
+    settings = Settings(
+        kafka=kafka,
+        topics={"results": results_topic},  # type: ignore[arg-type]
+        routes={"general": ModelRoute(model=stack.chat_model)},
+        max_concurrency=1,
+        default_max_tokens=200,
+    )
+    client = TritonClient(stack.triton_grpc_url, timeout_s=60)
+
+    def request(request_id: str, deadline_s: float, priority: int) -> ConsumedEvent:
+        ask = m.InferenceRequest(
+            request_id=request_id,
+            priority=priority,  # type: ignore[arg-type]
+            messages=[m.ChatTurn(role=m.ROLE_USER, content="Tell me a long story about a lighthouse keeper.")],
+            params=m.GenerationParams(max_tokens=200),  # ~2.5 s here: past its 1 s deadline
+        )
+        ask.deadline.FromDatetime(datetime.now(UTC) + timedelta(seconds=deadline_s))
+        envelope = events.wrap(ask, conversation_key=request_id, source="test")
+        return ConsumedEvent(envelope=envelope, topic="t", partition=0, offset=0, key=None, headers=[])
+
+    try:
+        async with EventProducer(kafka) as producer:
+            # The worker needs only the runtime's producer (a real one, on the real broker).
+            worker = InferenceWorker(settings, SimpleNamespace(producer=producer), client)  # type: ignore[arg-type]
+            long = asyncio.create_task(worker.handle(request("long", 1.0, m.PRIORITY_ROUTINE)))
+            await asyncio.sleep(0.2)  # it holds the only slot
+            await worker.handle(request("waiting", 0.5, m.PRIORITY_URGENT))
+            await worker.handle(request("late", -1.0, m.PRIORITY_URGENT))
+            await long
+        consumer = AIOKafkaConsumer(bootstrap_servers=stack.kafka_bootstrap, auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            consumer.assign([TopicPartition(results_topic, 0)])
+            found: dict[str, m.InferenceResult] = {}
+            async with asyncio.timeout(30):
+                while len(found) < 3:
+                    for records in (await consumer.getmany(timeout_ms=500)).values():
+                        for record in records:
+                            envelope = envelope_pb2.Envelope.FromString(record.value)
+                            if envelope.WhichOneof("payload") == "inference_result":
+                                found[envelope.inference_result.request_id] = envelope.inference_result
+        finally:
+            await consumer.stop()
+    finally:
+        await client.close()
+        await admin.delete_topics([results_topic])
+        await admin.close()
+    assert {r: found[r].finish_reason for r in found} == {
+        "long": m.FINISH_REASON_DEADLINE_EXCEEDED,
+        "waiting": m.FINISH_REASON_DEADLINE_EXCEEDED,
+        "late": m.FINISH_REASON_DEADLINE_EXCEEDED,
+    }
+    assert found["waiting"].error == found["late"].error == "deadline passed before an answer"
+    assert found["waiting"].text == "" and found["late"].text == ""
+    assert found["long"].error == "deadline passed after the answer began" and found["long"].text

@@ -84,3 +84,12 @@ def test_coalescer_with_no_interval_sends_every_piece() -> None:
     chunks = handlers.Coalescer(interval_s=0)
     assert [chunks.add(w, 0.0) for w in ("a", "b")] == ["a", "b"]
     assert chunks.finish() is None
+
+
+def test_the_deadline_moves_to_the_loop_clock_and_none_means_none() -> None:
+    request = _request()
+    assert handlers.deadline_in(request, now=1000.0, loop_now=5.0) is None
+    request.deadline.FromSeconds(1012)
+    assert handlers.deadline_in(request, now=1000.0, loop_now=5.0) == 17.0
+    request.deadline.FromSeconds(990)  # already past: a deadline in the past, not none
+    assert handlers.deadline_in(request, now=1000.0, loop_now=5.0) == -5.0

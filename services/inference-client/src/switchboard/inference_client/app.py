@@ -12,6 +12,7 @@ from switchboard.common.service import ServiceRuntime
 from switchboard.events.v1 import messages_pb2 as m
 from switchboard.inference_client import handlers
 from switchboard.inference_client.config import Settings
+from switchboard.inference_client.slots import PrioritySlots
 from switchboard.inference_client.triton import TritonClient
 
 logger = logging.getLogger(__name__)
@@ -24,6 +25,7 @@ class InferenceWorker:
         self._settings = settings
         self._runtime = runtime
         self._triton = triton
+        self._slots = PrioritySlots(settings.max_concurrency)
 
     async def handle(self, event: ConsumedEvent) -> None:
         request = events.unwrap(event.envelope)
@@ -48,25 +50,31 @@ class InferenceWorker:
         chunks = handlers.Coalescer(self._settings.stream_interval_ms / 1000)
         usage: m.Usage | None = None
         error = ""
+        loop = asyncio.get_running_loop()
+        deadline = handlers.deadline_in(request, time.time(), loop.time())
+        rank = 0 if request.priority == m.PRIORITY_URGENT else 1
         try:
-            if request.HasField("deadline") and request.deadline.ToDatetime().timestamp() < time.time():
-                raise TimeoutError("deadline passed before the request was started")
             route = handlers.route_for(request.model_profile, self._settings.routes)
             finish = "stop"
-            async for piece in self._triton.stream(route, request, self._settings.default_max_tokens):
-                if piece.text:
-                    pieces.append(piece.text)
-                    due = chunks.add(piece.text, time.perf_counter())
-                    if due is not None:
-                        await emit(handlers.chunk(request, chunks.sent - 1, due))
-                if piece.finish_reason:
-                    finish, usage = piece.finish_reason, piece.usage
+            # The deadline bounds the wait for a slot and the call alike.
+            async with asyncio.timeout_at(deadline), self._slots.hold(rank):
+                async for piece in self._triton.stream(route, request, self._settings.default_max_tokens):
+                    if piece.text:
+                        pieces.append(piece.text)
+                        due = chunks.add(piece.text, time.perf_counter())
+                        if due is not None:
+                            await emit(handlers.chunk(request, chunks.sent - 1, due))
+                    if piece.finish_reason:
+                        finish, usage = piece.finish_reason, piece.usage
             reason = handlers.finish_reason(finish)
             last = chunks.finish()
             if last is not None:
                 await emit(handlers.chunk(request, chunks.sent - 1, last))
         except TimeoutError as exc:
-            reason, error = m.FINISH_REASON_DEADLINE_EXCEEDED, str(exc) or "timed out"
+            reason = m.FINISH_REASON_DEADLINE_EXCEEDED
+            error = str(exc) or (
+                "deadline passed after the answer began" if pieces else "deadline passed before an answer"
+            )
         except Exception as exc:  # the user gets an error reply instead of silence
             logger.exception("inference failed", extra={"request_id": request.request_id})
             reason, error = m.FINISH_REASON_ERROR, repr(exc)
@@ -94,6 +102,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                 [settings.topics.requests_urgent, settings.topics.requests_routine],
                 group_id=settings.group_id,
                 handler=worker.handle,
+                # Routine partitions wait while urgent ones have work (the slots do the rest).
+                priority=[settings.topics.requests_urgent, settings.topics.requests_routine],
             )
             await runtime.run(stop, consumer)
     finally:

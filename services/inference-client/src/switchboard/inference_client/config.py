@@ -40,3 +40,5 @@ class Settings(ServiceSettings):
     # Streamed pieces are sent as one chunk at most this often (0: every piece).
     stream_interval_ms: int = Field(default=50, ge=0)
     request_timeout_s: float = 120.0
+    # Model calls at once; urgent requests take the next free slot before routine ones.
+    max_concurrency: int = Field(default=4, ge=1)

@@ -20,6 +20,15 @@ def route_for(profile: str, routes: dict[str, ModelRoute]) -> ModelRoute:
     return route
 
 
+def deadline_in(request: m.InferenceRequest, now: float, loop_now: float) -> float | None:
+    """The request's deadline on the event loop's clock (None: no deadline); ``now`` is the
+    wall clock (epoch seconds) at ``loop_now``. A deadline already past is in the past."""
+    if not request.HasField("deadline"):
+        return None
+    wall = request.deadline.seconds + request.deadline.nanos / 1e9
+    return loop_now + (wall - now)
+
+
 def chat_messages_json(request: m.InferenceRequest) -> str:
     """The request's turns as the chat model's ``messages`` input."""
     turns = [{"role": _ROLE_NAMES.get(t.role, "user"), "content": t.content} for t in request.messages]

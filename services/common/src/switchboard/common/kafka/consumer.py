@@ -53,6 +53,7 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self._owner._progress = {tp: _Progress() for tp in assigned}
+        self._owner._paused = set()  # a new assignment starts unpaused
         logger.info(
             "partitions assigned", extra={"partitions": sorted(f"{tp.topic}-{tp.partition}" for tp in assigned)}
         )
@@ -97,6 +98,10 @@ class EventConsumer:
     poll is handed over at once (each partition's records in offset order), one poll after
     the other, for bulk writes; a failing batch is retried, then dead-lettered record by
     record.
+
+    ``priority`` orders some of ``topics``, most urgent first: a topic's partitions are
+    paused while an earlier one has work, i.e. records not fetched yet (behind its high
+    watermark) or still in flight, so an urgent record never queues behind a backlog.
     """
 
     def __init__(
@@ -110,6 +115,7 @@ class EventConsumer:
         dead_letter_producer: EventProducer,
         dead_letter_topic: str,
         transient: tuple[type[BaseException], ...] = (),
+        priority: Sequence[str] = (),
         **overrides: Any,
     ) -> None:
         self._settings = settings
@@ -117,6 +123,10 @@ class EventConsumer:
         # record is bad: retried until they stop, never dead-lettered.
         self._transient = transient
         self._topics = list(topics)
+        if not set(priority) <= set(topics):
+            raise ValueError("priority names topics the consumer does not read")
+        self._priority = list(priority)
+        self._paused: set[TopicPartition] = set()
         if (handler is None) == (batch_handler is None):
             raise ValueError("give exactly one of handler and batch_handler")
         self._handler = handler
@@ -167,6 +177,8 @@ class EventConsumer:
         try:
             while not stop.is_set() and self._failure is None:
                 await self._room.wait()
+                if self._priority:
+                    await self._yield_to_urgent()
                 polled = await self._consumer.getmany(timeout_ms=200, max_records=self._settings.max_poll_records)
                 if polled:
                     async with self._starting:
@@ -181,6 +193,31 @@ class EventConsumer:
         await self._settle()
         if self._failure is not None:
             raise RuntimeError(f"consuming {', '.join(self._topics)} failed") from self._failure
+
+    async def _has_work(self, tp: TopicPartition) -> bool:
+        progress = self._progress.get(tp)
+        if progress is not None and progress.in_flight:
+            return True
+        end = self._consumer.highwater(tp)  # known after the first fetch from tp
+        return end is not None and await self._consumer.position(tp) < end
+
+    async def _yield_to_urgent(self) -> None:
+        """Pause each prioritised topic's partitions while a more urgent topic has work."""
+        assigned = self._consumer.assignment()
+        busy = False
+        for topic in self._priority:
+            partitions = {tp for tp in assigned if tp.topic == topic}
+            if busy:
+                pause = partitions - self._paused
+                if pause:
+                    self._consumer.pause(*pause)
+                    self._paused |= pause
+            else:
+                resume = partitions & self._paused
+                if resume:
+                    self._consumer.resume(*resume)
+                    self._paused -= resume
+                busy = any([await self._has_work(tp) for tp in partitions])
 
     def _take_on(self, polled: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
         """Start handling a poll's records."""
