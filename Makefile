@@ -31,7 +31,7 @@ test: ## Install, start the stack, lint + unit + integration tests, stop what wa
 	@scripts/test.sh
 
 test-unit: ## Unit and contract tests (no stack needed)
-	@$(PY) -m pytest services tests/contract
+	@$(PY) -m pytest services infra/model-server/tests tests/contract
 
 test-integration: ## Integration tests against a running stack (make up)
 	@$(PY) -m pytest tests/integration

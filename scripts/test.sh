@@ -20,7 +20,7 @@ make --no-print-directory lint || rc=1
 info "kubernetes manifests"
 scripts/k8s_check.sh || rc=1
 info "unit and integration tests"
-.venv/bin/python -m pytest services tests || rc=1
+.venv/bin/python -m pytest services infra/model-server/tests tests || rc=1
 
 if [ -n "$started" ]; then infra/stack.sh down; fi
 exit $rc

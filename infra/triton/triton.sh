@@ -1,5 +1,5 @@
-# Triton Inference Server from the nvidia-pytriton wheel (CPU), serving the test
-# models and the local chat model (infra/model-server).
+# Triton Inference Server from the nvidia-pytriton wheel (CPU), serving the models of
+# infra/model-server/models.yaml: the test models and the local chat model.
 # shellcheck shell=bash
 
 MODELS_HOME=$SB_STATE/models
@@ -22,11 +22,9 @@ triton_install() {
 
 triton_start() {
   mkdir -p "$SB_STATE/triton"
-  # The Python backend stub must load the libpython of the interpreter that runs the
-  # models (pyenv's), not Debian's, or models fail to load.
-  local libdir
-  libdir=$("$SB_ROOT/.venv/bin/python" -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
-  start_daemon triton env LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+  # Writes the model repository from infra/model-server/models.yaml, then becomes
+  # tritonserver (explicit model control; the models marked `load: true` loaded).
+  start_daemon triton env \
     SB_TRITON_HOST=127.0.0.1 SB_TRITON_HTTP_PORT="$SB_TRITON_HTTP_PORT" SB_TRITON_GRPC_PORT="$SB_TRITON_GRPC_PORT" \
     SB_TRITON_METRICS_PORT="$SB_TRITON_METRICS_PORT" SB_TRITON_WORKSPACE="$SB_STATE/triton/workspace" \
     SB_TRITON_CHAT_MODEL_PATH="${SB_TRITON_CHAT_MODEL_PATH:-$MODELS_HOME/$SB_CHAT_MODEL_FILE}" \
@@ -47,5 +45,5 @@ triton_health() {
 
 triton_ports() { echo SB_TRITON_HTTP_PORT SB_TRITON_GRPC_PORT SB_TRITON_METRICS_PORT; }
 
-# PyTriton shuts down cleanly on SIGTERM (mapped to KeyboardInterrupt by the server).
+# tritonserver unloads its models and exits on SIGTERM.
 triton_stop() { stop_daemon triton TERM 60; }
