@@ -17,8 +17,9 @@ from switchboard.common.config import KafkaSettings
 from switchboard.common.kafka import ConsumedEvent, EventProducer
 from switchboard.events.v1 import envelope_pb2
 from switchboard.events.v1 import messages_pb2 as m
-from switchboard.inference_client.app import InferenceWorker
-from switchboard.inference_client.config import ModelRoute, Settings
+from switchboard.inference_client.app import InferenceWorker, build_engine
+from switchboard.inference_client.config import Route, Settings, Target
+from switchboard.inference_client.ledger import Ledger
 from switchboard.inference_client.triton import TritonClient
 from tests.conftest import Stack
 
@@ -125,8 +126,8 @@ async def test_inference_client_calls_batched_and_streaming_models_alike(stack: 
     request = m.InferenceRequest(request_id="r-1", messages=[m.ChatTurn(role=m.ROLE_USER, content="one two three")])
     client = TritonClient(stack.triton_grpc_url, timeout_s=30)
     try:
-        batched = ModelRoute(model="echo", kind="echo")
-        streaming = ModelRoute(model="echo_stream", kind="echo")
+        batched = Target(model="echo", kind="echo")
+        streaming = Target(model="echo_stream", kind="echo")
         assert (await client.traits(batched)).batched and not (await client.traits(batched)).decoupled
         assert (await client.traits(streaming)).decoupled
         # The batched model answers in one piece, the decoupled one word by word.
@@ -150,7 +151,7 @@ async def test_the_worker_honours_deadlines_while_waiting_for_a_slot_and_while_s
     settings = Settings(
         kafka=kafka,
         topics={"results": results_topic},  # type: ignore[arg-type]
-        routes={"general": ModelRoute(model=stack.chat_model)},
+        routes={"general": Route(targets=[Target(model=stack.chat_model)], cache=False)},
         max_concurrency=1,
         default_max_tokens=200,
     )
@@ -170,7 +171,8 @@ async def test_the_worker_honours_deadlines_while_waiting_for_a_slot_and_while_s
     try:
         async with EventProducer(kafka) as producer:
             # The worker needs only the runtime's producer (a real one, on the real broker).
-            worker = InferenceWorker(settings, SimpleNamespace(producer=producer), client)  # type: ignore[arg-type]
+            runtime = SimpleNamespace(producer=producer)
+            worker = InferenceWorker(settings, runtime, build_engine(settings, client), Ledger(60))  # type: ignore[arg-type]
             long = asyncio.create_task(worker.handle(request("long", 1.0, m.PRIORITY_ROUTINE)))
             await asyncio.sleep(0.2)  # it holds the only slot
             await worker.handle(request("waiting", 0.5, m.PRIORITY_URGENT))
@@ -198,7 +200,7 @@ async def test_the_worker_honours_deadlines_while_waiting_for_a_slot_and_while_s
         "long": m.FINISH_REASON_DEADLINE_EXCEEDED,
         "waiting": m.FINISH_REASON_DEADLINE_EXCEEDED,
         "late": m.FINISH_REASON_DEADLINE_EXCEEDED,
-    }
+    }, {r: (m.FinishReason.Name(f.finish_reason), f.error, f.latency_ms) for r, f in found.items()}
     assert found["waiting"].error == found["late"].error == "deadline passed before an answer"
     assert found["waiting"].text == "" and found["late"].text == ""
     assert found["long"].error == "deadline passed after the answer began" and found["long"].text

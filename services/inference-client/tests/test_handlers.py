@@ -4,7 +4,7 @@ import pytest
 
 from switchboard.events.v1 import messages_pb2 as m
 from switchboard.inference_client import handlers
-from switchboard.inference_client.config import ModelRoute, Settings
+from switchboard.inference_client.config import Route, Settings, Target
 
 
 def _request() -> m.InferenceRequest:
@@ -22,17 +22,24 @@ def _request() -> m.InferenceRequest:
     )
 
 
-def test_routes_fall_back_to_general() -> None:
-    routes = {"general": ModelRoute(model="smollm2"), "code": ModelRoute(model="coder", version="2")}
-    assert handlers.route_for("code", routes).model == "coder"
-    assert handlers.route_for("creative", routes).model == "smollm2"
-    with pytest.raises(LookupError):
-        handlers.route_for("code", {})
+def test_routes_from_environment_in_full_and_short(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "SB_INFERENCE_ROUTES",
+        '{"general": {"model": "echo_stream", "kind": "echo"},'
+        ' "code": {"targets": [{"model": "a", "weight": 9}, {"model": "a", "version": "2", "weight": 1}],'
+        ' "fallback": [{"model": "b"}], "cache": false}}',
+    )
+    routes = Settings().routes
+    assert routes["general"] == Route(targets=[Target(model="echo_stream", kind="echo")])
+    assert [t.name for t in routes["code"].targets] == ["a", "a:2"] and not routes["code"].cache
+    assert routes["code"].fallback == [Target(model="b")]
 
 
-def test_routes_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SB_INFERENCE_ROUTES", '{"general": {"model": "echo_stream", "kind": "echo"}}')
-    assert Settings().routes["general"] == ModelRoute(model="echo_stream", kind="echo")
+def test_a_route_needs_some_weight_and_known_fields() -> None:
+    with pytest.raises(ValueError, match="weight above 0"):
+        Route(targets=[Target(model="a", weight=0)])
+    with pytest.raises(ValueError, match="modle"):
+        Route.model_validate({"targets": [{"modle": "a"}]})
 
 
 def test_prompt_inputs() -> None:
@@ -54,7 +61,7 @@ def test_chunks_and_results_carry_the_reply_address() -> None:
         request,
         text="xy",
         reason=m.FINISH_REASON_STOP,
-        route=ModelRoute(model="s", version="3"),
+        target=Target(model="s", version="3"),
         latency_ms=5,
         chunks=2,
     )

@@ -2,30 +2,69 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from switchboard.common.config import ServiceSettings
 
+RULES_DIR = Path(__file__).resolve().parent / "rules"
 
-class ModelRoute(BaseModel):
-    """Which Triton model serves a profile, and how to talk to it."""
+
+class Target(BaseModel):
+    """A Triton model (and version) an answer can come from, and how to talk to it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: str
     version: str = ""
     # "chat": inputs messages (JSON), max_tokens, temperature (the llama.cpp models);
     # "echo": input text, the last user turn (the deterministic test models).
     kind: Literal["chat", "echo"] = "chat"
+    # Share of the profile's traffic (canary releases); only for a route's `targets`.
+    weight: float = Field(default=1.0, ge=0)
+    # Give up on this target if it has not started answering by then (default: the setting).
+    first_piece_timeout_s: float | None = Field(default=None, gt=0)
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}:{self.version}" if self.version else self.model
 
 
-def _default_routes() -> dict[str, ModelRoute]:
-    return {"general": ModelRoute(model="smollm2")}
+class Route(BaseModel):
+    """Where a profile's requests go: ``targets`` split the traffic by weight; when the
+    chosen one fails, the others are tried, then ``fallback`` in order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    targets: list[Target] = Field(min_length=1)
+    fallback: list[Target] = Field(default_factory=list)
+    # Repeated prompts may be answered from the response cache.
+    cache: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_target(cls, data: Any) -> Any:
+        """``{"model": "smollm2"}`` is short for ``{"targets": [{"model": "smollm2"}]}``."""
+        if isinstance(data, dict) and "model" in data:
+            return {"targets": [data]}
+        return data
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> Route:
+        if sum(t.weight for t in self.targets) <= 0:
+            raise ValueError("a route needs a target with a weight above 0")
+        return self
+
+
+def _default_routes() -> dict[str, Route]:
+    return {"general": Route(targets=[Target(model="smollm2")])}
 
 
 class Settings(ServiceSettings):
-    """Inference client settings; routes map a model profile to a Triton model."""
+    """Inference client settings; routes map a model profile to Triton models."""
 
     model_config = SettingsConfigDict(env_prefix="SB_INFERENCE_", env_nested_delimiter="__", extra="ignore")
 
@@ -34,11 +73,40 @@ class Settings(ServiceSettings):
     health_port: int = 18110
     metrics_port: int = 18111
     triton_url: str = "127.0.0.1:18001"
-    # Profile -> model; a profile with no route uses the "general" one.
-    routes: dict[str, ModelRoute] = Field(default_factory=_default_routes)
+    # Profile -> route; a profile with no route uses the "general" one.
+    routes: dict[str, Route] = Field(default_factory=_default_routes)
+    # Routes from a YAML file instead ({"routes": {...}}), re-read when it changes: a hot
+    # switch (models it names are loaded first; see engine.Engine.switch).
+    routes_file: Path | None = None
+    routes_poll_s: float = Field(default=2.0, gt=0)
+    # After a switch, unload models no route names any more. Leave off with several
+    # replicas (another may still use them); unload with `switchboard models unload` then.
+    unload_unused_models: bool = False
     default_max_tokens: int = 256
     # Streamed pieces are sent as one chunk at most this often (0: every piece).
     stream_interval_ms: int = Field(default=50, ge=0)
     request_timeout_s: float = 120.0
     # Model calls at once; urgent requests take the next free slot before routine ones.
     max_concurrency: int = Field(default=4, ge=1)
+
+    # A target that has not started answering within this is given up on (next target).
+    first_piece_timeout_s: float = Field(default=20.0, gt=0)
+    # Tries per target before the next one; the pause doubles from retry_backoff_s (jittered).
+    attempts_per_target: int = Field(default=2, ge=1)
+    retry_backoff_s: float = Field(default=0.2, ge=0)
+    # Circuit breaker per target: open after this many failures in a row, try again after reset.
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_reset_s: float = Field(default=30.0, gt=0)
+
+    # Response cache for repeated prompts (first turn of a conversation only, unless contextual).
+    cache_entries: int = Field(default=2048, ge=0)
+    cache_ttl_s: float = Field(default=600.0, gt=0)
+    cache_contextual: bool = False
+
+    # Output screening: lexicon.txt ("category<TAB>term") and rules.yaml (name -> pattern).
+    output_rules_dir: Path = RULES_DIR
+    blocked_reply_en: str = "Sorry, I can't share that answer."
+    blocked_reply_zh: str = "抱歉，这个回答无法提供。"  # noqa: RUF001
+
+    # A request id answered within this window is never answered again (redeliveries).
+    answered_window_s: float = Field(default=3600.0, gt=0)

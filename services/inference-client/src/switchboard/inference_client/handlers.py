@@ -1,4 +1,4 @@
-"""Pure pieces of the inference client: routing, prompts, and result messages."""
+"""Pure pieces of the inference client: prompts, deadlines and result messages."""
 
 from __future__ import annotations
 
@@ -6,18 +6,10 @@ import json
 from dataclasses import dataclass, field
 
 from switchboard.events.v1 import messages_pb2 as m
-from switchboard.inference_client.config import ModelRoute
+from switchboard.inference_client.config import Target
 
 _ROLE_NAMES = {m.ROLE_SYSTEM: "system", m.ROLE_USER: "user", m.ROLE_ASSISTANT: "assistant"}
 _FINISH = {"stop": m.FINISH_REASON_STOP, "length": m.FINISH_REASON_LENGTH}
-
-
-def route_for(profile: str, routes: dict[str, ModelRoute]) -> ModelRoute:
-    """The route of ``profile``, falling back to "general"."""
-    route = routes.get(profile) or routes.get("general")
-    if route is None:
-        raise LookupError(f"no model route for profile {profile!r} and no 'general' route")
-    return route
 
 
 def deadline_in(request: m.InferenceRequest, now: float, loop_now: float) -> float | None:
@@ -63,11 +55,12 @@ def result(
     *,
     text: str,
     reason: m.FinishReason.ValueType,
-    route: ModelRoute | None,
+    target: Target | None,
     latency_ms: int,
     chunks: int,
     usage: m.Usage | None = None,
     error: str = "",
+    cached: bool = False,
 ) -> m.InferenceResult:
     return m.InferenceResult(
         request_id=request.request_id,
@@ -75,13 +68,14 @@ def result(
         text=text,
         finish_reason=reason,
         usage=usage,
-        model_name=route.model if route else "",
-        model_version=route.version if route else "",
+        model_name=target.model if target else "",
+        model_version=target.version if target else "",
         latency_ms=latency_ms,
         error=error,
         chunk_count=chunks,
         channel=request.channel,
         channel_chat_id=request.channel_chat_id,
+        cached=cached,
     )
 
 

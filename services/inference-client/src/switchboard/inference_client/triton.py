@@ -12,7 +12,7 @@ import tritonclient.grpc.aio as grpcclient
 
 from switchboard.events.v1 import messages_pb2 as m
 from switchboard.inference_client import handlers
-from switchboard.inference_client.config import ModelRoute
+from switchboard.inference_client.config import Target
 
 
 @dataclass
@@ -47,14 +47,25 @@ class TritonClient:
     async def close(self) -> None:
         await self._client.close()
 
-    async def ready(self, model: str) -> bool:
-        return bool(await self._client.is_model_ready(model))
+    async def ready(self, model: str, version: str = "") -> bool:
+        return bool(await self._client.is_model_ready(model, version))
 
-    async def traits(self, route: ModelRoute) -> ModelTraits:
+    async def load(self, model: str) -> None:
+        """Load ``model`` from Triton's repository (explicit model-control mode); returns
+        once it is ready. Loading a model already loaded reloads it, so check first."""
+        self._traits = {k: v for k, v in self._traits.items() if k[0] != model}
+        await self._client.load_model(model)
+
+    async def unload(self, model: str) -> None:
+        """Unload ``model``; Triton lets the requests it is running finish first."""
+        await self._client.unload_model(model)
+        self._traits = {k: v for k, v in self._traits.items() if k[0] != model}
+
+    async def traits(self, target: Target) -> ModelTraits:
         """Read from the model's configuration once, then cached."""
-        key = (route.model, route.version)
+        key = (target.model, target.version)
         if key not in self._traits:
-            reply = await self._client.get_model_config(route.model, route.version, as_json=True)
+            reply = await self._client.get_model_config(target.model, target.version, as_json=True)
             config = reply["config"]
             self._traits[key] = ModelTraits(
                 batched=int(config.get("max_batch_size", 0)) > 0,
@@ -62,26 +73,26 @@ class TritonClient:
             )
         return self._traits[key]
 
-    async def stream(self, route: ModelRoute, request: m.InferenceRequest, max_tokens: int) -> AsyncIterator[Piece]:
-        """Stream the answer of ``route.model`` to ``request``.
+    async def stream(self, target: Target, request: m.InferenceRequest, max_tokens: int) -> AsyncIterator[Piece]:
+        """Stream the answer of ``target.model`` to ``request``.
 
         Decoupled models are called over a gRPC stream and yield a piece per response;
         the others get one plain (dynamically batchable) call and yield one piece.
         """
-        traits = await self.traits(route)
-        inputs = self._inputs(route, request, max_tokens, traits.batched)
+        traits = await self.traits(target)
+        inputs = self._inputs(target, request, max_tokens, traits.batched)
         async with asyncio.timeout(self._timeout_s):
             if not traits.decoupled:
                 response = await self._client.infer(
-                    route.model, inputs, model_version=route.version, request_id=request.request_id
+                    target.model, inputs, model_version=target.version, request_id=request.request_id
                 )
-                yield self._piece(route, response)
+                yield self._piece(target, response)
                 return
 
             async def one_request() -> AsyncIterator[dict[str, Any]]:
                 yield {
-                    "model_name": route.model,
-                    "model_version": route.version,
+                    "model_name": target.model,
+                    "model_version": target.version,
                     "inputs": inputs,
                     "request_id": request.request_id,
                 }
@@ -89,13 +100,13 @@ class TritonClient:
             async for response, error in self._client.stream_infer(one_request()):
                 if error is not None:
                     raise TritonError(str(error))
-                yield self._piece(route, response)
+                yield self._piece(target, response)
 
     @staticmethod
     def _inputs(
-        route: ModelRoute, request: m.InferenceRequest, max_tokens: int, batched: bool
+        target: Target, request: m.InferenceRequest, max_tokens: int, batched: bool
     ) -> list[grpcclient.InferInput]:
-        if route.kind == "echo":
+        if target.kind == "echo":
             return [
                 _tensor("text", "BYTES", np.array([handlers.last_user_text(request).encode()], np.object_), batched)
             ]
@@ -112,9 +123,9 @@ class TritonClient:
         return inputs
 
     @staticmethod
-    def _piece(route: ModelRoute, response: Any) -> Piece:
+    def _piece(target: Target, response: Any) -> Piece:
         text = _first(response, "text").decode("utf-8", errors="replace")
-        if route.kind == "echo":
+        if target.kind == "echo":
             # The streaming echo model sends words with their index; put the spaces back.
             index = response.as_numpy("index")
             return Piece(text=" " + text if index is not None and int(index.reshape(-1)[0]) else text)

@@ -17,10 +17,10 @@ from typing import Any
 
 import yaml
 
+from switchboard.common.screening import TextScreen, Verdict
 from switchboard.events.v1 import messages_pb2 as m
 from switchboard.intent_parser.classifier import ClassifierConfig, IntentClassifier
 from switchboard.intent_parser.entities import EntityExtractor
-from switchboard.intent_parser.filters import InputFilter, Verdict
 from switchboard.intent_parser.times import TimeParser
 
 # Messages that are not text go to a media route by their kind, whatever their caption says.
@@ -109,7 +109,7 @@ class Parser:
 
     def __init__(
         self,
-        input_filter: InputFilter,
+        input_filter: TextScreen,
         classifier: IntentClassifier,
         times: TimeParser,
         entities: EntityExtractor,
@@ -131,7 +131,7 @@ class Parser:
         times = TimeParser()
         times.warm_up()
         return cls(
-            InputFilter.from_files(config_dir / "lexicon.txt", config_dir / "injection.yaml"),
+            TextScreen.from_files(config_dir / "lexicon.txt", config_dir / "injection.yaml", "injection"),
             IntentClassifier.from_dataset(
                 datasets, train_splits, config=ClassifierConfig.load(config_dir / "intents.yaml")
             ),

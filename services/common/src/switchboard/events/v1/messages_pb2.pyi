@@ -252,7 +252,7 @@ class Usage(_message.Message):
     def __init__(self, prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ...) -> None: ...
 
 class InferenceResult(_message.Message):
-    __slots__ = ("request_id", "message_id", "text", "finish_reason", "usage", "model_name", "model_version", "latency_ms", "error", "chunk_count", "channel", "channel_chat_id")
+    __slots__ = ("request_id", "message_id", "text", "finish_reason", "usage", "model_name", "model_version", "latency_ms", "error", "chunk_count", "channel", "channel_chat_id", "cached")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
@@ -265,6 +265,7 @@ class InferenceResult(_message.Message):
     CHUNK_COUNT_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_CHAT_ID_FIELD_NUMBER: _ClassVar[int]
+    CACHED_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     message_id: str
     text: str
@@ -277,7 +278,8 @@ class InferenceResult(_message.Message):
     chunk_count: int
     channel: Channel
     channel_chat_id: str
-    def __init__(self, request_id: _Optional[str] = ..., message_id: _Optional[str] = ..., text: _Optional[str] = ..., finish_reason: _Optional[_Union[FinishReason, str]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., latency_ms: _Optional[int] = ..., error: _Optional[str] = ..., chunk_count: _Optional[int] = ..., channel: _Optional[_Union[Channel, str]] = ..., channel_chat_id: _Optional[str] = ...) -> None: ...
+    cached: bool
+    def __init__(self, request_id: _Optional[str] = ..., message_id: _Optional[str] = ..., text: _Optional[str] = ..., finish_reason: _Optional[_Union[FinishReason, str]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., latency_ms: _Optional[int] = ..., error: _Optional[str] = ..., chunk_count: _Optional[int] = ..., channel: _Optional[_Union[Channel, str]] = ..., channel_chat_id: _Optional[str] = ..., cached: _Optional[bool] = ...) -> None: ...
 
 class OutboundMessage(_message.Message):
     __slots__ = ("message_id", "in_reply_to", "channel", "channel_chat_id", "text", "sequence", "final", "metadata")

@@ -1,6 +1,10 @@
-"""The input filter: a sensitive-word lexicon (Aho-Corasick, one pass over the text however
-long the list) and prompt-injection patterns. A message it blocks never reaches a model;
-the verdict names the rule that fired, for the audit event."""
+"""Screening text against a sensitive-word lexicon (Aho-Corasick, one pass over the text
+however long the list) and named regular expressions.
+
+The intent parser screens what users send (lexicon and prompt-injection patterns: a message
+it blocks never reaches a model); the inference client screens what models answer (lexicon
+and output rules: a blocked answer never leaves). The verdict names the rule that fired,
+for the audit event."""
 
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 @dataclass(frozen=True)
 class Verdict:
-    """Why a message is blocked: ``rule`` is "lexicon:<category>" or "injection:<name>"."""
+    """Why a text is blocked: ``rule`` is "lexicon:<category>" or "<kind>:<name>" (a pattern)."""
 
     rule: str
     matched: str
@@ -36,8 +40,11 @@ def _squeeze(text: str) -> str:
     return "".join(ch for ch in text if ch.isalnum())
 
 
-class InputFilter:
-    def __init__(self, lexicon: Iterable[tuple[str, str]], patterns: Mapping[str, str]) -> None:
+class TextScreen:
+    """A lexicon and named patterns; ``kind`` prefixes the patterns' rule names."""
+
+    def __init__(self, lexicon: Iterable[tuple[str, str]], patterns: Mapping[str, str], kind: str) -> None:
+        self._kind = kind
         # English terms are matched as whole words in the text as written; Chinese ones
         # (no word boundaries to speak of) in the text with everything but letters removed.
         self._words = ahocorasick.Automaton()
@@ -54,8 +61,8 @@ class InputFilter:
         self._patterns = [(name, re.compile(pattern, re.IGNORECASE | re.DOTALL)) for name, pattern in patterns.items()]
 
     @classmethod
-    def from_files(cls, lexicon_path: Path, injection_path: Path) -> InputFilter:
-        """Read a "category<TAB>term" lexicon and a YAML map of injection patterns."""
+    def from_files(cls, lexicon_path: Path, patterns_path: Path, kind: str) -> TextScreen:
+        """Read a "category<TAB>term" lexicon and a YAML map of name -> pattern."""
         lexicon = []
         for number, line in enumerate(lexicon_path.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip() or line.startswith("#"):
@@ -64,10 +71,10 @@ class InputFilter:
             if not tab or not term.strip():
                 raise ValueError(f"{lexicon_path}:{number}: expected 'category<TAB>term'")
             lexicon.append((category.strip(), term.strip()))
-        patterns = yaml.safe_load(injection_path.read_text(encoding="utf-8")) or {}
+        patterns = yaml.safe_load(patterns_path.read_text(encoding="utf-8")) or {}
         if not isinstance(patterns, dict):
-            raise ValueError(f"{injection_path}: expected a map of name -> pattern")
-        return cls(lexicon, {str(name): str(pattern) for name, pattern in patterns.items()})
+            raise ValueError(f"{patterns_path}: expected a map of name -> pattern")
+        return cls(lexicon, {str(name): str(pattern) for name, pattern in patterns.items()}, kind)
 
     def check(self, text: str) -> Verdict | None:
         """The first rule ``text`` breaks, or None if it may pass."""
@@ -84,5 +91,5 @@ class InputFilter:
                 return Verdict(f"lexicon:{category}", term)
         for name, pattern in self._patterns:
             if (found := pattern.search(plain)) is not None:
-                return Verdict(f"injection:{name}", found.group(0)[:80])
+                return Verdict(f"{self._kind}:{name}", found.group(0)[:80])
         return None

@@ -1,0 +1,230 @@
+"""Answering one InferenceRequest, whoever asked (Kafka or gRPC).
+
+In order: the response cache; a slot (urgent before routine); then the route's targets in
+turn (the canary split picks the first), each tried ``attempts_per_target`` times with
+backoff and skipped while its circuit breaker is open, until one starts answering. Every
+piece is screened (with the text before it) before it is handed on, so a blocked answer
+never leaves: it is replaced by a safe message. The request's deadline bounds all of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import re
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+import grpc
+from tritonclient.utils import InferenceServerException
+
+from switchboard.common.screening import TextScreen
+from switchboard.events.v1 import messages_pb2 as m
+from switchboard.inference_client import handlers, routing
+from switchboard.inference_client.breaker import Breaker
+from switchboard.inference_client.cache import Cached, ResponseCache
+from switchboard.inference_client.config import Route, Settings, Target
+from switchboard.inference_client.slots import PrioritySlots
+from switchboard.inference_client.triton import TritonClient, TritonError
+
+logger = logging.getLogger(__name__)
+
+OnPiece = Callable[[str], Awaitable[None]]
+_CJK = re.compile(r"[\u3400-\u9fff]")
+# What makes a target count as failed (anything else is a bug and surfaces as one).
+_TARGET_ERRORS = (InferenceServerException, TritonError, TimeoutError, OSError, grpc.RpcError)
+
+
+@dataclass
+class Outcome:
+    """How a request ended."""
+
+    text: str
+    reason: m.FinishReason.ValueType
+    target: Target | None = None
+    usage: m.Usage | None = None
+    error: str = ""
+    cached: bool = False
+    blocked_rule: str = ""
+    # "<target>: <why>" for each target that failed or was skipped before the answer.
+    failures: list[str] = field(default_factory=list)
+
+
+class _Blocked(Exception):
+    def __init__(self, rule: str) -> None:
+        self.rule = rule
+
+
+class Engine:
+    def __init__(
+        self,
+        settings: Settings,
+        triton: TritonClient,
+        screen: TextScreen,
+        cache: ResponseCache,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._settings = settings
+        self._triton = triton
+        self._screen = screen
+        self.cache = cache
+        self._clock = clock
+        self._slots = PrioritySlots(settings.max_concurrency)
+        self._breakers: dict[str, Breaker] = {}
+        # Requests routed to each model and not finished (waiting for a slot or running).
+        self._using: Counter[str] = Counter()
+        self._released = asyncio.Condition()
+        self._switching = asyncio.Lock()
+
+    def breaker(self, target: Target) -> Breaker:
+        if target.name not in self._breakers:
+            self._breakers[target.name] = Breaker(
+                self._settings.breaker_failures, self._settings.breaker_reset_s, self._clock
+            )
+        return self._breakers[target.name]
+
+    async def generate(self, request: m.InferenceRequest, key: str, on_piece: OnPiece) -> Outcome:
+        """Answer ``request``; ``key`` (the conversation) picks the canary side; each piece
+        of the answer goes to ``on_piece`` as it comes."""
+        loop = asyncio.get_running_loop()
+        deadline = handlers.deadline_in(request, time.time(), loop.time())
+        sent: list[str] = []
+
+        async def forward(piece: str) -> None:
+            verdict = self._screen.check("".join(sent) + piece)
+            if verdict is not None:
+                raise _Blocked(verdict.rule)
+            sent.append(piece)
+            await on_piece(piece)
+
+        try:
+            route = routing.route_for(request.model_profile, self._settings.routes)
+            cache_key = None
+            if route.cache:
+                names = ",".join(t.name for t in route.targets)
+                cache_key = self.cache.key(request, names, self._settings.default_max_tokens)
+            if (hit := self.cache.get(cache_key)) is not None:
+                return Outcome(hit.text, hit.finish_reason, hit.target, hit.usage, cached=True)
+            rank = 0 if request.priority == m.PRIORITY_URGENT else 1
+            chain = routing.chain(route, key)
+            async with asyncio.timeout_at(deadline), self._slots.hold(rank), self._use(t.model for t in chain):
+                outcome = await self._first_answer(request, chain, forward, sent)
+        except _Blocked as blocked:
+            logger.warning("model output blocked", extra={"request_id": request.request_id, "rule": blocked.rule})
+            return Outcome(
+                self._blocked_reply(request),
+                m.FINISH_REASON_BLOCKED,
+                error=f"output blocked ({blocked.rule})",
+                blocked_rule=blocked.rule,
+            )
+        except TimeoutError:
+            why = "deadline passed after the answer began" if sent else "deadline passed before an answer"
+            return Outcome("".join(sent), m.FINISH_REASON_DEADLINE_EXCEEDED, error=why)
+        except LookupError as exc:
+            return Outcome("", m.FINISH_REASON_ERROR, error=str(exc))
+        if outcome.reason in (m.FINISH_REASON_STOP, m.FINISH_REASON_LENGTH) and outcome.target is not None:
+            usage = outcome.usage or m.Usage()
+            self.cache.put(cache_key, Cached(outcome.text, outcome.reason, outcome.target, usage))
+        return outcome
+
+    async def _first_answer(
+        self, request: m.InferenceRequest, chain: list[Target], forward: OnPiece, sent: list[str]
+    ) -> Outcome:
+        failures: list[str] = []
+        for target in chain:
+            breaker = self.breaker(target)
+            for attempt in range(self._settings.attempts_per_target):
+                if not breaker.allow():
+                    failures.append(f"{target.name}: circuit open")
+                    break
+                if attempt:
+                    await asyncio.sleep(self._backoff(attempt))
+                try:
+                    outcome = await self._call(target, request, forward, sent)
+                except _TARGET_ERRORS as exc:
+                    breaker.failure()
+                    failures.append(f"{target.name}: {_describe(exc)}")
+                    logger.warning(
+                        "model target failed",
+                        extra={"request_id": request.request_id, "target": target.name, "error": _describe(exc)},
+                    )
+                    if sent:  # part of the answer is out: no other model can take over now
+                        return Outcome(
+                            "".join(sent), m.FINISH_REASON_ERROR, target, error=failures[-1], failures=failures
+                        )
+                    continue
+                breaker.success()
+                outcome.failures = failures
+                return outcome
+        return Outcome("", m.FINISH_REASON_ERROR, error="no model answered: " + "; ".join(failures), failures=failures)
+
+    async def _call(self, target: Target, request: m.InferenceRequest, forward: OnPiece, sent: list[str]) -> Outcome:
+        finish, usage = "stop", None
+        stream = self._triton.stream(target, request, self._settings.default_max_tokens)
+        async with (
+            contextlib.aclosing(stream),
+            asyncio.timeout(target.first_piece_timeout_s or self._settings.first_piece_timeout_s) as first,
+        ):
+            async for piece in stream:
+                first.reschedule(None)  # it answers: from here only the deadline bounds it
+                if piece.text:
+                    await forward(piece.text)
+                if piece.finish_reason:
+                    finish, usage = piece.finish_reason, piece.usage
+        return Outcome("".join(sent), handlers.finish_reason(finish), target, usage)
+
+    @contextlib.asynccontextmanager
+    async def _use(self, models: Iterable[str]) -> AsyncIterator[None]:
+        used = set(models)
+        self._using.update(used)
+        try:
+            yield
+        finally:
+            self._using.subtract(used)
+            async with self._released:
+                self._released.notify_all()
+
+    async def switch(self, routes: dict[str, Route], unload_unused: bool, drain_timeout_s: float = 60.0) -> list[str]:
+        """Hot switch to ``routes`` while requests flow: load the models they name that are
+        not loaded yet, route new requests by them, then, once no request of this process is
+        still routed to a model no longer named, unload it (``unload_unused``). Streams in
+        flight finish on the model they started on. Returns the models unloaded."""
+        async with self._switching:
+            wanted = _models(routes)
+            for model in sorted(wanted):
+                if not await self._triton.ready(model):
+                    logger.info("loading model for the new routes", extra={"model": model})
+                    await self._triton.load(model)
+            unused = _models(self._settings.routes) - wanted
+            self._settings.routes = routes
+            logger.info("routes switched", extra={"models": sorted(wanted), "unused": sorted(unused)})
+            if not unload_unused or not unused:
+                return []
+            async with asyncio.timeout(drain_timeout_s), self._released:
+                await self._released.wait_for(lambda: all(self._using[model] <= 0 for model in unused))
+            for model in sorted(unused):
+                await self._triton.unload(model)
+                logger.info("unloaded model no route names", extra={"model": model})
+            return sorted(unused)
+
+    def _backoff(self, attempt: int) -> float:
+        base = self._settings.retry_backoff_s * 2 ** (attempt - 1)
+        return min(base, 5.0) * random.uniform(0.5, 1.0)  # noqa: S311 (jitter, not secrecy)
+
+    def _blocked_reply(self, request: m.InferenceRequest) -> str:
+        text = handlers.last_user_text(request)
+        return self._settings.blocked_reply_zh if _CJK.search(text) else self._settings.blocked_reply_en
+
+
+def _models(routes: dict[str, Route]) -> set[str]:
+    return {t.model for route in routes.values() for t in (*route.targets, *route.fallback)}
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
