@@ -101,7 +101,7 @@ async def test_the_canary_gets_its_weight_of_2000_requests(stack: Stack, triton:
     assert served["2"] == reported  # the version the client reports is the one that answered
     share = served["2"] / 2000
     assert abs(share - 0.10) <= 0.05, f"canary share {share:.3f}"  # within ±5 points of the weight
-    print(f"canary share {share:.4f} of 2000 (weight 0.10)")  # noqa: T201
+    print(f"canary share {share:.4f} of 2000 (weight 0.10)")
 
 
 async def test_hot_switch_under_load_fails_no_request_and_finishes_streams_in_flight(
@@ -140,7 +140,7 @@ async def test_hot_switch_under_load_fails_no_request_and_finishes_streams_in_fl
     assert all(o.text == f"echo: {text}" for o in on_new)
     spanning = [1 for s, e, _ in on_old if s < switch_at < e]
     assert spanning, "no stream was in flight during the switch"
-    print(f"hot switch: {len(finished)} requests, 0 failed, {len(spanning)} streams spanned it")  # noqa: T201
+    print(f"hot switch: {len(finished)} requests, 0 failed, {len(spanning)} streams spanned it")
 
 
 async def test_an_unloaded_primary_falls_back_and_the_breaker_opens_then_closes(triton: TritonClient) -> None:
