@@ -17,11 +17,12 @@ set -euo pipefail
 . "$SB_ROOT/infra/postgres/postgres.sh"
 . "$SB_ROOT/infra/mosquitto/mosquitto.sh"
 . "$SB_ROOT/infra/triton/triton.sh"
+. "$SB_ROOT/infra/openai/openai.sh"
 . "$SB_ROOT/infra/services/services.sh"
 
 # Start order; stopped in reverse. name:function-prefix (functions get the name as $1).
 COMPONENTS=(
-  kafka:kafka elasticsearch:es postgres:pg mosquitto:mqtt triton:triton
+  kafka:kafka elasticsearch:es postgres:pg mosquitto:mqtt triton:triton openai:openai
   audit-logger:svc plugin-units:svc scheduler:svc inference-client:svc intent-parser:svc channel-gateway:svc
 )
 
@@ -179,6 +180,8 @@ SB_MQTT_DEVICE_PASSWORD=$(secret mqtt-device)
 SB_TRITON_GRPC_URL=127.0.0.1:$SB_TRITON_GRPC_PORT
 SB_TRITON_HTTP_URL=http://127.0.0.1:$SB_TRITON_HTTP_PORT
 SB_CHAT_MODEL=smollm2
+SB_OPENAI_URL=http://127.0.0.1:$SB_OPENAI_PORT/v1
+SB_OPENAI_API_KEY_FILE=$SB_SECRETS/openai-api-key
 ENV
   )
 }

@@ -30,6 +30,8 @@ class Stack:
     mqtt_device_password: str
     triton_grpc_url: str
     chat_model: str
+    openai_url: str
+    openai_api_key_file: str
 
 
 def _load() -> dict[str, str]:
@@ -68,6 +70,8 @@ def load_stack() -> Stack:
         mqtt_device_password=need("SB_MQTT_DEVICE_PASSWORD"),
         triton_grpc_url=need("SB_TRITON_GRPC_URL"),
         chat_model=need("SB_CHAT_MODEL"),
+        openai_url=need("SB_OPENAI_URL"),
+        openai_api_key_file=need("SB_OPENAI_API_KEY_FILE"),
     )
 
 

@@ -19,6 +19,7 @@ svc_ports() {
   p=$(svc_prefix "$1")
   echo "${p}_HEALTH_PORT ${p}_METRICS_PORT"
   [ "$1" = channel-gateway ] && echo SB_GATEWAY_HTTP_PORT
+  [ "$1" = inference-client ] && echo SB_INFERENCE_API_PORT
   return 0
 }
 
@@ -43,7 +44,14 @@ svc_start() {
       "SB_SCHEDULER_DATABASE_URL=postgresql://$SB_PG_USER:$(secret postgres-scheduler)@127.0.0.1:$SB_PG_PORT/$SB_PG_DATABASE"
       "SB_SCHEDULER_PLUGINS_ENABLED=${SB_SCHEDULER_PLUGINS_ENABLED:-[\"units\"]}"
     ) ;;
-    inference-client) env+=("SB_INFERENCE_TRITON_URL=127.0.0.1:$SB_TRITON_GRPC_PORT") ;;
+    inference-client)
+      secret openai-api-key >/dev/null  # made by the openai component; made here if started alone
+      # The local chat model on Triton; the OpenAI-compatible server as the last fallback.
+      local openai_target="{\"model\": \"smollm2\", \"kind\": \"openai\", \"base_url\": \"http://127.0.0.1:$SB_OPENAI_PORT/v1\", \"api_key_file\": \"$SB_SECRETS/openai-api-key\"}"
+      env+=(
+        "SB_INFERENCE_TRITON_URL=127.0.0.1:$SB_TRITON_GRPC_PORT" "SB_INFERENCE_API_PORT=$SB_INFERENCE_API_PORT"
+        "SB_INFERENCE_ROUTES=${SB_INFERENCE_ROUTES:-{\"general\": {\"targets\": [{\"model\": \"smollm2\"}], \"fallback\": [$openai_target]}}}"
+      ) ;;
     audit-logger) env+=("SB_AUDIT_ELASTICSEARCH_URL=http://127.0.0.1:$SB_ES_PORT") ;;
   esac
   start_daemon "$name" env "${env[@]}" "$SB_ROOT/.venv/bin/python" -m "switchboard.$(svc_module "$name")"

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import grpc
 import pytest
 import tritonclient.grpc.aio as grpcclient
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -23,7 +24,9 @@ from switchboard.common.config import KafkaSettings
 from switchboard.common.kafka import ConsumedEvent, EventProducer
 from switchboard.events.v1 import envelope_pb2
 from switchboard.events.v1 import messages_pb2 as m
-from switchboard.inference_client import routes_file
+from switchboard.inference.v1 import inference_pb2 as api
+from switchboard.inference.v1 import inference_pb2_grpc as api_grpc
+from switchboard.inference_client import grpc_api, routes_file
 from switchboard.inference_client.app import InferenceWorker, build_engine
 from switchboard.inference_client.breaker import State
 from switchboard.inference_client.config import Route, Settings, Target
@@ -167,6 +170,39 @@ async def test_an_unloaded_primary_falls_back_and_the_breaker_opens_then_closes(
     assert engine.breaker(NEXT).state is State.CLOSED
 
 
+async def test_the_last_fallback_is_an_openai_compatible_endpoint(
+    stack: Stack, triton: TritonClient, tmp_path: Path
+) -> None:
+    """echo_next is not loaded; the OpenAI-compatible server (the same local model) answers,
+    with the key from a file. A wrong key is a failure like any other, named in the error."""
+    endpoint = Target(
+        model="smollm2", kind="openai", base_url=stack.openai_url, api_key_file=Path(stack.openai_api_key_file)
+    )
+    engine = _engine(
+        triton, {"general": Route(targets=[NEXT], fallback=[endpoint], cache=False)}, attempts_per_target=1
+    )
+    request = _ask("Say hello.", "o-1")
+    request.params.max_tokens = 8
+    pieces: list[str] = []
+
+    async def on_piece(piece: str) -> None:
+        pieces.append(piece)
+
+    outcome = await engine.generate(request, "k", on_piece)
+    assert outcome.target == endpoint and outcome.reason in (m.FINISH_REASON_STOP, m.FINISH_REASON_LENGTH)
+    assert outcome.text and "".join(pieces) == outcome.text and outcome.usage is not None
+    assert outcome.failures and outcome.failures[0].startswith("echo_next:")
+
+    wrong = tmp_path / "wrong-key"
+    wrong.write_text("not-the-key")
+    refused = endpoint.model_copy(update={"api_key_file": wrong})
+    engine = _engine(triton, {"general": Route(targets=[refused], cache=False)}, attempts_per_target=1)
+    outcome = await engine.generate(request, "k", on_piece)
+    assert outcome.reason == m.FINISH_REASON_ERROR and "401" in outcome.error
+    assert "not-the-key" not in outcome.error
+    await engine.close()
+
+
 async def test_a_primary_that_times_out_falls_back(triton: TritonClient) -> None:
     await triton.load("echo_stream_next")  # its first word comes after 20 ms
     impatient = SLOW_STREAM.model_copy(update={"first_piece_timeout_s": 0.005})
@@ -278,3 +314,44 @@ async def test_the_worker_streams_in_order_answers_a_request_id_once_and_audits_
     (record,) = audited
     assert record.audit_event.action == "output.blocked" and record.audit_event.reason == "lexicon:self_harm"
     assert record.audit_event.labels["request_id"] == "blocked"
+
+
+async def test_the_grpc_api_generates_streams_rejects_and_screens(triton: TritonClient) -> None:
+    engine = _engine(triton, {"general": Route(targets=[Target(model="echo_stream", kind="echo")], cache=False)})
+    outcomes: list[tuple[str, Outcome]] = []
+
+    async def on_outcome(request: m.InferenceRequest, outcome: Outcome) -> None:
+        outcomes.append((request.request_id, outcome))
+
+    server, port = await grpc_api.start(grpc_api.InferenceApi(engine, on_outcome), "127.0.0.1", 0)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    stub = api_grpc.InferenceServiceStub(channel)  # type: ignore[no-untyped-call]
+    try:
+        reply = await stub.Generate(api.GenerateRequest(request=_ask("one two three", "g-1")), timeout=10)
+        assert reply.result.text == "one two three" and reply.result.finish_reason == m.FINISH_REASON_STOP
+        assert reply.result.model_name == "echo_stream" and reply.result.request_id == "g-1"
+
+        items = [
+            item
+            async for item in stub.GenerateStream(api.GenerateStreamRequest(request=_ask("a b c d", "s-1")), timeout=10)
+        ]
+        chunks = [i.chunk for i in items[:-1]]
+        assert [c.sequence for c in chunks] == [0, 1, 2, 3] and "".join(c.text for c in chunks) == "a b c d"
+        assert items[-1].WhichOneof("item") == "result" and items[-1].result.chunk_count == 4
+
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.Generate(api.GenerateRequest(request=m.InferenceRequest(request_id="empty")), timeout=10)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "non-empty user turn" in (refused.value.details() or "")
+
+        blocked = await stub.Generate(api.GenerateRequest(request=_ask("go kill yourself", "b-1")), timeout=10)
+        assert blocked.result.finish_reason == m.FINISH_REASON_BLOCKED
+        assert blocked.result.text == "Sorry, I can't share that answer."
+        assert [(rid, o.blocked_rule) for rid, o in outcomes if o.blocked_rule] == [("b-1", "lexicon:self_harm")]
+
+        # Without a request id one is made; the gRPC deadline becomes the request's deadline.
+        timed = await stub.Generate(api.GenerateRequest(request=_ask("x", "")), timeout=10)
+        assert timed.result.request_id
+    finally:
+        await channel.close()
+        await server.stop(0)

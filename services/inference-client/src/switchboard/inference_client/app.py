@@ -12,10 +12,10 @@ from switchboard.common.kafka import ConsumedEvent
 from switchboard.common.screening import TextScreen
 from switchboard.common.service import ServiceRuntime
 from switchboard.events.v1 import messages_pb2 as m
-from switchboard.inference_client import handlers, routes_file
+from switchboard.inference_client import grpc_api, handlers, routes_file
 from switchboard.inference_client.cache import ResponseCache
 from switchboard.inference_client.config import Settings
-from switchboard.inference_client.engine import Engine
+from switchboard.inference_client.engine import Engine, Outcome
 from switchboard.inference_client.ledger import Ledger
 from switchboard.inference_client.triton import TritonClient
 
@@ -82,17 +82,7 @@ class InferenceWorker:
         if outcome.failures:
             logger.info("answered after failures", extra={"request_id": request.request_id, "failed": outcome.failures})
         if outcome.blocked_rule:
-            audit = m.AuditEvent(
-                action="output.blocked",
-                outcome=m.OUTCOME_BLOCKED,
-                reason=outcome.blocked_rule,
-                subject_event_id=event.envelope.event_id,
-                labels={
-                    "rule": outcome.blocked_rule,
-                    "request_id": request.request_id,
-                    "profile": request.model_profile,
-                },
-            )
+            audit = handlers.blocked_audit(request, outcome.blocked_rule, event.envelope.event_id)
             await emit(self._settings.topics.audit, audit, "audit-output-blocked")
         final = handlers.result(
             request,
@@ -111,22 +101,41 @@ class InferenceWorker:
         self._ledger.note(request.request_id)
 
 
+def audit_blocked(settings: Settings, runtime: ServiceRuntime) -> grpc_api.OnOutcome:
+    """For gRPC callers: an answer screened out is audited as on the Kafka path."""
+
+    async def on_outcome(request: m.InferenceRequest, outcome: Outcome) -> None:
+        if outcome.blocked_rule:
+            envelope = events.wrap(
+                handlers.blocked_audit(request, outcome.blocked_rule),
+                conversation_key=request.request_id,
+                source=settings.service_name,
+            )
+            await (await runtime.producer.enqueue(settings.topics.audit, envelope))
+
+    return on_outcome
+
+
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     if settings.routes_file is not None:
         settings.routes = routes_file.read(settings.routes_file)
     triton = TritonClient(settings.triton_url, settings.request_timeout_s)
-    background: list[asyncio.Task[None]] = []
     try:
         async with ServiceRuntime(settings) as runtime:
             ledger = Ledger(settings.answered_window_s)
             found = await ledger.load(settings.kafka, settings.topics.results)
             logger.info("answered requests in the last window", extra={"count": found})
             engine = build_engine(settings, triton)
+            background = []
             if settings.routes_file is not None:
-                follow = routes_file.follow(
-                    settings.routes_file, engine, stop, settings.routes_poll_s, settings.unload_unused_models
+                background.append(
+                    routes_file.follow(
+                        settings.routes_file, engine, stop, settings.routes_poll_s, settings.unload_unused_models
+                    )
                 )
-                background.append(asyncio.create_task(follow))
+            api, _ = await grpc_api.start(
+                grpc_api.InferenceApi(engine, audit_blocked(settings, runtime)), settings.api_host, settings.api_port
+            )
             worker = InferenceWorker(settings, runtime, engine, ledger)
             consumer = runtime.consumer(
                 [settings.topics.requests_urgent, settings.topics.requests_routine],
@@ -135,9 +144,10 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                 # Routine partitions wait while urgent ones have work (the slots do the rest).
                 priority=[settings.topics.requests_urgent, settings.topics.requests_routine],
             )
-            await runtime.run(stop, consumer)
+            try:
+                await runtime.run(stop, consumer, background=background)
+            finally:
+                await api.stop(grace=5)
+                await engine.close()
     finally:
-        for task in background:
-            task.cancel()
-        await asyncio.gather(*background, return_exceptions=True)
         await triton.close()

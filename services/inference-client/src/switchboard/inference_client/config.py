@@ -14,22 +14,35 @@ RULES_DIR = Path(__file__).resolve().parent / "rules"
 
 
 class Target(BaseModel):
-    """A Triton model (and version) an answer can come from, and how to talk to it."""
+    """A model (and version) an answer can come from, and how to talk to it."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: str
     version: str = ""
-    # "chat": inputs messages (JSON), max_tokens, temperature (the llama.cpp models);
-    # "echo": input text, the last user turn (the deterministic test models).
-    kind: Literal["chat", "echo"] = "chat"
+    # Triton models: "chat" (inputs messages JSON, max_tokens, temperature: the LLMs) or
+    # "echo" (input text, the last user turn: the deterministic test models).
+    # "openai": an OpenAI-compatible chat completions endpoint at base_url (the last resort
+    # of a fallback chain: a hosted API, or a self-hosted vLLM / llama.cpp server).
+    kind: Literal["chat", "echo", "openai"] = "chat"
+    base_url: str = ""
+    # File holding the endpoint's API key (a mounted Secret); never the key itself.
+    api_key_file: Path | None = None
     # Share of the profile's traffic (canary releases); only for a route's `targets`.
     weight: float = Field(default=1.0, ge=0)
     # Give up on this target if it has not started answering by then (default: the setting).
     first_piece_timeout_s: float | None = Field(default=None, gt=0)
 
+    @model_validator(mode="after")
+    def _endpoint(self) -> Target:
+        if (self.kind == "openai") != bool(self.base_url):
+            raise ValueError("base_url is required for kind 'openai' and only for it")
+        return self
+
     @property
     def name(self) -> str:
+        if self.kind == "openai":
+            return f"openai:{self.model}@{self.base_url}"
         return f"{self.model}:{self.version}" if self.version else self.model
 
 
@@ -73,6 +86,9 @@ class Settings(ServiceSettings):
     health_port: int = 18110
     metrics_port: int = 18111
     triton_url: str = "127.0.0.1:18001"
+    # switchboard.inference.v1.InferenceService (Generate, GenerateStream) for synchronous callers.
+    api_host: str = "127.0.0.1"
+    api_port: int = 18112
     # Profile -> route; a profile with no route uses the "general" one.
     routes: dict[str, Route] = Field(default_factory=_default_routes)
     # Routes from a YAML file instead ({"routes": {...}}), re-read when it changes: a hot

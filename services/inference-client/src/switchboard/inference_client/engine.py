@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 import grpc
+import openai
 from tritonclient.utils import InferenceServerException
 
 from switchboard.common.screening import TextScreen
@@ -28,6 +29,7 @@ from switchboard.inference_client import handlers, routing
 from switchboard.inference_client.breaker import Breaker
 from switchboard.inference_client.cache import Cached, ResponseCache
 from switchboard.inference_client.config import Route, Settings, Target
+from switchboard.inference_client.openai_backend import OpenAIBackend
 from switchboard.inference_client.slots import PrioritySlots
 from switchboard.inference_client.triton import TritonClient, TritonError
 
@@ -36,7 +38,7 @@ logger = logging.getLogger(__name__)
 OnPiece = Callable[[str], Awaitable[None]]
 _CJK = re.compile(r"[\u3400-\u9fff]")
 # What makes a target count as failed (anything else is a bug and surfaces as one).
-_TARGET_ERRORS = (InferenceServerException, TritonError, TimeoutError, OSError, grpc.RpcError)
+_TARGET_ERRORS = (InferenceServerException, TritonError, TimeoutError, OSError, grpc.RpcError, openai.APIError)
 
 
 @dataclass
@@ -67,9 +69,11 @@ class Engine:
         screen: TextScreen,
         cache: ResponseCache,
         clock: Callable[[], float] = time.monotonic,
+        openai_backend: OpenAIBackend | None = None,
     ) -> None:
         self._settings = settings
         self._triton = triton
+        self._openai = openai_backend or OpenAIBackend(settings.request_timeout_s)
         self._screen = screen
         self.cache = cache
         self._clock = clock
@@ -79,6 +83,9 @@ class Engine:
         self._using: Counter[str] = Counter()
         self._released = asyncio.Condition()
         self._switching = asyncio.Lock()
+
+    async def close(self) -> None:
+        await self._openai.close()
 
     def breaker(self, target: Target) -> Breaker:
         if target.name not in self._breakers:
@@ -111,7 +118,7 @@ class Engine:
                 return Outcome(hit.text, hit.finish_reason, hit.target, hit.usage, cached=True)
             rank = 0 if request.priority == m.PRIORITY_URGENT else 1
             chain = routing.chain(route, key)
-            async with asyncio.timeout_at(deadline), self._slots.hold(rank), self._use(t.model for t in chain):
+            async with asyncio.timeout_at(deadline), self._slots.hold(rank), self._use(t.model for t in chain if t.kind != "openai"):
                 outcome = await self._first_answer(request, chain, forward, sent)
         except _Blocked as blocked:
             logger.warning("model output blocked", extra={"request_id": request.request_id, "rule": blocked.rule})
@@ -164,7 +171,8 @@ class Engine:
 
     async def _call(self, target: Target, request: m.InferenceRequest, forward: OnPiece, sent: list[str]) -> Outcome:
         finish, usage = "stop", None
-        stream = self._triton.stream(target, request, self._settings.default_max_tokens)
+        backend = self._openai if target.kind == "openai" else self._triton
+        stream = backend.stream(target, request, self._settings.default_max_tokens)
         async with (
             contextlib.aclosing(stream),
             asyncio.timeout(target.first_piece_timeout_s or self._settings.first_piece_timeout_s) as first,
@@ -221,7 +229,8 @@ class Engine:
 
 
 def _models(routes: dict[str, Route]) -> set[str]:
-    return {t.model for route in routes.values() for t in (*route.targets, *route.fallback)}
+    """The Triton models ``routes`` name."""
+    return {t.model for r in routes.values() for t in (*r.targets, *r.fallback) if t.kind != "openai"}
 
 
 def _describe(exc: BaseException) -> str:

@@ -79,6 +79,17 @@ def result(
     )
 
 
+def blocked_audit(request: m.InferenceRequest, rule: str, subject_event_id: str = "") -> m.AuditEvent:
+    """The audit record of an answer screened out (the rule, never the text)."""
+    return m.AuditEvent(
+        action="output.blocked",
+        outcome=m.OUTCOME_BLOCKED,
+        reason=rule,
+        subject_event_id=subject_event_id,
+        labels={"rule": rule, "request_id": request.request_id, "profile": request.model_profile},
+    )
+
+
 @dataclass
 class Coalescer:
     """Groups streamed pieces into chunks: at most one chunk per ``interval_s``.
