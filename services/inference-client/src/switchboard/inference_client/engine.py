@@ -118,7 +118,11 @@ class Engine:
                 return Outcome(hit.text, hit.finish_reason, hit.target, hit.usage, cached=True)
             rank = 0 if request.priority == m.PRIORITY_URGENT else 1
             chain = routing.chain(route, key)
-            async with asyncio.timeout_at(deadline), self._slots.hold(rank), self._use(t.model for t in chain if t.kind != "openai"):
+            async with (
+                asyncio.timeout_at(deadline),
+                self._slots.hold(rank),
+                self._use(t.model for t in chain if t.kind != "openai"),
+            ):
                 outcome = await self._first_answer(request, chain, forward, sent)
         except _Blocked as blocked:
             logger.warning("model output blocked", extra={"request_id": request.request_id, "rule": blocked.rule})
