@@ -47,10 +47,12 @@ svc_start() {
     inference-client)
       secret openai-api-key >/dev/null  # made by the openai component; made here if started alone
       # The local chat model on Triton; the OpenAI-compatible server as the last fallback.
-      local openai_target="{\"model\": \"smollm2\", \"kind\": \"openai\", \"base_url\": \"http://127.0.0.1:$SB_OPENAI_PORT/v1\", \"api_key_file\": \"$SB_SECRETS/openai-api-key\"}"
+      local openai_target routes
+      openai_target="{\"model\": \"smollm2\", \"kind\": \"openai\", \"base_url\": \"http://127.0.0.1:$SB_OPENAI_PORT/v1\", \"api_key_file\": \"$SB_SECRETS/openai-api-key\"}"
+      routes="{\"general\": {\"targets\": [{\"model\": \"smollm2\"}], \"fallback\": [$openai_target]}}"
       env+=(
         "SB_INFERENCE_TRITON_URL=127.0.0.1:$SB_TRITON_GRPC_PORT" "SB_INFERENCE_API_PORT=$SB_INFERENCE_API_PORT"
-        "SB_INFERENCE_ROUTES=${SB_INFERENCE_ROUTES:-{\"general\": {\"targets\": [{\"model\": \"smollm2\"}], \"fallback\": [$openai_target]}}}"
+        "SB_INFERENCE_ROUTES=${SB_INFERENCE_ROUTES:-$routes}"
       ) ;;
     audit-logger) env+=("SB_AUDIT_ELASTICSEARCH_URL=http://127.0.0.1:$SB_ES_PORT") ;;
   esac
