@@ -28,6 +28,9 @@ class Target(BaseModel):
     base_url: str = ""
     # File holding the endpoint's API key (a mounted Secret); never the key itself.
     api_key_file: Path | None = None
+    # Call over a gRPC stream? None: when the model's config says decoupled. Set true for an
+    # ensemble around a decoupled model (deploy/triton-gpu), which Triton does not mark.
+    stream: bool | None = None
     # Share of the profile's traffic (canary releases); only for a route's `targets`.
     weight: float = Field(default=1.0, ge=0)
     # Give up on this target if it has not started answering by then (default: the setting).

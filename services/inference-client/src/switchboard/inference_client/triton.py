@@ -82,7 +82,7 @@ class TritonClient:
         traits = await self.traits(target)
         inputs = self._inputs(target, request, max_tokens, traits.batched)
         async with asyncio.timeout(self._timeout_s):
-            if not traits.decoupled:
+            if not (traits.decoupled if target.stream is None else target.stream):
                 response = await self._client.infer(
                     target.model, inputs, model_version=target.version, request_id=request.request_id
                 )
