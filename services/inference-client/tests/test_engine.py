@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from tritonclient.utils import InferenceServerException
 
 from switchboard.common.screening import TextScreen
@@ -107,13 +108,18 @@ async def test_the_breaker_opens_skips_the_target_and_closes_after_a_good_trial(
     for i in range(4):
         await _run(engine, _ask(f"question {i}"))  # different questions: no cache hits
     assert engine.breaker(PRIMARY).state is State.OPEN
+    assert REGISTRY.get_sample_value("switchboard_inference_breaker_open", {"target": "primary"}) == 1
+    skipped = {"target": "primary", "why": "circuit_open"}
+    before = REGISTRY.get_sample_value("switchboard_inference_target_failures_total", skipped) or 0
     script.calls.clear()
     outcome, _ = await _run(engine, _ask("question 5"))
     assert script.calls == ["spare"] and outcome.failures == ["primary: circuit open"]
+    assert REGISTRY.get_sample_value("switchboard_inference_target_failures_total", skipped) == before + 1
     script.plans["primary"] = ["ok"]
     await asyncio.sleep(0.06)
     outcome, _ = await _run(engine, _ask("question 6"))
     assert outcome.target == PRIMARY and engine.breaker(PRIMARY).state is State.CLOSED
+    assert REGISTRY.get_sample_value("switchboard_inference_breaker_open", {"target": "primary"}) == 0
 
 
 async def test_a_repeated_question_is_answered_from_the_cache() -> None:

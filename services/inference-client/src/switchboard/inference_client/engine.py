@@ -25,8 +25,8 @@ from tritonclient.utils import InferenceServerException
 
 from switchboard.common.screening import TextScreen
 from switchboard.events.v1 import messages_pb2 as m
-from switchboard.inference_client import handlers, routing
-from switchboard.inference_client.breaker import Breaker
+from switchboard.inference_client import handlers, metrics, routing
+from switchboard.inference_client.breaker import Breaker, State
 from switchboard.inference_client.cache import Cached, ResponseCache
 from switchboard.inference_client.config import Route, Settings, Target
 from switchboard.inference_client.openai_backend import OpenAIBackend
@@ -115,7 +115,10 @@ class Engine:
                 names = ",".join(t.name for t in route.targets)
                 cache_key = self.cache.key(request, names, self._settings.default_max_tokens)
             if (hit := self.cache.get(cache_key)) is not None:
+                metrics.CACHE.labels("hit").inc()
                 return Outcome(hit.text, hit.finish_reason, hit.target, hit.usage, cached=True)
+            if cache_key is not None:
+                metrics.CACHE.labels("miss").inc()
             rank = 0 if request.priority == m.PRIORITY_URGENT else 1
             chain = routing.chain(route, key)
             async with (
@@ -125,6 +128,7 @@ class Engine:
             ):
                 outcome = await self._first_answer(request, chain, forward, sent)
         except _Blocked as blocked:
+            metrics.BLOCKED.labels(blocked.rule).inc()
             logger.warning("model output blocked", extra={"request_id": request.request_id, "rule": blocked.rule})
             return Outcome(
                 self._blocked_reply(request),
@@ -150,6 +154,7 @@ class Engine:
             breaker = self.breaker(target)
             for attempt in range(self._settings.attempts_per_target):
                 if not breaker.allow():
+                    metrics.TARGET_FAILURES.labels(target.name, "circuit_open").inc()
                     failures.append(f"{target.name}: circuit open")
                     break
                 if attempt:
@@ -158,6 +163,8 @@ class Engine:
                     outcome = await self._call(target, request, forward, sent)
                 except _TARGET_ERRORS as exc:
                     breaker.failure()
+                    metrics.BREAKER_OPEN.labels(target.name).set(breaker.state is State.OPEN)
+                    metrics.TARGET_FAILURES.labels(target.name, type(exc).__name__).inc()
                     failures.append(f"{target.name}: {_describe(exc)}")
                     logger.warning(
                         "model target failed",
@@ -169,6 +176,8 @@ class Engine:
                         )
                     continue
                 breaker.success()
+                metrics.BREAKER_OPEN.labels(target.name).set(0)
+                metrics.ANSWERS.labels(target.name, m.FinishReason.Name(outcome.reason)).inc()
                 outcome.failures = failures
                 return outcome
         return Outcome("", m.FINISH_REASON_ERROR, error="no model answered: " + "; ".join(failures), failures=failures)
@@ -177,12 +186,15 @@ class Engine:
         finish, usage = "stop", None
         backend = self._openai if target.kind == "openai" else self._triton
         stream = backend.stream(target, request, self._settings.default_max_tokens)
+        called = time.perf_counter()
         async with (
             contextlib.aclosing(stream),
             asyncio.timeout(target.first_piece_timeout_s or self._settings.first_piece_timeout_s) as first,
         ):
             async for piece in stream:
-                first.reschedule(None)  # it answers: from here only the deadline bounds it
+                if first.when() is not None:  # it answers: from here only the deadline bounds it
+                    first.reschedule(None)
+                    metrics.FIRST_PIECE.labels(target.name).observe(time.perf_counter() - called)
                 if piece.text:
                     await forward(piece.text)
                 if piece.finish_reason:
