@@ -29,6 +29,7 @@ class Stack:
     mqtt_device_user: str
     mqtt_device_password: str
     triton_grpc_url: str
+    triton_http_url: str
     chat_model: str
     openai_url: str
     openai_api_key_file: str
@@ -69,6 +70,7 @@ def load_stack() -> Stack:
         mqtt_device_user=need("SB_MQTT_DEVICE_USER"),
         mqtt_device_password=need("SB_MQTT_DEVICE_PASSWORD"),
         triton_grpc_url=need("SB_TRITON_GRPC_URL"),
+        triton_http_url=need("SB_TRITON_HTTP_URL"),
         chat_model=need("SB_CHAT_MODEL"),
         openai_url=need("SB_OPENAI_URL"),
         openai_api_key_file=need("SB_OPENAI_API_KEY_FILE"),

@@ -7,6 +7,7 @@ not loaded at start; these tests load and unload them through Triton's model-con
 """
 
 import asyncio
+import io
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,7 +19,9 @@ import pytest
 import tritonclient.grpc.aio as grpcclient
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from rich.console import Console
 
+from switchboard.cli import models as cli_models
 from switchboard.common import events
 from switchboard.common.config import KafkaSettings
 from switchboard.common.kafka import ConsumedEvent, EventProducer
@@ -355,3 +358,19 @@ async def test_the_grpc_api_generates_streams_rejects_and_screens(triton: Triton
     finally:
         await channel.close()
         await server.stop(0)
+
+
+async def test_the_cli_lists_loads_and_unloads_models(stack: Stack, triton: TritonClient) -> None:
+    """`switchboard models` against Triton's HTTP repository API (the operator's unload)."""
+    http_url = stack.triton_http_url
+    out = io.StringIO()
+    console = Console(file=out, width=200)
+    assert await asyncio.to_thread(cli_models.change, http_url, "load", "echo_next", console) == 0
+    assert await triton.ready("echo_next")
+    assert await asyncio.to_thread(cli_models.show, http_url, console) == 0
+    listing = out.getvalue()
+    assert "echo_next" in listing and "READY" in listing and "echo_unbatched" in listing
+    assert await asyncio.to_thread(cli_models.change, http_url, "unload", "echo_next", console) == 0
+    assert not await triton.ready("echo_next")
+    assert await asyncio.to_thread(cli_models.change, http_url, "load", "no_such_model", console) == 1
+    assert "no_such_model: load failed" in out.getvalue()

@@ -19,6 +19,7 @@ import httpx
 from httpx_sse import connect_sse
 from rich.console import Console
 
+from switchboard.cli import models
 from switchboard.cli.tokens import mint
 
 DEFAULT_URL = "http://127.0.0.1:18080"
@@ -88,7 +89,24 @@ def main() -> int:
     token_cmd.add_argument("--subject", default=os.environ.get("USER", "me"), help="who the token is for")
     token_cmd.add_argument("--scope", action="append", default=None, help="chat (default) or admin; repeatable")
     token_cmd.add_argument("--ttl", type=int, default=12 * 3600, help="seconds the token is valid")
+    models_cmd = commands.add_parser("models", help="list, load or unload the models of a Triton server")
+    models_cmd.add_argument("action", choices=["list", "load", "unload"], nargs="?", default="list")
+    models_cmd.add_argument("name", nargs="?", help="model to load or unload")
+    models_cmd.add_argument(
+        "--triton", default=os.environ.get("SWITCHBOARD_TRITON_URL", "http://127.0.0.1:18000"), help="Triton HTTP URL"
+    )
     args = parser.parse_args()
+    if args.command == "models":
+        console = Console()
+        try:
+            if args.action == "list":
+                return models.show(args.triton, console)
+            if not args.name:
+                parser.error(f"models {args.action} needs a model name")
+            return models.change(args.triton, args.action, args.name, console)
+        except httpx.HTTPError as exc:
+            Console(stderr=True).print(f"[red]cannot reach Triton at {args.triton}:[/red] {exc}")
+            return 1
     if args.command == "token":
         secret = args.secret_file.read_text().strip()
         sys.stdout.write(mint(secret, args.subject, args.scope or ["chat"], ttl_s=args.ttl) + "\n")
