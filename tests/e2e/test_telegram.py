@@ -160,6 +160,8 @@ async def test_replies_stream_as_a_draft_in_private_and_an_edited_message_in_gro
     assert drafts and all(text.startswith(d.params["text"]) for d in drafts)
     assert final.params["text"] == text and final.at >= drafts[-1].at + 0.9  # one a second per chat
 
+    # Another question (the same one would come whole from the inference client's cache).
+    text = "seven eight nine ten eleven twelve"
     assert (await _post(url, _update(32, text, chat_id=-777))).status_code == 200
     (edited,) = await bot_api.wait_for("editMessageText")
     group_sends = [c for c in bot_api.of("sendMessage") if c.params["chat_id"] == "-777"]
