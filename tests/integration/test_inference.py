@@ -43,7 +43,7 @@ pytestmark = pytest.mark.integration
 ECHO = Target(model="echo", kind="echo")
 NEXT = Target(model="echo_next", kind="echo")
 SLOW_STREAM = Target(model="echo_stream_next", kind="echo")
-STANDBY = ("echo_next", "echo_stream_next")
+STANDBY = ("echo_next", "echo_stream_next", "echo_unbatched")
 
 
 @pytest.fixture
@@ -53,7 +53,15 @@ async def triton(stack: Stack) -> AsyncIterator[TritonClient]:
     for model in STANDBY:  # leave the server as it started
         if await client.ready(model):
             await client.unload(model)
-    await client.close()
+    # Just after an unload Triton reports itself not ready for a moment; wait that out.
+    raw = grpcclient.InferenceServerClient(stack.triton_grpc_url)
+    try:
+        async with asyncio.timeout(30):
+            while not await raw.is_server_ready():
+                await asyncio.sleep(0.1)
+    finally:
+        await raw.close()
+        await client.close()
 
 
 def _engine(triton: TritonClient, routes: dict[str, Route], **options: Any) -> Engine:
