@@ -8,12 +8,12 @@ import asyncio
 import logging
 import time
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer
 from google.protobuf.message import DecodeError
 
 from switchboard.channel_gateway.replies import Replies
 from switchboard.common.config import KafkaSettings
+from switchboard.common.kafka import positions
 from switchboard.common.kafka.security import connection_kwargs
 from switchboard.events.v1 import envelope_pb2
 from switchboard.events.v1 import messages_pb2 as m
@@ -38,25 +38,11 @@ class OutboundView:
     async def start(self) -> None:
         """Connect and position on every partition: at ``replay_s`` ago, so replies that
         completed just before a restart can still be fetched."""
-        admin = AIOKafkaAdminClient(**self._connection)
-        await admin.start()
-        try:
-            (described,) = await admin.describe_topics([self._topic])
-        finally:
-            await admin.close()
-        if described["error_code"] != 0 or not described["partitions"]:
-            raise RuntimeError(f"topic {self._topic} does not exist (error {described['error_code']})")
+        tps = await positions.partitions(self._connection, self._topic)
         await self._consumer.start()
-        tps = [TopicPartition(self._topic, p["partition"]) for p in described["partitions"]]
         self._consumer.assign(tps)
-        since_ms = int((time.time() - self._replay_s) * 1000)
-        offsets = await self._consumer.offsets_for_times({tp: since_ms for tp in tps})
+        await positions.seek_to_time(self._consumer, tps, int((time.time() - self._replay_s) * 1000))
         for tp in tps:
-            found = offsets.get(tp)
-            if found is None:
-                await self._consumer.seek_to_end(tp)
-            else:
-                self._consumer.seek(tp, found.offset)
             await self._consumer.position(tp)
 
     async def stop(self) -> None:

@@ -12,12 +12,12 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer
 from cachetools import TTLCache
 from google.protobuf.message import DecodeError
 
 from switchboard.common.config import KafkaSettings
+from switchboard.common.kafka import positions
 from switchboard.common.kafka.security import connection_kwargs
 from switchboard.events.v1 import envelope_pb2
 
@@ -56,29 +56,14 @@ class Ledger:
             "client_id": f"{settings.client_id}-ledger",
             **connection_kwargs(settings),
         }
-        admin = AIOKafkaAdminClient(**connection)
-        await admin.start()
-        try:
-            (described,) = await admin.describe_topics([topic])
-        finally:
-            await admin.close()
-        if described["error_code"] != 0 or not described["partitions"]:
-            raise RuntimeError(f"topic {topic} does not exist (error {described['error_code']})")
+        tps = await positions.partitions(connection, topic)
         consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, **connection)
         await consumer.start()
         try:
-            tps = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
             consumer.assign(tps)
-            since = int((time.time() - self.window_s) * 1000)
-            starts = await consumer.offsets_for_times(dict.fromkeys(tps, since))
+            await positions.seek_to_time(consumer, tps, int((time.time() - self.window_s) * 1000))
             ends = await consumer.end_offsets(tps)
-            todo = {}
-            for tp in tps:
-                start = starts.get(tp)
-                if start is None or start.offset >= ends[tp]:
-                    continue
-                consumer.seek(tp, start.offset)
-                todo[tp] = ends[tp]
+            todo = {tp: ends[tp] for tp in tps if await consumer.position(tp) < ends[tp]}
             found = 0
             while todo:
                 for tp, records in (await consumer.getmany(*todo, timeout_ms=1000)).items():
