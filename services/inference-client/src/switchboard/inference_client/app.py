@@ -84,17 +84,7 @@ class InferenceWorker:
         if outcome.blocked_rule:
             audit = handlers.blocked_audit(request, outcome.blocked_rule, event.envelope.event_id)
             await emit(self._settings.topics.audit, audit, "audit-output-blocked")
-        final = handlers.result(
-            request,
-            text=outcome.text,
-            reason=outcome.reason,
-            target=outcome.target,
-            latency_ms=int((time.perf_counter() - started) * 1000),
-            chunks=chunks.sent,
-            usage=outcome.usage,
-            error=outcome.error,
-            cached=outcome.cached,
-        )
+        final = outcome.result(request, int((time.perf_counter() - started) * 1000), chunks.sent)
         await emit(results, final, "result")
         # Offsets are committed after this returns: only once every record is acknowledged.
         await asyncio.gather(*pending)

@@ -55,6 +55,20 @@ class Outcome:
     # "<target>: <why>" for each target that failed or was skipped before the answer.
     failures: list[str] = field(default_factory=list)
 
+    def result(self, request: m.InferenceRequest, latency_ms: int, chunks: int) -> m.InferenceResult:
+        """The InferenceResult telling ``request``'s caller how it ended."""
+        return handlers.result(
+            request,
+            text=self.text,
+            reason=self.reason,
+            target=self.target,
+            latency_ms=latency_ms,
+            chunks=chunks,
+            usage=self.usage,
+            error=self.error,
+            cached=self.cached,
+        )
+
 
 class _Blocked(Exception):
     def __init__(self, rule: str) -> None:

@@ -44,7 +44,7 @@ class InferenceApi(api_grpc.InferenceServiceServicer):
 
         outcome = await self._engine.generate(ask, ask.request_id, ignore)
         await self._on_outcome(ask, outcome)
-        return api.GenerateResponse(result=_result(ask, outcome, started, chunks=0))
+        return api.GenerateResponse(result=outcome.result(ask, _ms_since(started), chunks=0))
 
     async def GenerateStream(
         self, request: api.GenerateStreamRequest, context: grpc.aio.ServicerContext[api.GenerateStreamRequest, object]
@@ -69,7 +69,7 @@ class InferenceApi(api_grpc.InferenceServiceServicer):
         finally:
             task.cancel()  # the caller went away: stop the model call
         await self._on_outcome(ask, outcome)
-        yield api.GenerateStreamResponse(result=_result(ask, outcome, started, chunks=sequence))
+        yield api.GenerateStreamResponse(result=outcome.result(ask, _ms_since(started), chunks=sequence))
 
 
 async def _checked(
@@ -88,18 +88,8 @@ async def _checked(
     return ask
 
 
-def _result(request: m.InferenceRequest, outcome: Outcome, started: float, chunks: int) -> m.InferenceResult:
-    return handlers.result(
-        request,
-        text=outcome.text,
-        reason=outcome.reason,
-        target=outcome.target,
-        latency_ms=int((time.perf_counter() - started) * 1000),
-        chunks=chunks,
-        usage=outcome.usage,
-        error=outcome.error,
-        cached=outcome.cached,
-    )
+def _ms_since(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)
 
 
 async def start(api_impl: InferenceApi, host: str, port: int) -> tuple[grpc.aio.Server, int]:
