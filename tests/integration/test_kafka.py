@@ -430,3 +430,49 @@ async def test_urgent_records_overtake_a_routine_backlog(stack: Stack, topics: t
     finally:
         await admin.delete_topics([urgent])
         await admin.close()
+
+
+async def test_a_long_outage_pauses_fetching_but_keeps_the_consumer_in_its_group(
+    stack: Stack, topics: tuple[str, str], unique: str
+) -> None:
+    """Records in flight at the limit while a dependency is away for longer than
+    ``max_poll_interval_ms``: the consumer pauses its partitions and keeps polling, so it
+    is not put out of its group (no second assignment) and handles everything once."""
+    topic, dlq = topics
+    settings = _settings(stack, max_in_flight=2)
+    back_at = asyncio.get_running_loop().time() + 8  # the dependency is away for 8 s
+    handled: list[str] = []
+    assignments: list[int] = []
+
+    async def handler(event: ConsumedEvent) -> None:
+        if asyncio.get_running_loop().time() < back_at:
+            raise ConnectionRefusedError("search cluster restarting")
+        handled.append(events.unwrap(event.envelope).text)  # type: ignore[attr-defined]
+
+    async with EventProducer(settings) as producer:
+        for i in range(6):
+            await producer.send(topic, events.wrap(_inbound(str(i)), conversation_key=f"k{i}", source="t"))
+        consumer = EventConsumer(
+            settings,
+            topics=[topic],
+            group_id=f"g-{unique}",
+            handler=handler,
+            dead_letter_producer=producer,
+            dead_letter_topic=dlq,
+            transient=(OSError,),
+            on_assigned=lambda: assignments.append(1),
+            max_poll_interval_ms=3000,
+            session_timeout_ms=3000,
+            heartbeat_interval_ms=500,
+        )
+        await consumer.start()
+        stop = asyncio.Event()
+        task = asyncio.create_task(consumer.run(stop))
+        try:
+            await _wait_for(lambda: len(handled) == 6, timeout=40)
+        finally:
+            stop.set()
+            await task
+            await consumer.stop()
+    assert sorted(handled) == [str(i) for i in range(6)]
+    assert len(assignments) == 1  # never rebalanced out of the group

@@ -1,55 +1,147 @@
+"""Event -> document mapping: every payload type, the analysts' fields, text modes."""
+
+from typing import Any
+
+import pytest
+from google.protobuf.message import Message
+
 from switchboard.audit_logger import documents
+from switchboard.audit_logger.documents import Mapper, TextMode, UnmappableEventError
+from switchboard.audit_logger.masking import Masker
 from switchboard.common import events
+from switchboard.common.kafka import ConsumedEvent
+from switchboard.events.v1 import envelope_pb2
 from switchboard.events.v1 import messages_pb2 as m
 
+ALICE = m.Actor(user_id="u-alice", channel_user_id="tg:42", display_name="Alice")
+MESSAGE = m.InboundMessage(
+    message_id="m-1", channel=m.CHANNEL_TELEGRAM, channel_chat_id="42", sender=ALICE, text="call me on 13812345678"
+)
+INTENT = m.ParsedIntent(
+    message=MESSAGE, intent="chat", confidence=0.9, person_id="p-alice", slots=[m.Slot(name="when", value="3pm")]
+)
 
-def _fields(mapping: dict[str, object], prefix: str = "") -> set[str]:
+# One of every payload type an Envelope can carry.
+PAYLOADS: list[Message] = [
+    MESSAGE,
+    INTENT,
+    m.InferenceRequest(message_id="m-1", request_id="r-1", messages=[m.ChatTurn(role=m.ROLE_USER, content="hi")]),
+    m.InferenceChunk(message_id="m-1", request_id="r-1", text="h", sequence=3),
+    m.InferenceResult(message_id="m-1", request_id="r-1", model_name="smollm2", latency_ms=12, cached=True),
+    m.OutboundMessage(in_reply_to="m-1", text="hello", channel=m.CHANNEL_TELEGRAM),
+    m.DeviceCommand(in_reply_to="m-1", device_id="lamp-1", action="turn_on", room="kitchen"),
+    m.DeviceCommandResult(command_id="c-1", device_id="lamp-1", ok=False, error="unreachable"),
+    m.PluginRequest(request_id="p-1", plugin="units", intent=INTENT),
+    m.PluginReply(request_id="p-1", plugin="units", ok=True, text="3 km"),
+    m.AuditEvent(action="input.blocked", outcome=m.OUTCOME_BLOCKED, reason="lexicon", labels={"rule": "lexicon"}),
+]
+
+
+def _event(payload: Message, offset: int = 7, topic: str = "switchboard.inbound.v1") -> ConsumedEvent:
+    envelope = events.wrap(payload, conversation_key="c-1", source="test")
+    return ConsumedEvent(envelope=envelope, topic=topic, partition=2, offset=offset, key=b"c-1", headers=[])
+
+
+def _mapped_fields(mapping: dict[str, Any], prefix: str = "") -> set[str]:
     out = set()
     for name, spec in mapping.items():
-        assert isinstance(spec, dict)
         if "properties" in spec:
-            out |= _fields(spec["properties"], f"{prefix}{name}.")  # type: ignore[arg-type]
+            out |= _mapped_fields(spec["properties"], f"{prefix}{name}.")
         else:
             out.add(prefix + name)
     return out
 
 
-def _doc_fields(doc: dict[str, object], prefix: str = "") -> set[str]:
+def _doc_fields(doc: dict[str, Any], prefix: str = "") -> set[str]:
     out = set()
     for name, value in doc.items():
-        if isinstance(value, dict) and name != "payload":
+        if isinstance(value, dict) and name != "payload" and prefix + name != "labels":
             out |= _doc_fields(value, f"{prefix}{name}.")
         else:
             out.add(prefix + name)
     return out
 
 
-def test_every_event_type_maps_onto_the_strict_template() -> None:
-    mapped = _fields(documents.index_template("logs-x-*")["template"]["mappings"]["properties"])
-    message = m.InboundMessage(message_id="m-1", text="hi")
-    payloads = [
-        message,
-        m.ParsedIntent(message=message, intent="chat"),
-        m.InferenceRequest(message_id="m-1"),
-        m.InferenceChunk(message_id="m-1", text="h"),
-        m.InferenceResult(message_id="m-1", model_name="smollm2", latency_ms=12),
-        m.OutboundMessage(in_reply_to="m-1", text="hello"),
-        m.DeviceCommand(in_reply_to="m-1", device_id="lamp"),
-        m.AuditEvent(action="input.blocked"),
-    ]
-    for payload in payloads:
-        envelope = events.wrap(payload, conversation_key="c-1", source="test")
-        doc = documents.document(envelope)
-        assert _doc_fields(doc) <= mapped, payload.DESCRIPTOR.name
-        assert doc["event"]["id"] == envelope.event_id  # type: ignore[index]
-        if not isinstance(payload, m.AuditEvent):
-            assert doc["switchboard"]["message_id"] == "m-1", payload.DESCRIPTOR.name  # type: ignore[index]
+def test_every_payload_type_is_covered_here() -> None:
+    carried = {f.message_type.name for f in envelope_pb2.Envelope.DESCRIPTOR.oneofs_by_name["payload"].fields}
+    assert {p.DESCRIPTOR.name for p in PAYLOADS} == carried
 
 
-def test_result_fields_for_analysts() -> None:
-    envelope = events.wrap(
-        m.InferenceResult(message_id="m", model_name="smollm2", latency_ms=42), conversation_key="c", source="t"
+@pytest.mark.parametrize("payload", PAYLOADS, ids=lambda p: p.DESCRIPTOR.name)
+def test_every_event_type_maps_onto_the_strict_mapping(payload: Message) -> None:
+    mapped = _mapped_fields(documents.mappings()["properties"])
+    event = _event(payload)
+    doc = Mapper(Masker()).document(event)
+    assert _doc_fields(doc) <= mapped
+    assert doc["event"]["id"] == event.envelope.event_id
+    assert doc["event"]["action"] and doc["event"]["outcome"] in ("success", "failure", "unknown")
+    assert doc["switchboard"]["event_type"] == payload.DESCRIPTOR.name
+    assert doc["switchboard"]["kafka"] == {"topic": "switchboard.inbound.v1", "partition": 2, "offset": 7}
+    assert doc["switchboard"]["chain"] == {"key": "switchboard.inbound.v1/2"}
+
+
+def test_the_fields_analysts_ask_for() -> None:
+    mapper = Mapper(Masker())
+    intent = mapper.document(_event(INTENT))
+    assert intent["user"] == {"id": "p-alice", "name": "Alice"}  # the person, across channels
+    assert intent["switchboard"]["channel"] == "telegram"
+    assert intent["switchboard"]["intent"] == "chat" and intent["switchboard"]["message_id"] == "m-1"
+    result = mapper.document(_event(m.InferenceResult(model_name="smollm2", latency_ms=42, cached=True)))
+    assert result["switchboard"]["model"] == "smollm2" and result["switchboard"]["latency_ms"] == 42
+    assert result["event"]["duration"] == 42_000_000 and result["switchboard"]["cached"] is True
+    assert len(result["trace"]["id"]) == 32
+    blocked = mapper.document(
+        _event(m.InferenceResult(finish_reason=m.FINISH_REASON_BLOCKED, error="output blocked (lexicon)"))
     )
-    doc = documents.document(envelope)
-    assert doc["switchboard"]["model"] == "smollm2" and doc["switchboard"]["latency_ms"] == 42  # type: ignore[index]
-    assert len(doc["trace"]["id"]) == 32  # type: ignore[index]
+    assert blocked["switchboard"]["blocked"] is True
+    assert blocked["switchboard"]["blocked_reason"] == "output blocked (lexicon)"
+    audit = mapper.document(_event(PAYLOADS[-1]))
+    assert audit["event"]["action"] == "input.blocked" and audit["event"]["outcome"] == "failure"
+    assert audit["switchboard"]["blocked_reason"] == "lexicon" and audit["labels"]["rule"] == "lexicon"
+    device = mapper.document(_event(PAYLOADS[7]))
+    assert device["device"]["id"] == "lamp-1" and device["error"]["message"] == "unreachable"
+    assert device["event"]["outcome"] == "failure"
+
+
+def test_text_is_masked_everywhere_it_is_stored() -> None:
+    doc = Mapper(Masker()).document(_event(INTENT))
+    assert doc["message"] == "call me on [phone]"
+    assert doc["switchboard"]["masked"] == ["phone"]
+    assert "13812345678" not in repr(doc)  # nor in the payload copy
+
+
+def test_raw_text_only_when_configured_and_none_drops_it() -> None:
+    raw = Mapper(Masker(), TextMode.RAW).document(_event(MESSAGE))
+    assert raw["message"] == MESSAGE.text and "masked" not in raw["switchboard"]
+    bare = Mapper(Masker(), TextMode.NONE).document(_event(MESSAGE))
+    assert "message" not in bare and "text" not in bare["switchboard"]["payload"]
+    assert bare["switchboard"]["payload"]["message_id"] == "m-1"
+
+
+def test_an_event_that_cannot_be_mapped_says_why() -> None:
+    event = _event(MESSAGE)
+    event.envelope.occurred_at.seconds = 10**13  # year 318 857: no date field holds it
+    with pytest.raises(UnmappableEventError, match="timestamp out of range"):
+        Mapper(Masker()).document(event)
+    empty = ConsumedEvent(
+        envelope=envelope_pb2.Envelope(event_id="e"), topic="t", partition=0, offset=0, key=None, headers=[]
+    )
+    with pytest.raises(UnmappableEventError, match="no payload"):
+        Mapper(Masker()).document(empty)
+
+
+def test_the_same_event_always_makes_the_same_document() -> None:
+    event = _event(INTENT)
+    assert Mapper(Masker()).document(event) == Mapper(Masker()).document(event)  # what the hash chain relies on
+
+
+def test_template_names_the_lifecycle_policy_only_when_there_is_one() -> None:
+    with_ilm = documents.index_template("logs-x-*", lifecycle_policy="logs-x")
+    assert with_ilm["template"]["settings"]["index.lifecycle.name"] == "logs-x"
+    assert (
+        "index.lifecycle.name"
+        not in documents.index_template("logs-x-*", lifecycle_policy=None)["template"]["settings"]
+    )
+    policy = documents.lifecycle_policy(rollover_max_age="1d", rollover_max_size="50gb", retention="180d")
+    assert policy["phases"]["delete"]["min_age"] == "180d"
+    assert policy["phases"]["hot"]["actions"]["rollover"]["max_age"] == "1d"

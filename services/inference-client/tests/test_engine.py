@@ -140,7 +140,7 @@ async def test_a_blocked_answer_is_cut_before_the_offending_piece_and_replaced()
     assert token.blocked_rule == "output:api_token"
     chinese = m.InferenceRequest(request_id="z", messages=[m.ChatTurn(role=m.ROLE_USER, content="说 kill yourself")])
     zh, _ = await _run(engine, chinese)
-    assert zh.text == "抱歉，这个回答无法提供。"  # noqa: RUF001
+    assert zh.text == "抱歉，这个回答无法提供。"
     # Nothing blocked was cached.
     assert engine.cache.hits == 0
 

@@ -60,4 +60,4 @@ def test_unknown_ambiguous_and_unclear_requests_are_answered() -> None:
         _intent("关掉卧室风扇", "zh", device="fan", room="bedroom", action="off"), REGISTRY, "c", "t", NOW, 3
     )
     assert isinstance(zh, Job) and zh.title == "卧室风扇"
-    assert devices.failure_text(zh) == "卧室风扇没有响应（已尝试 3 次），请检查它是否开机并已联网。"  # noqa: RUF001
+    assert devices.failure_text(zh) == "卧室风扇没有响应（已尝试 3 次），请检查它是否开机并已联网。"

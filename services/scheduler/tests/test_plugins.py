@@ -57,6 +57,6 @@ def test_what_the_user_is_told_in_their_language() -> None:
         plugins.reply_text(job, m.PluginReply(ok=True, text="100 华氏度 = 37.78 摄氏度")) == "100 华氏度 = 37.78 摄氏度"
     )
     assert "单位换算无法完成" in plugins.reply_text(job, m.PluginReply(ok=False, error="boom"))
-    assert plugins.failure_text(job) == "抱歉，单位换算没有响应（已尝试 2 次），请稍后再试。"  # noqa: RUF001
+    assert plugins.failure_text(job) == "抱歉，单位换算没有响应（已尝试 2 次），请稍后再试。"
     english = plugins.plan(_intent("5 km to m"), UNITS, "conv-1", "acme", NOW, attempts=3)
     assert plugins.failure_text(english).startswith("Sorry, the unit converter is not answering (3 tries)")

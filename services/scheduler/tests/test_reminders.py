@@ -59,8 +59,8 @@ def test_a_recurring_reminder_in_chinese() -> None:
     )
     job = reminders.plan(intent, "conv-1", "default", NOW)
     assert isinstance(job, Job) and job.rrule is not None
-    assert reminders.confirmation(job) == "好的，我会在11月25日 周三 09:00，之后每个工作日提醒您打卡。"  # noqa: RUF001
-    assert reminders.firing(job, "id-1").text == "⏰ 提醒：打卡"  # noqa: RUF001
+    assert reminders.confirmation(job) == "好的，我会在11月25日 周三 09:00，之后每个工作日提醒您打卡。"
+    assert reminders.firing(job, "id-1").text == "⏰ 提醒：打卡"
 
 
 def test_no_time_a_past_time_and_a_broken_rule_are_explained() -> None:

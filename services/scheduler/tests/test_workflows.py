@@ -37,7 +37,7 @@ def test_validation_refuses_too_little_to_file_in_the_users_language() -> None:
     check = TICKETS.steps[0]
     assert workflows.validate(check, _run("I was charged twice this month")).refused is False
     refused = workflows.validate(check, _run("help", language="zh"))
-    assert refused.refused and refused.reply == "请用一两句话描述问题，我会为您提交工单。"  # noqa: RUF001
+    assert refused.refused and refused.reply == "请用一两句话描述问题，我会为您提交工单。"
 
 
 def test_the_model_step_asks_and_its_answer_counts_only_when_it_names_one_category() -> None:

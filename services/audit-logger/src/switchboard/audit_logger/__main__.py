@@ -1,15 +1,67 @@
-"""``python -m switchboard.audit_logger``"""
+"""``python -m switchboard.audit_logger``: run the service; ``… verify``: check the trail.
+
+    python -m switchboard.audit_logger                    # the service
+    python -m switchboard.audit_logger verify [--since 7d] [--json]
+
+``verify`` recomputes every document's hash and follows each chain (see
+:mod:`switchboard.audit_logger.chain`); it exits 1 if a document was edited or removed.
+Settings come from the same ``SB_AUDIT_*`` environment as the service's.
+"""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import json
 import sys
 
-from switchboard.audit_logger.app import serve
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from switchboard.audit_logger import chain
+from switchboard.audit_logger.app import client, serve
 from switchboard.audit_logger.config import Settings
 from switchboard.common import lifecycle
 
 
-def main() -> int:
+async def _verify(settings: Settings, since: str | None, as_json: bool) -> int:
+    err = Console(stderr=True)
+    async with client(settings) as es:
+        index = settings.data_stream
+        await es.indices.refresh(index=index)
+        query = {"range": {"@timestamp": {"gte": since}}} if since else None
+        total = (await es.count(index=index, query=query))["count"] if query else (await es.count(index=index))["count"]
+        columns = (TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=err, transient=True, disable=as_json) as progress:
+            task = progress.add_task("verify", total=total)
+            report = await chain.verify(es, index, since, progress=lambda n: progress.advance(task, n))
+    if as_json:
+        sys.stdout.write(json.dumps(report.__dict__ | {"ok": report.ok}, indent=2) + "\n")
+    else:
+        out = Console()
+        out.print(f"{report.checked} documents in {report.chains} chains checked")
+        for label, ids in (
+            ("edited", report.edited),
+            ("missing before", report.broken),
+            ("refused stubs", report.stubs),
+        ):
+            if ids:
+                out.print(
+                    f"[{'yellow' if label == 'refused stubs' else 'red'}]{label}:[/] {len(ids)}: {', '.join(ids[:20])}"
+                )
+        out.print("[green]intact[/green]" if report.ok else "[red]TAMPERED[/red]")
+    return 0 if report.ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="switchboard-audit-logger", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command")
+    verify = commands.add_parser("verify", help="check that no audit document was edited or removed")
+    verify.add_argument("--since", help="only chains with documents since this time, e.g. now-7d or 2026-11-01")
+    verify.add_argument("--json", action="store_true", help="print the report as JSON")
+    args = parser.parse_args(argv)
+    if args.command == "verify":
+        return asyncio.run(_verify(Settings(), args.since, args.json))
     return lifecycle.main(Settings, serve)
 
 

@@ -1,61 +1,83 @@
-"""Wiring: consume every business topic, bulk-index each poll, commit after Elasticsearch acked."""
+"""Wiring: install the template (and lifecycle), consume every business topic, index each
+batch, commit after Elasticsearch acknowledged it; keep the retention."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Awaitable
 
 from elasticsearch import AsyncElasticsearch
 
 from switchboard.audit_logger import documents
 from switchboard.audit_logger.config import Settings
-from switchboard.common.kafka import ConsumedEvent
+from switchboard.audit_logger.indexer import UNAVAILABLE, AuditIndexer, ElasticsearchUnavailableError
+from switchboard.audit_logger.masking import Masker
+from switchboard.audit_logger.retention import Housekeeper, has_ilm
 from switchboard.common.service import ServiceRuntime
 
 logger = logging.getLogger(__name__)
 
 
-class BulkIndexError(RuntimeError):
-    """Elasticsearch rejected documents for a reason other than "already indexed"."""
+def client(settings: Settings) -> AsyncElasticsearch:
+    api_key = settings.elasticsearch_api_key.get_secret_value() if settings.elasticsearch_api_key else None
+    return AsyncElasticsearch(settings.elasticsearch_url, api_key=api_key, request_timeout=30)
 
 
-class AuditIndexer:
-    def __init__(self, es: AsyncElasticsearch, data_stream: str) -> None:
-        self._es = es
-        self._data_stream = data_stream
+def masker(settings: Settings) -> Masker:
+    key_file = settings.masking.fingerprint_key_file
+    return Masker(
+        settings.masking.kinds,
+        phone_regions=settings.masking.phone_regions,
+        extra_patterns=settings.masking.extra_patterns,
+        fingerprint_key=key_file.read_bytes().strip() if key_file else None,
+    )
 
-    async def install_template(self) -> None:
-        name = self._data_stream.rsplit("-", 1)[0]  # logs-<dataset>
-        await self._es.indices.put_index_template(name=name, **documents.index_template(f"{name}-*"))
 
-    async def index(self, batch: list[ConsumedEvent]) -> None:
-        """Create one document per event in one bulk request; an event already indexed
-        (409, a replay) counts as done."""
-        operations: list[dict[str, Any]] = []
-        for event in batch:
-            operations.append({"create": {"_index": self._data_stream, "_id": event.envelope.event_id}})
-            operations.append(documents.document(event.envelope))
-        reply = await self._es.bulk(operations=operations)
-        if not reply["errors"]:
-            return
-        failed = [item["create"] for item in reply["items"] if item["create"].get("status") not in (201, 409)]
-        if failed:
-            raise BulkIndexError(f"{len(failed)} of {len(batch)} documents rejected, first: {failed[0]}")
+def indexer(settings: Settings, es: AsyncElasticsearch) -> AuditIndexer:
+    mapper = documents.Mapper(masker(settings), settings.text, settings.dataset)
+    return AuditIndexer(es, settings.data_stream, mapper, chunk_size=settings.bulk_chunk_size)
+
+
+async def install(settings: Settings, es: AsyncElasticsearch) -> bool:
+    """Put the index template (and ILM policy, where the cluster has ILM); whether ILM
+    keeps the retention (else the service's housekeeping does)."""
+    name = settings.data_stream.rsplit("-", 1)[0]  # logs-<dataset>, for every namespace
+    ilm = await has_ilm(es)
+    if ilm:
+        policy = documents.lifecycle_policy(
+            rollover_max_age=settings.rollover_max_age,
+            rollover_max_size=settings.rollover_max_size,
+            retention=settings.retention,
+        )
+        await es.ilm.put_lifecycle(name=name, policy=policy)
+    template = documents.index_template(f"{name}-*", lifecycle_policy=name if ilm else None)
+    await es.indices.put_index_template(name=name, **template)
+    logger.info("audit index template installed", extra={"template": name, "retention_by": "ilm" if ilm else "service"})
+    return ilm
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
-    api_key = settings.elasticsearch_api_key.get_secret_value() if settings.elasticsearch_api_key else None
-    es = AsyncElasticsearch(settings.elasticsearch_url, api_key=api_key, request_timeout=30)
+    es = client(settings)
     try:
-        indexer = AuditIndexer(es, settings.data_stream)
-        await indexer.install_template()
+        ilm = await install(settings, es)
+        audit = indexer(settings, es)
+        background: list[Awaitable[None]] = []
+        if not ilm:
+            keeper = Housekeeper(
+                es, settings.data_stream, rollover_max_age=settings.rollover_max_age, retention=settings.retention
+            )
+            background.append(keeper.run(stop, settings.housekeeping_interval_s))
         async with ServiceRuntime(settings) as runtime:
             consumer = runtime.consumer(
-                settings.topics.business(),
+                (),
+                pattern=settings.topic_pattern(),
                 group_id=settings.group_id,
-                batch_handler=indexer.index,
+                batch_handler=audit.index,
+                transient=(ElasticsearchUnavailableError, *UNAVAILABLE),
+                on_assigned=audit.chain.forget,
+                metadata_max_age_ms=30_000,  # new plugins' request topics are read within 30 s
             )
-            await runtime.run(stop, consumer)
+            await runtime.run(stop, consumer, background=background)
     finally:
         await es.close()

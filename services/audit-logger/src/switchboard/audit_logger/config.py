@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr
+import re
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from switchboard.audit_logger.documents import TextMode
+from switchboard.audit_logger.masking import KINDS
 from switchboard.common.config import ServiceSettings
+
+
+class MaskingSettings(BaseModel):
+    """What PII is masked in stored text (``SB_AUDIT_MASKING__*``)."""
+
+    kinds: list[str] = Field(default_factory=lambda: list(KINDS))
+    # Regions whose national phone formats are recognised (ISO 3166 codes); numbers in
+    # +international form are recognised whatever the region.
+    phone_regions: list[str] = Field(default_factory=lambda: ["CN", "US", "GB"])
+    # More things to mask: name -> regular expression, e.g. {"order": "ORD-\\d{8}"}.
+    extra_patterns: dict[str, str] = Field(default_factory=dict)
+    # With a key (a file holding it), placeholders carry a keyed fingerprint of the value.
+    fingerprint_key_file: Path | None = None
 
 
 class Settings(ServiceSettings):
@@ -22,7 +40,24 @@ class Settings(ServiceSettings):
     # Documents go to the data stream logs-<dataset>-<namespace>.
     dataset: str = "switchboard.audit"
     namespace: str = "default"
+    # Topics read besides the business ones: every plugin's request topic, found by name.
+    plugin_request_pattern: str = r"switchboard\.plugins\.[^.]+\.requests\.v\d+"
+    # Text of messages and answers: masked (default), raw, or none.
+    text: TextMode = TextMode.MASKED
+    masking: MaskingSettings = Field(default_factory=MaskingSettings)
+    # Retention: ILM where the cluster has it, else the service's own housekeeping.
+    retention: str = "180d"
+    rollover_max_age: str = "1d"
+    rollover_max_size: str = "50gb"
+    housekeeping_interval_s: float = 600.0
+    # Documents per bulk request.
+    bulk_chunk_size: int = 1000
 
     @property
     def data_stream(self) -> str:
         return f"logs-{self.dataset}-{self.namespace}"
+
+    def topic_pattern(self) -> str:
+        """The topics consumed: the business topics and the plugins' request topics."""
+        names = "|".join(re.escape(topic) for topic in self.topics.business())
+        return f"^(?:{names}|{self.plugin_request_pattern})$"

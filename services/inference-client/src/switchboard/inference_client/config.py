@@ -125,7 +125,7 @@ class Settings(ServiceSettings):
     # Output screening: lexicon.txt ("category<TAB>term") and rules.yaml (name -> pattern).
     output_rules_dir: Path = RULES_DIR
     blocked_reply_en: str = "Sorry, I can't share that answer."
-    blocked_reply_zh: str = "抱歉，这个回答无法提供。"  # noqa: RUF001
+    blocked_reply_zh: str = "抱歉，这个回答无法提供。"
 
     # A request id answered within this window is never answered again (redeliveries).
     answered_window_s: float = Field(default=3600.0, gt=0)

@@ -21,9 +21,9 @@ TEXTS = {
         "incompatible": "I can't convert {source} to {target}: they don't measure the same thing.",
     },
     "zh": {
-        "unclear": "我可以换算单位，比如“5公里是多少英里”或“100华氏度是多少摄氏度”。",  # noqa: RUF001
+        "unclear": "我可以换算单位，比如“5公里是多少英里”或“100华氏度是多少摄氏度”。",
         "unknown_unit": "我不认识单位“{unit}”。",
-        "incompatible": "{source}和{target}不是同一种量，无法换算。",  # noqa: RUF001
+        "incompatible": "{source}和{target}不是同一种量，无法换算。",
     },
 }
 

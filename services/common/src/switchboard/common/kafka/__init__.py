@@ -7,7 +7,7 @@
   their cause, and consumption goes on.
 """
 
-from switchboard.common.kafka.consumer import BatchHandler, ConsumedEvent, EventConsumer, Handler
+from switchboard.common.kafka.consumer import BatchHandler, ConsumedEvent, EventConsumer, Handler, Rejection
 from switchboard.common.kafka.headers import (
     DLQ_CAUSE,
     DLQ_SOURCE_OFFSET,
@@ -34,4 +34,5 @@ __all__ = [
     "EventConsumer",
     "EventProducer",
     "Handler",
+    "Rejection",
 ]

@@ -37,8 +37,18 @@ class ConsumedEvent:
     headers: Sequence[tuple[str, bytes]]
 
 
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """An event of a batch its handler could not take (e.g. it cannot be mapped): it is
+    dead-lettered with ``cause`` while the rest of the batch counts as handled."""
+
+    event: ConsumedEvent
+    cause: str
+    reason: str = "rejected"
+
+
 Handler = Callable[[ConsumedEvent], Awaitable[None]]
-BatchHandler = Callable[[list[ConsumedEvent]], Awaitable[None]]
+BatchHandler = Callable[[list[ConsumedEvent]], Awaitable[Sequence[Rejection] | None]]
 
 
 class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -54,6 +64,9 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self._owner._progress = {tp: _Progress() for tp in assigned}
         self._owner._paused = set()  # a new assignment starts unpaused
+        self._owner._held = set()
+        if self._owner.on_assigned is not None:
+            self._owner.on_assigned()
         logger.info(
             "partitions assigned", extra={"partitions": sorted(f"{tp.topic}-{tp.partition}" for tp in assigned)}
         )
@@ -96,8 +109,17 @@ class EventConsumer:
     committed (every ``settings.commit_interval_ms``, on a rebalance and on stop) up to its
     oldest record still in flight. With ``batch_handler`` instead of ``handler``, each
     poll is handed over at once (each partition's records in offset order), one poll after
-    the other, for bulk writes; a failing batch is retried, then dead-lettered record by
+    the other, for bulk writes; the handler may return :class:`Rejection` s, which are
+    dead-lettered one by one; a failing batch is retried, then dead-lettered record by
     record.
+
+    While ``max_in_flight`` records are in flight (e.g. a handler waits out a dependency
+    that is down) every partition is paused and polling goes on, so the consumer stays in
+    its group however long the wait; fetching resumes once there is room again.
+
+    ``pattern`` (a regular expression) subscribes to every topic whose name matches it,
+    including topics created later (found within the ``metadata_max_age_ms`` override),
+    instead of ``topics``.
 
     ``priority`` orders some of ``topics``, most urgent first: a topic's partitions are
     paused while an earlier one has work, i.e. records not fetched yet (behind its high
@@ -116,6 +138,8 @@ class EventConsumer:
         dead_letter_topic: str,
         transient: tuple[type[BaseException], ...] = (),
         priority: Sequence[str] = (),
+        pattern: str | None = None,
+        on_assigned: Callable[[], None] | None = None,
         **overrides: Any,
     ) -> None:
         self._settings = settings
@@ -123,10 +147,16 @@ class EventConsumer:
         # record is bad: retried until they stop, never dead-lettered.
         self._transient = transient
         self._topics = list(topics)
+        self._pattern = pattern
+        # Called when partitions are assigned (state kept per partition may be stale).
+        self.on_assigned = on_assigned
+        if (pattern is None) == (not self._topics):
+            raise ValueError("give either topics or a pattern")
         if not set(priority) <= set(topics):
             raise ValueError("priority names topics the consumer does not read")
         self._priority = list(priority)
-        self._paused: set[TopicPartition] = set()
+        self._paused: set[TopicPartition] = set()  # by priority
+        self._held: set[TopicPartition] = set()  # while there is no room for more records
         if (handler is None) == (batch_handler is None):
             raise ValueError("give exactly one of handler and batch_handler")
         self._handler = handler
@@ -156,7 +186,10 @@ class EventConsumer:
 
     async def start(self) -> None:
         """Join the group and subscribe."""
-        self._consumer.subscribe(self._topics, listener=_CommitOnRevoke(self))
+        if self._pattern is not None:
+            self._consumer.subscribe(pattern=self._pattern, listener=_CommitOnRevoke(self))
+        else:
+            self._consumer.subscribe(self._topics, listener=_CommitOnRevoke(self))
         await self._consumer.start()
 
     async def stop(self) -> None:
@@ -176,7 +209,10 @@ class EventConsumer:
         committer = asyncio.create_task(self._commit_periodically(stop))
         try:
             while not stop.is_set() and self._failure is None:
-                await self._room.wait()
+                if not self._room.is_set():
+                    await self._hold()
+                    continue
+                self._release()
                 if self._priority:
                     await self._yield_to_urgent()
                 polled = await self._consumer.getmany(timeout_ms=200, max_records=self._settings.max_poll_records)
@@ -192,7 +228,30 @@ class EventConsumer:
             committer.cancel()
         await self._settle()
         if self._failure is not None:
-            raise RuntimeError(f"consuming {', '.join(self._topics)} failed") from self._failure
+            raise RuntimeError(f"consuming {self._pattern or ', '.join(self._topics)} failed") from self._failure
+
+    async def _hold(self) -> None:
+        """Wait for room; if there is none for a while, pause every partition but keep
+        polling (a consumer that stops polling for ``max_poll_interval_ms`` is put out of
+        its group)."""
+        try:
+            await asyncio.wait_for(self._room.wait(), timeout=1.0)
+        except TimeoutError:
+            hold = self._consumer.assignment() - self._paused - self._held
+            if hold:
+                self._consumer.pause(*hold)
+                self._held |= hold
+                logger.warning("consumption paused: records in flight at the limit", extra={"partitions": len(hold)})
+            await self._consumer.getmany(timeout_ms=0)  # returns nothing for paused partitions
+
+    def _release(self) -> None:
+        if not self._held:
+            return
+        resume = (self._held & self._consumer.assignment()) - self._paused
+        if resume:
+            self._consumer.resume(*resume)
+        logger.info("consumption resumed", extra={"partitions": len(resume)})
+        self._held = set()
 
     async def _has_work(self, tp: TopicPartition) -> bool:
         progress = self._progress.get(tp)
@@ -348,7 +407,7 @@ class EventConsumer:
             attempt += 1
             started = time.perf_counter()
             try:
-                await self._batch_handler([event for _, event in good])
+                rejected = await self._batch_handler([event for _, event in good])
             except self._transient as exc:
                 outage += 1
                 attempt -= 1
@@ -363,6 +422,11 @@ class EventConsumer:
                 logger.warning("batch handler failed, retrying", extra={"attempt": attempt, "error": repr(exc)})
                 await asyncio.sleep(self._settings.handler_backoff_s * 2 ** (attempt - 1))
             else:
+                by_position = {(event.topic, event.partition, event.offset): record for record, event in good}
+                for rejection in rejected or ():
+                    event = rejection.event
+                    record = by_position[event.topic, event.partition, event.offset]
+                    await self._dead_letter(record, rejection.cause, rejection.reason)
                 for _, event in good:
                     EVENTS_CONSUMED.labels(topic=event.topic, event_type=event.envelope.event_type).inc()
                 return

@@ -1,0 +1,155 @@
+"""One batch of events -> documents in Elasticsearch, each exactly once.
+
+Documents are written with the client's async bulk helper, ``op_type=create`` and the
+event id as document id, so a redelivered or replayed event is a 409 (counted as done),
+never a second document. The batch handler returns only once Elasticsearch acknowledged
+every document, so the consumer commits offsets only for what is stored. While
+Elasticsearch is unreachable or overloaded it raises :class:`ElasticsearchUnavailableError`,
+which the consumer waits out (pausing its partitions) instead of dead-lettering anything.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Final
+
+from elastic_transport import TransportError
+from elasticsearch import ApiError, AsyncElasticsearch
+from elasticsearch.helpers import async_streaming_bulk
+
+from switchboard.audit_logger import metrics
+from switchboard.audit_logger.chain import STUB_KIND, Chain
+from switchboard.audit_logger.documents import Mapper, UnmappableEventError, ingested
+from switchboard.common.kafka import ConsumedEvent, Rejection
+
+logger = logging.getLogger(__name__)
+
+# Item statuses that say "not now" rather than "never": retried by the helper, then waited out.
+RETRYABLE: Final = (429, 502, 503, 504)
+# Errors that say Elasticsearch (or the way to it) is away, not that the batch is bad.
+UNAVAILABLE: Final = (TransportError,)
+
+
+class ElasticsearchUnavailableError(RuntimeError):
+    """Elasticsearch did not take the batch for now (down, overloaded, blocked writes)."""
+
+
+class AuditIndexer:
+    """Maps, chains and bulk-creates the documents of a batch of events."""
+
+    def __init__(
+        self,
+        es: AsyncElasticsearch,
+        data_stream: str,
+        mapper: Mapper,
+        *,
+        chunk_size: int = 1000,
+        max_retries: int = 3,
+    ) -> None:
+        self._es = es
+        self._stream = data_stream
+        self._mapper = mapper
+        self.chain = Chain(es, data_stream)
+        self._chunk_size = chunk_size
+        self._max_retries = max_retries
+
+    async def index(self, batch: list[ConsumedEvent]) -> list[Rejection]:
+        """Store the documents of ``batch``; return the events that cannot be stored, to be
+        dead-lettered with their cause."""
+        rejections: list[Rejection] = []
+        mapped: list[tuple[ConsumedEvent, dict[str, Any]]] = []
+        for event in batch:
+            try:
+                mapped.append((event, self._mapper.document(event)))
+            except UnmappableEventError as exc:
+                rejections.append(Rejection(event, f"unmappable event: {exc}", "unmappable"))
+        heads = await self.chain.link(doc for _, doc in mapped)
+        refused = await self._create([ingested(doc) for _, doc in mapped])
+        if refused:
+            by_id = {event.envelope.event_id: (event, doc) for event, doc in mapped}
+            stubs = []
+            for event_id, error in refused.items():
+                event, doc = by_id[event_id]
+                cause = f"refused by Elasticsearch: {error}"
+                rejections.append(Rejection(event, cause, "refused"))
+                stubs.append(_stub(doc, cause))
+            if await self._create(stubs):
+                raise ElasticsearchUnavailableError("Elasticsearch refused the stubs of refused documents")
+        self.chain.advance(heads)
+        for rejection in rejections:
+            metrics.DOCUMENTS.labels(result=rejection.reason).inc()
+        return rejections
+
+    async def _create(self, docs: list[dict[str, Any]]) -> dict[str, str]:
+        """Bulk-create ``docs``; return the ids Elasticsearch refused for good, with why."""
+        actions = (
+            {"_op_type": "create", "_index": self._stream, "_id": doc["event"]["id"], "_source": doc} for doc in docs
+        )
+        refused: dict[str, str] = {}
+        created = duplicates = 0
+        try:
+            async for ok, item in async_streaming_bulk(
+                self._es,
+                actions,
+                chunk_size=self._chunk_size,
+                raise_on_error=False,
+                max_retries=self._max_retries,
+                initial_backoff=0.5,
+                max_backoff=5,
+                retry_on_status=RETRYABLE,
+            ):
+                result = item["create"]
+                status = result.get("status", 0)
+                if ok:
+                    created += 1
+                elif status == 409:  # indexed before: a replay or redelivery
+                    duplicates += 1
+                elif status in RETRYABLE or status >= 500 or _blocked(result):
+                    raise ElasticsearchUnavailableError(f"status {status}: {result.get('error')}")
+                else:
+                    refused[result["_id"]] = _reason(result.get("error"))
+        except UNAVAILABLE as exc:
+            raise ElasticsearchUnavailableError(f"Elasticsearch unreachable: {exc}") from exc
+        except ApiError as exc:  # the bulk request as a whole failed
+            if exc.meta.status in RETRYABLE or exc.meta.status >= 500:
+                raise ElasticsearchUnavailableError(f"Elasticsearch answered {exc.meta.status}") from exc
+            raise
+        metrics.DOCUMENTS.labels(result="created").inc(created)
+        metrics.DOCUMENTS.labels(result="duplicate").inc(duplicates)
+        return refused
+
+
+def _blocked(result: dict[str, Any]) -> bool:
+    """Writes blocked cluster-wide (e.g. the disk flood stage): wait, do not dead-letter."""
+    error = result.get("error")
+    return isinstance(error, dict) and error.get("type") == "cluster_block_exception"
+
+
+def _reason(error: Any) -> str:
+    if isinstance(error, dict):
+        return f"{error.get('type')}: {error.get('reason')}"
+    return str(error)
+
+
+def _stub(doc: dict[str, Any], cause: str) -> dict[str, Any]:
+    """What is stored in place of a refused document: its id, time, position and hash."""
+    sb = doc["switchboard"]
+    return ingested(
+        {
+            "@timestamp": doc["@timestamp"],
+            "event": {
+                "id": doc["event"]["id"],
+                "kind": STUB_KIND,
+                "dataset": doc["event"]["dataset"],
+                "action": doc["event"].get("action", ""),
+                "hash": doc["event"]["hash"],
+            },
+            "error": {"message": cause[:2000]},
+            "switchboard": {
+                "event_type": sb["event_type"],
+                "conversation": sb["conversation"],
+                "kafka": sb["kafka"],
+                "chain": sb["chain"],
+            },
+        }
+    )

@@ -1,0 +1,59 @@
+"""PII masking: what is found in Chinese and international text, and what is left alone."""
+
+import pytest
+
+from switchboard.audit_logger.masking import Masker
+
+CASES = [
+    ("请打电话13812345678谢谢", "请打电话[phone]谢谢", {"phone"}),
+    ("我的手机是+86 138 1234 5678", "我的手机是[phone]", {"phone"}),
+    ("call +1 650-253-0000 or (650) 253-0000", "call [phone] or [phone]", {"phone"}),
+    ("London: +44 20 7946 0958", "London: [phone]", {"phone"}),
+    ("邮箱zhang.san@example.com.cn请回复", "邮箱[email]请回复", {"email"}),
+    ("write to José.Ñúñez+tag@correo.es", "write to [email]", {"email"}),
+    ("身份证号11010519491231002X。", "身份证号[id_card]。", {"id_card"}),
+    ("HKID A123456(3)", "HKID [id_card]", {"id_card"}),
+    ("SSN 123-45-6789", "SSN [id_card]", {"id_card"}),
+    ("my password is hunter2!!", "my password is [token]", {"token"}),
+    ("密码：abc123456，谢谢", "密码：[token]，谢谢", {"token"}),
+    ("Authorization: Bearer abcdefghijklmnopqrstu", "Authorization: [token]", {"token"}),
+    ("key sk-proj-abcdefghijklmnopqrstuvwxyz012345", "key [token]", {"token"}),
+    ("bot 123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0 here", "bot [token] here", {"token"}),
+    ("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_Xg", "jwt [token]", {"token"}),
+]
+
+LEFT_ALONE = [
+    "remind me at 10:30 tomorrow, 2026-11-24",
+    "order 12345678 ships in 3 days",
+    "event 2f1c2b4e-9b1a-4c1e-8d3e-1a2b3c4d5e6f",
+    "身份证号110105194912310022",  # wrong check digit: not an ID number
+    "turn the heating to 22 degrees in room 1204",
+    "温度调到26度",
+]
+
+
+@pytest.mark.parametrize(("text", "masked", "kinds"), CASES)
+def test_pii_is_masked(text: str, masked: str, kinds: set[str]) -> None:
+    assert Masker().mask(text) == (masked, kinds)
+
+
+@pytest.mark.parametrize("text", LEFT_ALONE)
+def test_ordinary_text_is_left_alone(text: str) -> None:
+    assert Masker().mask(text) == (text, set())
+
+
+def test_kinds_can_be_turned_off_and_patterns_added() -> None:
+    masker = Masker(["email"], extra_patterns={"order": r"ORD-\d{8}"})
+    assert masker.mask("13812345678 a@b.io ORD-12345678") == ("13812345678 [email] [order]", {"email", "order"})
+    with pytest.raises(ValueError, match="unknown PII kinds"):
+        Masker(["passport"])
+
+
+def test_fingerprints_tell_equal_values_apart_without_showing_them() -> None:
+    masker = Masker(fingerprint_key=b"k")
+    first, _ = masker.mask("138 1234 5678")
+    again, _ = masker.mask("13812345678")
+    other, _ = masker.mask("13912345678")
+    assert first == again != other
+    assert first.startswith("[phone:") and "5678" not in first
+    assert Masker(fingerprint_key=b"another").mask("13812345678")[0] != first
