@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from elasticsearch import AsyncElasticsearch
+from elastic_transport import TransportError
+from elasticsearch import ApiError, AsyncElasticsearch
 from google.protobuf.message import Message
 
 from switchboard.audit_logger import app, chain
@@ -206,7 +207,7 @@ async def _count(es: AsyncElasticsearch, stream: str) -> int:
     try:
         await es.indices.refresh(index=stream)
         return int((await es.count(index=stream))["count"])
-    except Exception:  # Elasticsearch restarting, or the stream not made yet
+    except (ApiError, TransportError):  # Elasticsearch restarting, or the stream not made yet
         return -1
 
 
