@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from switchboard.audit_logger.config import Settings
 from switchboard.audit_logger.documents import Mapper
 from switchboard.audit_logger.indexer import AuditIndexer
 from switchboard.audit_logger.masking import Masker
+from switchboard.audit_logger.replay import replay
 from switchboard.audit_logger.retention import Housekeeper
 from switchboard.common import events
 from switchboard.common.config import KafkaSettings, TopicSettings
@@ -263,11 +265,19 @@ async def test_the_service_reads_every_business_and_plugin_topic_and_dead_letter
         (dead,) = await _dead_letters(stack, settings.topics.deadletter)
         await asyncio.sleep(1)  # time for a wrongly read topic to show up
         docs = await _docs(es, settings.data_stream)
+        stop.set()
+        await service
+        # Replaying the topics adds nothing: every document is there already.
+        replayed = await replay(settings, app.indexer(settings, es), since_ms=int((time.time() - 3600) * 1000))
+        after_replay = await _docs(es, settings.data_stream)
     finally:
         stop.set()
         await service
         await admin.delete_topics(names)
         await admin.close()
+    assert (replayed.records, replayed.created, replayed.existing, replayed.rejected) == (4, 0, 3, 1)
+    assert replayed.topics == sorted([settings.topics.inbound, settings.topics.audit, plugin_topic])
+    assert len(after_replay) == len(docs) == 3
     assert sorted(doc["_id"] for doc in docs) == sorted(envelope.event_id for envelope in sent)
     assert {doc["switchboard"]["kafka"]["topic"] for doc in docs} == {
         settings.topics.inbound,

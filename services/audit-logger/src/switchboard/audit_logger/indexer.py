@@ -52,6 +52,8 @@ class AuditIndexer:
         self.chain = Chain(es, data_stream)
         self._chunk_size = chunk_size
         self._max_retries = max_retries
+        self.created = 0  # documents created, and events found already indexed, so far
+        self.existing = 0
 
     async def index(self, batch: list[ConsumedEvent]) -> list[Rejection]:
         """Store the documents of ``batch``; return the events that cannot be stored, to be
@@ -114,6 +116,8 @@ class AuditIndexer:
             if exc.meta.status in RETRYABLE or exc.meta.status >= 500:
                 raise ElasticsearchUnavailableError(f"Elasticsearch answered {exc.meta.status}") from exc
             raise
+        self.created += created
+        self.existing += duplicates
         metrics.DOCUMENTS.labels(result="created").inc(created)
         metrics.DOCUMENTS.labels(result="duplicate").inc(duplicates)
         return refused
