@@ -462,7 +462,7 @@ async def test_a_long_outage_pauses_fetching_but_keeps_the_consumer_in_its_group
             transient=(OSError,),
             on_assigned=lambda: assignments.append(1),
             max_poll_interval_ms=3000,
-            session_timeout_ms=3000,
+            session_timeout_ms=6000,
             heartbeat_interval_ms=500,
         )
         await consumer.start()

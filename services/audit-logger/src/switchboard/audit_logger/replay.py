@@ -13,13 +13,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from google.protobuf.message import DecodeError
 
 from switchboard.audit_logger.config import Settings
 from switchboard.audit_logger.indexer import AuditIndexer
 from switchboard.common.kafka import ConsumedEvent
-from switchboard.common.kafka.positions import seek_to_time
+from switchboard.common.kafka.positions import partitions, seek_to_time
 from switchboard.common.kafka.security import connection_kwargs
 from switchboard.events.v1 import envelope_pb2
 
@@ -56,7 +56,8 @@ async def replay(
     try:
         pattern = re.compile(settings.topic_pattern())
         report.topics = sorted(topic for topic in await consumer.topics() if pattern.match(topic))
-        tps = [TopicPartition(t, p) for t in report.topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        connection = {"bootstrap_servers": settings.kafka.bootstrap_servers, **connection_kwargs(settings.kafka)}
+        tps = [tp for topic in report.topics for tp in await partitions(connection, topic)]
         if not tps:
             return report
         consumer.assign(tps)
