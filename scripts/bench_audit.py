@@ -1,7 +1,7 @@
 """Audit ingest rate: the audit logger (Kafka -> documents -> Elasticsearch) against the
 client's raw ``async_bulk`` of the same documents into the same cluster.
 
-    make up && .venv/bin/python scripts/bench_audit.py --events 20000
+    make up && .venv/bin/python -m scripts.bench_audit --events 20000
 
 1. ``--events`` events of a realistic mix (messages, intents, answers, replies; a few
    carrying PII) are produced to a fresh topic with 6 partitions.
