@@ -19,8 +19,8 @@ import httpx
 from httpx_sse import connect_sse
 from rich.console import Console
 
-from switchboard.cli import models
-from switchboard.cli.tokens import mint
+from switchboard.cli import audit, models
+from switchboard.cli.tokens import AUDIENCE, mint
 
 DEFAULT_URL = "http://127.0.0.1:18080"
 STATE = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "switchboard" / "conversation"
@@ -89,6 +89,23 @@ def main() -> int:
     token_cmd.add_argument("--subject", default=os.environ.get("USER", "me"), help="who the token is for")
     token_cmd.add_argument("--scope", action="append", default=None, help="chat (default) or admin; repeatable")
     token_cmd.add_argument("--ttl", type=int, default=12 * 3600, help="seconds the token is valid")
+    token_cmd.add_argument(
+        "--audience", default=AUDIENCE, help="who accepts it: switchboard-gateway (default) or switchboard-audit"
+    )
+    audit_cmd = commands.add_parser("audit", help="search the audit trail (auditor role)")
+    audit_cmd.add_argument("audit_command", choices=["search"], metavar="search")
+    audit_cmd.add_argument(
+        "--audit-url", default=os.environ.get("SWITCHBOARD_AUDIT_URL", audit.DEFAULT_URL), help="audit API base URL"
+    )
+    audit_cmd.add_argument("--token", default=os.environ.get("SWITCHBOARD_AUDIT_TOKEN"), help="auditor bearer token")
+    for name in audit.FILTERS:
+        audit_cmd.add_argument(
+            f"--{name}", help="e.g. now-7d or 2026-11-01T00:00:00Z" if name in ("since", "until") else None
+        )
+    audit_cmd.add_argument("--text", help="words that must all be in the (masked) message")
+    audit_cmd.add_argument("--limit", type=int, default=50, help="events shown (newest first)")
+    audit_cmd.add_argument("--json", action="store_true", help="one JSON document per line instead of a table")
+    audit_cmd.add_argument("--out", type=Path, help="export every matching event to this NDJSON file")
     models_cmd = commands.add_parser("models", help="list, load or unload the models of a Triton server")
     models_cmd.add_argument("action", choices=["list", "load", "unload"], nargs="?", default="list")
     models_cmd.add_argument("name", nargs="?", help="model to load or unload")
@@ -109,8 +126,20 @@ def main() -> int:
             return 1
     if args.command == "token":
         secret = args.secret_file.read_text().strip()
-        sys.stdout.write(mint(secret, args.subject, args.scope or ["chat"], ttl_s=args.ttl) + "\n")
+        sys.stdout.write(
+            mint(secret, args.subject, args.scope or ["chat"], ttl_s=args.ttl, audience=args.audience) + "\n"
+        )
         return 0
+    if args.command == "audit":
+        if not args.token:
+            Console(stderr=True).print("[red]no token:[/red] pass --token or set SWITCHBOARD_AUDIT_TOKEN")
+            return 2
+        filters = {name: getattr(args, name) for name in audit.FILTERS} | {"q": args.text}
+        try:
+            return audit.search(args.audit_url, args.token, filters, args.limit, args.json, args.out)
+        except httpx.HTTPError as exc:
+            Console(stderr=True).print(f"[red]cannot reach {args.audit_url}:[/red] {exc}")
+            return 1
     if not args.token:
         Console(stderr=True).print("[red]no token:[/red] pass --token or set SWITCHBOARD_TOKEN (see switchboard token)")
         return 2

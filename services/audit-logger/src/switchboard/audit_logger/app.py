@@ -7,14 +7,20 @@ import asyncio
 import logging
 from collections.abc import Awaitable
 
+import uvicorn
 from elasticsearch import AsyncElasticsearch
 
 from switchboard.audit_logger import documents
+from switchboard.audit_logger.api import Record, build_api
 from switchboard.audit_logger.config import Settings
 from switchboard.audit_logger.indexer import UNAVAILABLE, AuditIndexer, ElasticsearchUnavailableError
 from switchboard.audit_logger.masking import Masker
 from switchboard.audit_logger.retention import Housekeeper, has_ilm
+from switchboard.common import events
+from switchboard.common.auth import Authenticator, Principal
+from switchboard.common.http import HttpServer, listening, serve_http
 from switchboard.common.service import ServiceRuntime
+from switchboard.events.v1 import messages_pb2 as m
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +63,38 @@ async def install(settings: Settings, es: AsyncElasticsearch) -> bool:
     return ilm
 
 
+def authenticator(settings: Settings) -> Authenticator | None:
+    """How the API verifies tokens; None (no API) if nothing is configured."""
+    secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
+    if secret is None and settings.jwt_public_key is None and settings.jwt_jwks_url is None:
+        return None
+    return Authenticator(
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        secret=secret,
+        public_key=settings.jwt_public_key,
+        jwks_url=settings.jwt_jwks_url,
+    )
+
+
+def recorder(settings: Settings, runtime: ServiceRuntime) -> Record:
+    """Audits the auditors: each use of the API becomes an AuditEvent on the audit topic."""
+
+    async def record(caller: Principal, action: str, filters: dict[str, str]) -> None:
+        event = m.AuditEvent(
+            action=action, outcome=m.OUTCOME_SUCCESS, actor=m.Actor(user_id=caller.subject), labels=filters
+        )
+        envelope = events.wrap(
+            event,
+            conversation_key=f"{settings.service_name}:api",
+            source=settings.service_name,
+            tenant_id=settings.tenant_id,
+        )
+        await runtime.producer.send(settings.topics.audit, envelope)
+
+    return record
+
+
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     es = client(settings)
     try:
@@ -78,6 +116,23 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                 on_assigned=audit.chain.forget,
                 metadata_max_age_ms=30_000,  # new plugins' request topics are read within 30 s
             )
-            await runtime.run(stop, consumer, background=background)
+            ready: list[Awaitable[None]] = []
+            auth = authenticator(settings)
+            if auth is None:
+                logger.warning("audit API off: set SB_AUDIT_JWT_SECRET, _JWT_PUBLIC_KEY or _JWT_JWKS_URL to serve it")
+            else:
+                api = build_api(es, settings.data_stream, auth, recorder(settings, runtime))
+                config = uvicorn.Config(
+                    api,
+                    host=settings.api_host,
+                    port=settings.api_port,
+                    log_config=None,
+                    access_log=False,
+                    lifespan="off",
+                )
+                server = HttpServer(config)
+                background.append(serve_http(server, stop))
+                ready.append(listening(server))
+            await runtime.run(stop, consumer, background=background, ready=ready)
     finally:
         await es.close()

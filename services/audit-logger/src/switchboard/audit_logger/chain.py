@@ -58,10 +58,13 @@ class Chain:
         """Drop the heads known (partitions moved: another replica may have gone on)."""
         self._heads.clear()
 
-    async def link(self, docs: Iterable[dict[str, Any]]) -> dict[str, tuple[int, str]]:
+    async def link(
+        self, docs: Iterable[dict[str, Any]], carried: dict[str, tuple[int, str]] | None = None
+    ) -> dict[str, tuple[int, str]]:
         """Set ``switchboard.chain.prev`` and ``event.hash`` on ``docs`` (each chain's in
-        offset order) and return the new heads, to :meth:`advance` to once they are stored."""
-        heads: dict[str, tuple[int, str]] = {}
+        offset order) and return the new heads, to :meth:`advance` to once they are stored.
+        ``carried``: heads of documents linked just before these, not stored yet."""
+        heads: dict[str, tuple[int, str]] = dict(carried or {})
         refreshed = False
         for doc in docs:
             key, offset = _position(doc)

@@ -10,7 +10,7 @@ from pydantic_settings import SettingsConfigDict
 
 from switchboard.audit_logger.documents import TextMode
 from switchboard.audit_logger.masking import KINDS
-from switchboard.common.config import ServiceSettings
+from switchboard.common.config import KafkaSettings, ServiceSettings
 
 
 class MaskingSettings(BaseModel):
@@ -32,6 +32,8 @@ class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SB_AUDIT_", env_nested_delimiter="__", extra="ignore")
 
     service_name: str = "audit-logger"
+    # Bulk writes like big batches: up to 5 000 records in flight, 1 000 per poll.
+    kafka: KafkaSettings = Field(default_factory=lambda: KafkaSettings(max_in_flight=5000, max_poll_records=1000))
     group_id: str = "audit-logger"
     health_port: int = 18140
     metrics_port: int = 18141
@@ -52,6 +54,14 @@ class Settings(ServiceSettings):
     housekeeping_interval_s: float = 600.0
     # Documents per bulk request.
     bulk_chunk_size: int = 1000
+    # The audit query API (HTTP); it runs only with a way to verify tokens configured.
+    api_host: str = "127.0.0.1"
+    api_port: int = 18142
+    jwt_secret: SecretStr | None = None
+    jwt_public_key: str | None = None
+    jwt_jwks_url: str | None = None
+    jwt_issuer: str = "switchboard"
+    jwt_audience: str = "switchboard-audit"
 
     @property
     def data_stream(self) -> str:

@@ -10,6 +10,7 @@ which the consumer waits out (pausing its partitions) instead of dead-lettering 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, Final
 
@@ -57,21 +58,44 @@ class AuditIndexer:
 
     async def index(self, batch: list[ConsumedEvent]) -> list[Rejection]:
         """Store the documents of ``batch``; return the events that cannot be stored, to be
-        dead-lettered with their cause."""
+        dead-lettered with their cause.
+
+        A large batch goes out in bulk requests of ``chunk_size``; each chunk is mapped
+        while the one before it is being indexed, so Python's work and Elasticsearch's
+        overlap instead of taking turns.
+        """
         rejections: list[Rejection] = []
-        mapped: list[tuple[ConsumedEvent, dict[str, Any]]] = []
-        for event in batch:
-            try:
-                mapped.append((event, self._mapper.document(event)))
-            except UnmappableEventError as exc:
-                rejections.append(Rejection(event, f"unmappable event: {exc}", "unmappable"))
-        heads = await self.chain.link(doc for _, doc in mapped)
-        refused = await self._create([ingested(doc) for _, doc in mapped])
+        mapped: dict[str, tuple[ConsumedEvent, dict[str, Any]]] = {}
+        heads: dict[str, tuple[int, str]] = {}
+        refused: dict[str, str] = {}
+        sending: asyncio.Task[dict[str, str]] | None = None
+        try:
+            for start in range(0, len(batch), self._chunk_size):
+                docs = []
+                for n, event in enumerate(batch[start : start + self._chunk_size], 1):
+                    try:
+                        doc = self._mapper.document(event)
+                    except UnmappableEventError as exc:
+                        rejections.append(Rejection(event, f"unmappable event: {exc}", "unmappable"))
+                        continue
+                    mapped[event.envelope.event_id] = (event, doc)
+                    docs.append(doc)
+                    if sending is not None and n % 100 == 0:
+                        await asyncio.sleep(0)  # let the request in flight go on meanwhile
+                heads |= await self.chain.link(docs, carried=heads)
+                if sending is not None:
+                    refused |= await sending
+                sending = asyncio.create_task(self._create([ingested(doc) for doc in docs]))
+            if sending is not None:
+                refused |= await sending
+        finally:
+            if sending is not None and not sending.done():
+                sending.cancel()
+                await asyncio.gather(sending, return_exceptions=True)
         if refused:
-            by_id = {event.envelope.event_id: (event, doc) for event, doc in mapped}
             stubs = []
             for event_id, error in refused.items():
-                event, doc = by_id[event_id]
+                event, doc = mapped[event_id]
                 cause = f"refused by Elasticsearch: {error}"
                 rejections.append(Rejection(event, cause, "refused"))
                 stubs.append(_stub(doc, cause))

@@ -23,6 +23,7 @@ digits, not ``\\b`` (which treats CJK characters as word characters).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -45,6 +46,7 @@ _EMAIL = re.compile(
     r"(?:[A-Za-z0-9\u00c0-\u024f](?:[A-Za-z0-9\u00c0-\u024f-]*[A-Za-z0-9\u00c0-\u024f])?\.)+[A-Za-z]{2,}"
     + _NOT_ALNUM_AFTER
 )
+_SIX_DIGITS = re.compile(r"\d{6}")
 # A cheap test before the phone matcher runs: seven digits or more, maybe separated.
 _MAYBE_PHONE = re.compile(r"\d(?:[\s().-]{0,2}\d){6,}")
 _CN_ID = re.compile(_NOT_ALNUM_BEFORE + r"\d{17}[\dXx]" + _NOT_ALNUM_AFTER)
@@ -119,21 +121,27 @@ class Masker:
                 raise ValueError(f"unknown phone region {region!r}")
         self._extra = {name: re.compile(pattern) for name, pattern in (extra_patterns or {}).items()}
         self._key = fingerprint_key
+        # The same text comes by several times (the message, its intent, the model request,
+        # later turns' context): remember the last few thousand results.
+        self._masked = functools.lru_cache(maxsize=8192)(self._mask)
 
-    def mask(self, text: str) -> tuple[str, set[str]]:
+    def mask(self, text: str) -> tuple[str, frozenset[str]]:
         """``text`` with every finding replaced, and the kinds found."""
         if not text:
-            return text, set()
+            return text, frozenset()
+        return self._masked(text)
+
+    def _mask(self, text: str) -> tuple[str, frozenset[str]]:
         found = _without_overlaps(sorted(self._find(text), key=lambda f: (f.start, -(f.end - f.start))))
         if not found:
-            return text, set()
+            return text, frozenset()
         parts: list[str] = []
         at = 0
         for f in found:
             parts += [text[at : f.start], self._placeholder(f.kind, text[f.start : f.end])]
             at = f.end
         parts.append(text[at:])
-        return "".join(parts), {f.kind for f in found}
+        return "".join(parts), frozenset(f.kind for f in found)
 
     def _placeholder(self, kind: str, value: str) -> str:
         if self._key is None:
@@ -147,15 +155,21 @@ class Masker:
         if "token" in self._kinds:
             yield from (Found(m.start(), m.end(), "token") for m in _TOKENS.finditer(text))
             yield from (Found(m.start("value"), m.end("value"), "token") for m in _LABELLED_SECRET.finditer(text))
-        if "id_card" in self._kinds:
+        if "id_card" in self._kinds and _SIX_DIGITS.search(text):  # both ID numbers have six in a row
             yield from (Found(m.start(), m.end(), "id_card") for m in _CN_ID.finditer(text) if _cn_id_valid(m[0]))
             yield from (
                 Found(m.start(), m.end(), "id_card") for m in _HK_ID.finditer(text) if _hk_id_valid(m[1], m[2], m[3])
             )
+        if "id_card" in self._kinds and "-" in text:
             yield from (Found(m.start(), m.end(), "id_card") for m in _US_SSN.finditer(text))
-        if "phone" in self._kinds and _MAYBE_PHONE.search(text):
+        if "phone" in self._kinds:
+            candidates = [m.span() for m in _MAYBE_PHONE.finditer(text)]
+            phones: list[tuple[int, int]] = []
             for region in self._regions:
+                if all(any(s <= c0 and c1 <= e for s, e in phones) for c0, c1 in candidates):
+                    break  # every run of digits is a number found already (or there is none)
                 for match in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID):
+                    phones.append((match.start, match.end))
                     yield Found(match.start, match.end, "phone")
         for name, pattern in self._extra.items():
             yield from (Found(m.start(), m.end(), name) for m in pattern.finditer(text))

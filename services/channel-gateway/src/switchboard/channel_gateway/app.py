@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
 import uvicorn
 from pydantic import SecretStr
@@ -28,32 +28,12 @@ from switchboard.channel_gateway.targets import ReplyTargets
 from switchboard.channel_gateway.telegram import TelegramChannel
 from switchboard.channel_gateway.websocket import sockets_first, websocket_app
 from switchboard.common import events, postgres
+from switchboard.common.http import HttpServer, listening, serve_http
 from switchboard.common.lifecycle import sleep_unless_stopped
 from switchboard.common.service import ServiceRuntime
 from switchboard.events.v1 import messages_pb2 as m
 
 logger = logging.getLogger(__name__)
-
-
-class _HttpServer(uvicorn.Server):
-    """uvicorn without its own signal handling: the service's lifecycle owns SIGTERM."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-async def _listening(server: _HttpServer) -> None:
-    """Return once uvicorn has started and listens (the gateway is SERVING only then)."""
-    while not server.started:  # noqa: ASYNC110 (uvicorn sets a flag, no event)
-        await asyncio.sleep(0.02)
-
-
-async def _serve_http(server: _HttpServer, stop: asyncio.Event) -> None:
-    task = asyncio.create_task(server.serve())
-    await stop.wait()
-    server.should_exit = True  # stop accepting, finish in-flight requests
-    await task
 
 
 async def _housekeeping(stop: asyncio.Event, *jobs: Callable[[], Awaitable[object]], every_s: float = 60.0) -> None:
@@ -251,9 +231,9 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         # tens of thousands of sockets held stops the process for a second or more.
         gc.set_threshold(50_000, 20, 50)
         try:
-            http = _HttpServer(config)
-            background += [view.run(stop), _serve_http(http, stop)]
-            ready.append(_listening(http))  # CI caught a request refused between SERVING and listen()
+            http = HttpServer(config)
+            background += [view.run(stop), serve_http(http, stop)]
+            ready.append(listening(http))  # CI caught a request refused between SERVING and listen()
             await runtime.run(stop, *consumers, background=background, ready=ready)
         finally:
             await view.stop()

@@ -1,0 +1,86 @@
+"""Bearer tokens (JWT, PyJWT) as every Switchboard HTTP API checks them.
+
+An API is a resource server: tokens come from an identity provider (verified with its
+JWKS URL or public key) or, for a single installation, are signed with a shared secret
+(HS256; ``switchboard token`` mints them). Issuer, audience and expiry are checked. Scopes
+come from the standard ``scope`` claim (space-separated) or ``scp`` (a list), roles from
+``roles`` (a list, as identity providers put them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import jwt
+
+SCOPE_ADMIN = "admin"
+
+
+class InvalidToken(Exception):
+    """The token is not one this gateway accepts (the message says why)."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    subject: str
+    scopes: frozenset[str]
+    roles: frozenset[str] = frozenset()
+
+    def allows(self, scope: str) -> bool:
+        return scope in self.scopes or SCOPE_ADMIN in self.scopes
+
+
+class Authenticator:
+    """Verifies bearer tokens with exactly one of: a shared secret, a public key, a JWKS URL."""
+
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audience: str,
+        secret: str | None = None,
+        public_key: str | None = None,
+        jwks_url: str | None = None,
+        algorithms: list[str] | None = None,
+        leeway_s: float = 30,
+    ) -> None:
+        if sum(x is not None for x in (secret, public_key, jwks_url)) != 1:
+            raise ValueError("configure exactly one of a JWT secret, public key or JWKS URL")
+        self._issuer = issuer
+        self._audience = audience
+        self._secret = secret
+        self._public_key = public_key
+        self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300) if jwks_url else None
+        self._algorithms = algorithms or (["HS256"] if secret is not None else ["RS256", "ES256", "EdDSA"])
+        self._leeway_s = leeway_s
+
+    async def verify(self, token: str) -> Principal:
+        try:
+            if self._jwks is not None:  # the key set is fetched (and cached) off the event loop
+                key: object = (await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)).key
+            else:
+                key = self._secret if self._secret is not None else self._public_key
+            claims = jwt.decode(
+                token,
+                key,  # type: ignore[arg-type]
+                algorithms=self._algorithms,
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._leeway_s,
+                options={"require": ["exp", "sub", "iss", "aud"]},
+            )
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(str(exc)) from exc
+        scopes = claims.get("scope") or claims.get("scp") or ""
+        if isinstance(scopes, str):
+            scopes = scopes.split()
+        if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+            raise InvalidToken("scope claim must be a space-separated string or a list of strings")
+        subject = claims["sub"]
+        if not isinstance(subject, str) or not 0 < len(subject) <= 128:
+            raise InvalidToken("sub must be a string of 1 to 128 characters")
+        roles = claims.get("roles") or []
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise InvalidToken("roles claim must be a list of strings")
+        return Principal(subject, frozenset(scopes), frozenset(roles))
