@@ -109,7 +109,7 @@ async def main() -> None:
     topics = TopicSettings(**{name: f"bench.{run}.{name}.v1" for name in TopicSettings.model_fields})
     settings = Settings(
         kafka=KafkaSettings(
-            bootstrap_servers=stack.kafka_bootstrap, max_poll_records=args.chunk, max_in_flight=4 * args.chunk
+            bootstrap_servers=stack.kafka_bootstrap, max_poll_records=1000, max_in_flight=5000
         ),
         topics=topics,
         group_id=f"bench-audit-{run}",
