@@ -108,9 +108,7 @@ async def main() -> None:
     run = uuid.uuid4().hex[:8]
     topics = TopicSettings(**{name: f"bench.{run}.{name}.v1" for name in TopicSettings.model_fields})
     settings = Settings(
-        kafka=KafkaSettings(
-            bootstrap_servers=stack.kafka_bootstrap, max_poll_records=1000, max_in_flight=5000
-        ),
+        kafka=KafkaSettings(bootstrap_servers=stack.kafka_bootstrap, max_poll_records=1000, max_in_flight=5000),
         topics=topics,
         group_id=f"bench-audit-{run}",
         elasticsearch_url=stack.es_url,
