@@ -119,7 +119,12 @@ then ask something (the local SmolLM2 model answers):
   .venv/bin/switchboard chat "remind me in 1 minute to stretch"   # the scheduler confirms, then fires it
   .venv/bin/switchboard chat "convert 5 miles to km"              # answered by the example plugin
 
-API docs: http://127.0.0.1:$SB_GATEWAY_HTTP_PORT/docs   Stop everything: make down
+The audit trail (auditor role; its own secret):
+
+  export SWITCHBOARD_AUDIT_TOKEN=\$(.venv/bin/switchboard token --secret-file $SB_SECRETS/audit-jwt --audience switchboard-audit --scope auditor)
+  .venv/bin/switchboard audit search --since now-1h
+
+API docs: http://127.0.0.1:$SB_GATEWAY_HTTP_PORT/docs, http://127.0.0.1:$SB_AUDIT_API_PORT/docs   Stop everything: make down
 TRY
 }
 

@@ -20,6 +20,7 @@ svc_ports() {
   echo "${p}_HEALTH_PORT ${p}_METRICS_PORT"
   [ "$1" = channel-gateway ] && echo SB_GATEWAY_HTTP_PORT
   [ "$1" = inference-client ] && echo SB_INFERENCE_API_PORT
+  [ "$1" = audit-logger ] && echo SB_AUDIT_API_PORT
   return 0
 }
 
@@ -54,7 +55,10 @@ svc_start() {
         "SB_INFERENCE_TRITON_URL=127.0.0.1:$SB_TRITON_GRPC_PORT" "SB_INFERENCE_API_PORT=$SB_INFERENCE_API_PORT"
         "SB_INFERENCE_ROUTES=${SB_INFERENCE_ROUTES:-$routes}"
       ) ;;
-    audit-logger) env+=("SB_AUDIT_ELASTICSEARCH_URL=http://127.0.0.1:$SB_ES_PORT") ;;
+    audit-logger) env+=(
+      "SB_AUDIT_ELASTICSEARCH_URL=http://127.0.0.1:$SB_ES_PORT"
+      "SB_AUDIT_API_PORT=$SB_AUDIT_API_PORT" "SB_AUDIT_JWT_SECRET=$(secret audit-jwt)"
+    ) ;;
   esac
   start_daemon "$name" env "${env[@]}" "$SB_ROOT/.venv/bin/python" -m "switchboard.$(svc_module "$name")"
   wait_ready "$name" 90 svc_health "$name"
