@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -132,7 +133,15 @@ class Pipeline:
         elif module == "plugin_units":
             values.update({"REQUEST_TOPIC": self.units_requests})
         elif module == "audit_logger":
-            values.update({"GROUP_ID": group, "ELASTICSEARCH_URL": self.stack.es_url, "NAMESPACE": self.namespace})
+            values.update(
+                {
+                    "GROUP_ID": group,
+                    "ELASTICSEARCH_URL": self.stack.es_url,
+                    "NAMESPACE": self.namespace,
+                    # This run's plugin request topic, not the stack's shared ones.
+                    "PLUGIN_REQUEST_PATTERN": re.escape(self.units_requests),
+                }
+            )
         values.update(self.extra_env.get(module, {}))
         base = {k: v for k, v in os.environ.items() if not k.startswith("SB_")}
         return {**base, **{prefix + k: v for k, v in values.items()}}
