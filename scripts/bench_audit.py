@@ -114,6 +114,7 @@ async def main() -> None:
         elasticsearch_url=stack.es_url,
         namespace=f"bench{run}",
         bulk_chunk_size=args.chunk,
+        plugin_request_pattern=rf"bench\.{run}\.plugins\.[^.]+\.requests\.v1",  # none: the bench's topic only
         health_port=0,
         metrics_port=0,
         log_level="WARNING",
