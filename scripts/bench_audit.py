@@ -122,7 +122,7 @@ async def main() -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
     await admin.start()
     await admin.create_topics([NewTopic(topics.inbound, 6, 1), NewTopic(topics.deadletter, 1, 1)])
-    es = AsyncElasticsearch(stack.es_url, request_timeout=60)
+    es = app.client(settings)  # the logger's own client settings, for the raw side too
     try:
         envelopes = _envelopes(args.events)
         async with EventProducer(settings.kafka) as producer:

@@ -5,7 +5,8 @@ order, because that is the order one consumer indexes them in, and a replay of t
 records rebuilds the same chain: a document's content depends only on its event, so its
 hash does too, and a re-sent document that already exists (409) is identical.
 
-    event.hash = sha256(canonical JSON of the document, which includes switchboard.chain.prev)
+    event.hash = sha256(the document as JSON with sorted keys, compact, UTF-8 (orjson);
+                        it includes switchboard.chain.prev)
 
 ``event.ingested`` (the indexing time) is left out of the hash. :func:`verify` recomputes
 every hash and follows the links: an edited document no longer matches its hash, and a
@@ -22,11 +23,11 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from elasticsearch import AsyncElasticsearch
 from elasticsearch.helpers import async_scan
 
@@ -37,8 +38,7 @@ def digest(doc: dict[str, Any]) -> str:
     """The hash of ``doc``: its canonical JSON without ``event.hash`` and ``event.ingested``."""
     content = copy.copy(doc)
     content["event"] = {k: v for k, v in doc["event"].items() if k not in ("hash", "ingested")}
-    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def _position(doc: dict[str, Any]) -> tuple[str, int]:

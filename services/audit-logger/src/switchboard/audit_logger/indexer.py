@@ -80,8 +80,9 @@ class AuditIndexer:
                         continue
                     mapped[event.envelope.event_id] = (event, doc)
                     docs.append(doc)
-                    if sending is not None and n % 100 == 0:
-                        await asyncio.sleep(0)  # let the request in flight go on meanwhile
+                    if n % 50 == 0:
+                        # Let the request in flight, and Kafka fetches for the next batch, go on.
+                        await asyncio.sleep(0)
                 heads |= await self.chain.link(docs, carried=heads)
                 if sending is not None:
                     refused |= await sending
