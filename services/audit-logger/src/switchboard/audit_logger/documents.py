@@ -96,14 +96,16 @@ class Mapper:
         except ValueError as exc:
             raise UnmappableEventError(str(exc)) from exc
         occurred = envelope.occurred_at if envelope.HasField("occurred_at") else envelope.produced_at
+        produced = envelope.produced_at
+        created = _iso(produced.seconds, produced.nanos)
         masked: set[str] = set()
         doc: dict[str, Any] = {
-            "@timestamp": _iso(occurred.seconds, occurred.nanos),
+            "@timestamp": created if occurred == produced else _iso(occurred.seconds, occurred.nanos),
             "event": {
                 "id": envelope.event_id,
                 "kind": "event",
                 "dataset": self._dataset,
-                "created": _iso(envelope.produced_at.seconds, envelope.produced_at.nanos),
+                "created": created,
             },
             "service": {"name": envelope.source},
             "labels": {"tenant": envelope.tenant_id, "schema_version": str(envelope.schema_version)},
@@ -329,10 +331,16 @@ assert set(_MAPPERS) == {
 }, "every payload type needs a mapping"
 
 
-def ingested(doc: dict[str, Any]) -> dict[str, Any]:
-    """``doc`` stamped with the time it is indexed (not part of its hash)."""
-    doc["event"]["ingested"] = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return doc
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def ingested(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``docs`` stamped with the time they are indexed (not part of their hash)."""
+    stamp = now_iso()
+    for doc in docs:
+        doc["event"]["ingested"] = stamp
+    return docs
 
 
 _KEYWORD: Final = {"type": "keyword", "ignore_above": 1024}

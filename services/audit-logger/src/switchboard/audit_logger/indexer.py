@@ -86,7 +86,7 @@ class AuditIndexer:
                 heads |= await self.chain.link(docs, carried=heads)
                 if sending is not None:
                     refused |= await sending
-                sending = asyncio.create_task(self._create([ingested(doc) for doc in docs]))
+                sending = asyncio.create_task(self._create(ingested(docs)))
             if sending is not None:
                 refused |= await sending
         finally:
@@ -163,22 +163,25 @@ def _reason(error: Any) -> str:
 def _stub(doc: dict[str, Any], cause: str) -> dict[str, Any]:
     """What is stored in place of a refused document: its id, time, position and hash."""
     sb = doc["switchboard"]
-    return ingested(
-        {
-            "@timestamp": doc["@timestamp"],
-            "event": {
-                "id": doc["event"]["id"],
-                "kind": STUB_KIND,
-                "dataset": doc["event"]["dataset"],
-                "action": doc["event"].get("action", ""),
-                "hash": doc["event"]["hash"],
-            },
-            "error": {"message": cause[:2000]},
-            "switchboard": {
-                "event_type": sb["event_type"],
-                "conversation": sb["conversation"],
-                "kafka": sb["kafka"],
-                "chain": sb["chain"],
-            },
-        }
+    (stub,) = ingested(
+        [
+            {
+                "@timestamp": doc["@timestamp"],
+                "event": {
+                    "id": doc["event"]["id"],
+                    "kind": STUB_KIND,
+                    "dataset": doc["event"]["dataset"],
+                    "action": doc["event"].get("action", ""),
+                    "hash": doc["event"]["hash"],
+                },
+                "error": {"message": cause[:2000]},
+                "switchboard": {
+                    "event_type": sb["event_type"],
+                    "conversation": sb["conversation"],
+                    "kafka": sb["kafka"],
+                    "chain": sb["chain"],
+                },
+            }
+        ]
     )
+    return stub
