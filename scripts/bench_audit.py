@@ -9,8 +9,11 @@ client's raw ``async_bulk`` of the same documents into the same cluster.
    commit) indexes them into a fresh data stream; the rate is taken from its first
    document to its last.
 3. The documents it stored are read back and written with ``async_bulk`` (same chunk size,
-   ``op_type=create``) into another fresh data stream with the same template, twice
-   (before and after step 2 would favour one side with a warmer cluster; the mean is used).
+   ``op_type=create``, same client settings) into another fresh data stream with the same
+   template, twice; the mean is used.
+
+All of it runs once on ``--warmup`` events first, unmeasured, so that neither side pays
+for cold JVMs and caches.
 
 Target: logger / raw >= 0.8.
 """
@@ -99,50 +102,67 @@ async def _raw_rate(es: AsyncElasticsearch, docs: list[dict], index: str, chunk:
     return len(docs) / elapsed
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=20000)
-    parser.add_argument("--chunk", type=int, default=1000, help="documents per bulk request, both sides")
-    args = parser.parse_args()
-    stack = load_stack()
-    run = uuid.uuid4().hex[:8]
-    topics = TopicSettings(**{name: f"bench.{run}.{name}.v1" for name in TopicSettings.model_fields})
-    settings = Settings(
-        kafka=KafkaSettings(bootstrap_servers=stack.kafka_bootstrap, max_poll_records=1000, max_in_flight=5000),
-        topics=topics,
-        group_id=f"bench-audit-{run}",
-        elasticsearch_url=stack.es_url,
-        namespace=f"bench{run}",
-        bulk_chunk_size=args.chunk,
-        plugin_request_pattern=rf"bench\.{run}\.plugins\.[^.]+\.requests\.v1",  # none: the bench's topic only
+def _settings(stack_kafka: str, es_url: str, name: str, chunk: int) -> Settings:
+    return Settings(
+        kafka=KafkaSettings(bootstrap_servers=stack_kafka, max_poll_records=1000, max_in_flight=5000),
+        topics=TopicSettings(**{field: f"{name}.{field}.v1" for field in TopicSettings.model_fields}),
+        group_id=f"{name}-audit",
+        elasticsearch_url=es_url,
+        namespace=name.replace(".", ""),
+        bulk_chunk_size=chunk,
+        plugin_request_pattern=rf"{name}\.plugins\.[^.]+\.requests\.v1",  # none: the bench's topic only
         health_port=0,
         metrics_port=0,
         log_level="WARNING",
     )
-    admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
-    await admin.start()
+
+
+async def _round(
+    settings: Settings, es: AsyncElasticsearch, admin: AIOKafkaAdminClient, events: int
+) -> tuple[float, float, list[float]]:
+    """Produce ``events``, index them through the logger, then raw twice: the rates."""
+    topics = settings.topics
     await admin.create_topics([NewTopic(topics.inbound, 6, 1), NewTopic(topics.deadletter, 1, 1)])
-    es = app.client(settings)  # the logger's own client settings, for the raw side too
     try:
-        envelopes = _envelopes(args.events)
+        envelopes = _envelopes(events)
         async with EventProducer(settings.kafka) as producer:
             with Progress(console=console, transient=True) as progress:
                 task = progress.add_task("producing", total=len(envelopes))
                 for envelope in envelopes:
                     await producer.enqueue(topics.inbound, envelope)
                     progress.advance(task)
-        logger_rate = await _logger_rate(settings, es, args.events)
+        logger_rate = await _logger_rate(settings, es, events)
         docs = [hit["_source"] async for hit in async_scan(es, index=settings.data_stream, size=5000)]
         raw_rates = []
         for attempt in range(2):
-            raw = Settings(namespace=f"bench{run}raw{attempt}", elasticsearch_url=stack.es_url)
+            raw = Settings(namespace=f"{settings.namespace}raw{attempt}", elasticsearch_url=settings.elasticsearch_url)
             await app.install(raw, es)
-            raw_rates.append(await _raw_rate(es, docs, raw.data_stream, args.chunk))
+            raw_rates.append(await _raw_rate(es, docs, raw.data_stream, settings.bulk_chunk_size))
     finally:
         await admin.delete_topics([topics.inbound, topics.deadletter])
+    return logger_rate, sum(raw_rates) / len(raw_rates), raw_rates
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20000)
+    parser.add_argument("--warmup", type=int, default=5000, help="events through both paths first, not measured")
+    parser.add_argument("--chunk", type=int, default=1000, help="documents per bulk request, both sides")
+    args = parser.parse_args()
+    stack = load_stack()
+    run = uuid.uuid4().hex[:8]
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
+    await admin.start()
+    measured = _settings(stack.kafka_bootstrap, stack.es_url, f"bench.{run}", args.chunk)
+    es = app.client(measured)  # the logger's own client settings, for the raw side too
+    try:
+        if args.warmup:  # JIT and caches of Kafka, Elasticsearch and Python warm for both paths
+            warm = _settings(stack.kafka_bootstrap, stack.es_url, f"bench.{run}.warm", args.chunk)
+            await _round(warm, es, admin, args.warmup)
+        logger_rate, raw_rate, raw_rates = await _round(measured, es, admin, args.events)
+    finally:
         await admin.close()
         await es.close()
-    raw_rate = sum(raw_rates) / len(raw_rates)
     table = Table(title=f"Audit ingest, {args.events} events, {args.chunk} per bulk request")
     table.add_column("path")
     table.add_column("docs/s", justify="right")
