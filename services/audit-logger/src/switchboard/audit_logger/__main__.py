@@ -36,7 +36,7 @@ async def _verify(settings: Settings, since: str | None, as_json: bool) -> int:
         index = settings.data_stream
         await es.indices.refresh(index=index)
         query = {"range": {"@timestamp": {"gte": since}}} if since else None
-        total = (await es.count(index=index, query=query))["count"] if query else (await es.count(index=index))["count"]
+        total = (await es.count(index=index, query=query))["count"]  # (the progress bar's length)
         columns = (TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=err, transient=True, disable=as_json) as progress:
             task = progress.add_task("verify", total=total)

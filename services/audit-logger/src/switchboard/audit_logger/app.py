@@ -67,20 +67,6 @@ async def install(settings: Settings, es: AsyncElasticsearch) -> bool:
     return ilm
 
 
-def authenticator(settings: Settings) -> Authenticator | None:
-    """How the API verifies tokens; None (no API) if nothing is configured."""
-    secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
-    if secret is None and settings.jwt_public_key is None and settings.jwt_jwks_url is None:
-        return None
-    return Authenticator(
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-        secret=secret,
-        public_key=settings.jwt_public_key,
-        jwks_url=settings.jwt_jwks_url,
-    )
-
-
 def recorder(settings: Settings, runtime: ServiceRuntime) -> Record:
     """Audits the auditors: each use of the API becomes an AuditEvent on the audit topic."""
 
@@ -121,7 +107,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                 metadata_max_age_ms=30_000,  # new plugins' request topics are read within 30 s
             )
             ready: list[Awaitable[None]] = []
-            auth = authenticator(settings)
+            auth = settings.authenticator(Authenticator)
             if auth is None:
                 logger.warning("audit API off: set SB_AUDIT_JWT_SECRET, _JWT_PUBLIC_KEY or _JWT_JWKS_URL to serve it")
             else:

@@ -10,6 +10,7 @@ from pydantic_settings import SettingsConfigDict
 
 from switchboard.audit_logger.documents import TextMode
 from switchboard.audit_logger.masking import KINDS
+from switchboard.common.auth import TokenSettings
 from switchboard.common.config import KafkaSettings, ServiceSettings
 
 
@@ -26,7 +27,7 @@ class MaskingSettings(BaseModel):
     fingerprint_key_file: Path | None = None
 
 
-class Settings(ServiceSettings):
+class Settings(ServiceSettings, TokenSettings):
     """Audit logger settings."""
 
     model_config = SettingsConfigDict(env_prefix="SB_AUDIT_", env_nested_delimiter="__", extra="ignore")
@@ -57,11 +58,7 @@ class Settings(ServiceSettings):
     # The audit query API (HTTP); it runs only with a way to verify tokens configured.
     api_host: str = "127.0.0.1"
     api_port: int = 18142
-    jwt_secret: SecretStr | None = None
-    jwt_public_key: str | None = None
-    jwt_jwks_url: str | None = None
-    jwt_issuer: str = "switchboard"
-    jwt_audience: str = "switchboard-audit"
+    jwt_audience: str = "switchboard-audit"  # the other JWT_* settings: TokenSettings
 
     @property
     def data_stream(self) -> str:

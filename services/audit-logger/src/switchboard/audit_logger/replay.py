@@ -14,14 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer
-from google.protobuf.message import DecodeError
 
 from switchboard.audit_logger.config import Settings
 from switchboard.audit_logger.indexer import AuditIndexer
-from switchboard.common.kafka import ConsumedEvent
+from switchboard.common.kafka import ConsumedEvent, UndecodableRecordError, decode
 from switchboard.common.kafka.positions import partitions, seek_to_time
 from switchboard.common.kafka.security import connection_kwargs
-from switchboard.events.v1 import envelope_pb2
 
 
 @dataclass
@@ -77,18 +75,10 @@ async def replay(
                     if record.offset >= ends[tp]:
                         break
                     report.records += 1
-                    envelope = envelope_pb2.Envelope()
                     try:
-                        envelope.ParseFromString(record.value or b"")
-                    except DecodeError:
+                        batch.append(decode(record))
+                    except UndecodableRecordError:
                         report.undecodable += 1
-                        continue
-                    if envelope.WhichOneof("payload") is None:
-                        report.undecodable += 1
-                        continue
-                    batch.append(
-                        ConsumedEvent(envelope, tp.topic, tp.partition, record.offset, record.key, list(record.headers))
-                    )
                 # Done with tp when its position reached the end of the range (offsets of
                 # transaction markers count too).
                 left[tp] = ends[tp] - await consumer.position(tp)

@@ -171,14 +171,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                 )
             )
 
-        auth = Authenticator(
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
-            secret=_secret(settings.jwt_secret) or None,
-            public_key=settings.jwt_public_key or None,
-            jwks_url=settings.jwt_jwks_url or None,
-            algorithms=settings.jwt_algorithms,
-        )
+        auth = settings.authenticator(Authenticator)
+        assert auth is not None  # Settings insists on exactly one way to verify tokens
         intake = Intake(
             signer,
             publish,

@@ -9,10 +9,11 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from switchboard.common import postgres
+from switchboard.common.auth import TokenSettings
 from switchboard.common.config import ServiceSettings
 
 
-class Settings(ServiceSettings):
+class Settings(ServiceSettings, TokenSettings):
     """Channel gateway settings."""
 
     model_config = SettingsConfigDict(env_prefix="SB_GATEWAY_", env_nested_delimiter="__", extra="ignore")
@@ -33,14 +34,8 @@ class Settings(ServiceSettings):
     reply_ttl_s: float = 600.0
     max_cached_replies: int = 100_000
 
-    # Bearer tokens (JWT): exactly one of a shared secret (HS256; `switchboard token` mints
-    # tokens with it), an identity provider's public key (PEM) or its JWKS URL.
-    jwt_secret: SecretStr | None = None
-    jwt_public_key: str | None = None
-    jwt_jwks_url: str | None = None
-    jwt_issuer: str = "switchboard"
+    # Bearer tokens (JWT, TokenSettings' fields): exactly one way to verify them.
     jwt_audience: str = "switchboard-gateway"
-    jwt_algorithms: list[str] | None = None
 
     # WebSocket: frames waiting for a slow client before it is disconnected (it resumes),
     # and the heartbeat sent after this much silence.
@@ -104,8 +99,7 @@ class Settings(ServiceSettings):
     def _channel_settings_complete(self) -> Self:
         if self.database_url is None:
             raise ValueError("SB_GATEWAY_DATABASE_URL is required (postgresql://user:password@host:port/db)")
-        keys = [self.jwt_secret, self.jwt_public_key, self.jwt_jwks_url]
-        if sum(bool(key) for key in keys) != 1:
+        if len(self.token_keys()) != 1:
             raise ValueError(
                 "set exactly one of SB_GATEWAY_JWT_SECRET, SB_GATEWAY_JWT_PUBLIC_KEY, SB_GATEWAY_JWT_JWKS_URL"
             )

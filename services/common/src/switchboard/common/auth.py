@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import TypeVar
 
 import jwt
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings
 
 SCOPE_ADMIN = "admin"
 
@@ -84,3 +87,37 @@ class Authenticator:
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise InvalidToken("roles claim must be a list of strings")
         return Principal(subject, frozenset(scopes), frozenset(roles))
+
+
+A = TypeVar("A", bound=Authenticator)
+
+
+class TokenSettings(BaseSettings):
+    """How a service's HTTP API verifies bearer tokens (``<PREFIX>JWT_*``): one of a shared
+    secret (HS256; ``switchboard token`` mints tokens with it), an identity provider's
+    public key (PEM) or its JWKS URL. Each service sets its own ``jwt_audience``."""
+
+    jwt_secret: SecretStr | None = None
+    jwt_public_key: str | None = None
+    jwt_jwks_url: str | None = None
+    jwt_issuer: str = "switchboard"
+    jwt_audience: str = "switchboard"
+    jwt_algorithms: list[str] | None = None
+
+    def token_keys(self) -> list[str]:
+        """The ways to verify tokens that are set (empty values count as unset)."""
+        secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
+        return [key for key in (secret, self.jwt_public_key, self.jwt_jwks_url) if key]
+
+    def authenticator(self, kind: type[A]) -> A | None:
+        """A ``kind`` verifying tokens as configured; None if nothing is."""
+        if not self.token_keys():
+            return None
+        return kind(
+            issuer=self.jwt_issuer,
+            audience=self.jwt_audience,
+            secret=(self.jwt_secret.get_secret_value() if self.jwt_secret else "") or None,
+            public_key=self.jwt_public_key or None,
+            jwks_url=self.jwt_jwks_url or None,
+            algorithms=self.jwt_algorithms,
+        )

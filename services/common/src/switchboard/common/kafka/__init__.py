@@ -7,7 +7,15 @@
   their cause, and consumption goes on.
 """
 
-from switchboard.common.kafka.consumer import BatchHandler, ConsumedEvent, EventConsumer, Handler, Rejection
+from switchboard.common.kafka.consumer import (
+    BatchHandler,
+    ConsumedEvent,
+    EventConsumer,
+    Handler,
+    Rejection,
+    UndecodableRecordError,
+    decode,
+)
 from switchboard.common.kafka.headers import (
     DLQ_CAUSE,
     DLQ_SOURCE_OFFSET,
@@ -35,4 +43,6 @@ __all__ = [
     "EventProducer",
     "Handler",
     "Rejection",
+    "UndecodableRecordError",
+    "decode",
 ]

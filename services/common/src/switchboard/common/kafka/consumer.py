@@ -47,6 +47,34 @@ class Rejection:
     reason: str = "rejected"
 
 
+class UndecodableRecordError(ValueError):
+    """A record whose value is not an Envelope carrying a payload."""
+
+    def __init__(self, cause: str, reason: str) -> None:
+        super().__init__(cause)
+        self.cause = cause
+        self.reason = reason  # short label for metrics: undecodable, no_payload
+
+
+def decode(record: ConsumerRecord[bytes, bytes]) -> ConsumedEvent:
+    """The record as an event; UndecodableRecordError says why it is not one."""
+    envelope = envelope_pb2.Envelope()
+    try:
+        envelope.ParseFromString(record.value or b"")
+    except DecodeError as exc:
+        raise UndecodableRecordError(f"undecodable value: {exc}", "undecodable") from exc
+    if envelope.WhichOneof("payload") is None:
+        raise UndecodableRecordError("envelope carries no payload", "no_payload")
+    return ConsumedEvent(
+        envelope=envelope,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        headers=list(record.headers or ()),
+    )
+
+
 Handler = Callable[[ConsumedEvent], Awaitable[None]]
 BatchHandler = Callable[[list[ConsumedEvent]], Awaitable[Sequence[Rejection] | None]]
 
@@ -367,23 +395,11 @@ class EventConsumer:
 
     async def _decode(self, record: ConsumerRecord[bytes, bytes]) -> ConsumedEvent | None:
         """The record as an event, or None after dead-lettering it as undecodable."""
-        envelope = envelope_pb2.Envelope()
         try:
-            envelope.ParseFromString(record.value or b"")
-        except DecodeError as exc:
-            await self._dead_letter(record, f"undecodable value: {exc}", reason="undecodable")
+            return decode(record)
+        except UndecodableRecordError as exc:
+            await self._dead_letter(record, exc.cause, reason=exc.reason)
             return None
-        if envelope.WhichOneof("payload") is None:
-            await self._dead_letter(record, "envelope carries no payload", reason="no_payload")
-            return None
-        return ConsumedEvent(
-            envelope=envelope,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=record.key,
-            headers=list(record.headers or ()),
-        )
 
     async def _process(self, record: ConsumerRecord[bytes, bytes]) -> None:
         event = await self._decode(record)
