@@ -49,14 +49,15 @@ python_env() {
   local version wheels=$SB_CACHE/wheels wheel
   version=$(awk '/^name = "llama-cpp-python"/ { getline; gsub(/[^0-9.]/, ""); print; exit }' "$SB_ROOT/uv.lock")
   [ -n "$version" ] || die "llama-cpp-python is missing from uv.lock"
-  wheel=$(ls "$wheels"/llama_cpp_python-"$version"-*.whl 2>/dev/null | head -n 1)
+  # compgen, not ls: under pipefail a failing ls would end the script without a word.
+  wheel=$(compgen -G "$wheels/llama_cpp_python-$version-*.whl" | head -n 1) || true
   if [ -z "$wheel" ]; then
     info "building llama-cpp-python $version (first run only, 5-10 minutes)"
     mkdir -p "$wheels"
     CMAKE_ARGS="-DGGML_NATIVE=OFF" uvx --quiet --from pip==25.3 pip wheel --no-deps \
       "llama-cpp-python==$version" --wheel-dir "$wheels" >"$SB_LOGS/llama-build.log" 2>&1 ||
       die "building llama-cpp-python failed; see $SB_LOGS/llama-build.log (needs gcc, g++ and cmake)"
-    wheel=$(ls "$wheels"/llama_cpp_python-"$version"-*.whl | head -n 1)
+    wheel=$(compgen -G "$wheels/llama_cpp_python-$version-*.whl" | head -n 1)
   fi
   uv pip install --quiet --python "$SB_ROOT/.venv/bin/python" --no-deps "$wheel" >>"$SB_LOGS/uv-sync.log" 2>&1 ||
     die "installing $wheel failed; see $SB_LOGS/uv-sync.log"

@@ -272,6 +272,62 @@ async def test_poison_record_goes_to_dead_letter_and_consumption_goes_on(
     assert header(dead.headers, "origin") == "fuzzer"  # original headers are kept
 
 
+async def test_batches_arrive_prepared_in_partition_order_and_poison_is_dead_lettered(
+    stack: Stack, topics: tuple[str, str], unique: str
+) -> None:
+    """Batch mode decodes and prepares records as they are polled: every event reaches
+    the batch handler with what ``prepare`` made of it, each partition in offset order,
+    while an undecodable record still goes to the dead-letter topic alone."""
+    topic, dlq = topics
+    settings = _settings(stack, max_poll_records=7)  # several polls, so several batches
+    group = f"g-{unique}"
+    prepared: list[str] = []
+    batches: list[list[ConsumedEvent]] = []
+
+    def prepare(event: ConsumedEvent) -> str:
+        prepared.append(event.envelope.event_id)
+        return f"doc of {event.envelope.event_id}"
+
+    async def handle(batch: list[ConsumedEvent]) -> None:
+        batches.append(batch)
+        await asyncio.sleep(0.05)  # the next polls gather meanwhile
+
+    async with EventProducer(settings) as producer:
+        poison = await producer.send_raw(topic, b"\xffnot a protobuf", b"k0", [])
+        sent = [events.wrap(_inbound(f"t{i}"), conversation_key=f"k{i % 3}", source="t") for i in range(30)]
+        for envelope in sent:
+            await producer.send(topic, envelope)
+        consumer = EventConsumer(
+            settings,
+            topics=[topic],
+            group_id=group,
+            batch_handler=handle,
+            prepare=prepare,
+            dead_letter_producer=producer,
+            dead_letter_topic=dlq,
+        )
+        await consumer.start()
+        stop = asyncio.Event()
+        task = asyncio.create_task(consumer.run(stop))
+        try:
+            await _wait_for(lambda: sum(len(b) for b in batches) == 30)
+        finally:
+            stop.set()
+            await task
+            await consumer.stop()
+    handled = [event for batch in batches for event in batch]
+    assert sorted(e.envelope.event_id for e in handled) == sorted(s.event_id for s in sent)
+    assert all(e.prepared == f"doc of {e.envelope.event_id}" for e in handled)
+    assert sorted(prepared) == sorted(s.event_id for s in sent)  # once each, the poison not at all
+    assert len(batches) > 1
+    for partition in {e.partition for e in handled}:
+        offsets = [e.offset for e in handled if e.partition == partition]
+        assert offsets == sorted(offsets)
+    dead = await _read_one(stack, dlq)
+    assert dead.value == b"\xffnot a protobuf" and "undecodable" in (header(dead.headers, DLQ_CAUSE) or "")
+    assert header(dead.headers, DLQ_SOURCE_OFFSET) == str(poison.offset)
+
+
 async def test_failing_handler_is_retried_then_dead_lettered(
     stack: Stack, topics: tuple[str, str], unique: str
 ) -> None:

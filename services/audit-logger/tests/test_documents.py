@@ -3,6 +3,7 @@
 from typing import Any
 
 import pytest
+from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
 from switchboard.audit_logger import documents
@@ -145,3 +146,83 @@ def test_template_names_the_lifecycle_policy_only_when_there_is_one() -> None:
     policy = documents.lifecycle_policy(rollover_max_age="1d", rollover_max_size="50gb", retention="180d")
     assert policy["phases"]["delete"]["min_age"] == "180d"
     assert policy["phases"]["hot"]["actions"]["rollover"]["max_age"] == "1d"
+
+
+def _filled(message: Message, depth: int = 0) -> Message:
+    """``message`` with every field set (one field of each oneof, two items of each list
+    and map), to a value of the field's type; nested messages too, three levels deep."""
+    for field in message.DESCRIPTOR.fields:
+        if field.containing_oneof is not None and message.WhichOneof(field.containing_oneof.name):
+            continue
+        target = getattr(message, field.name)
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            value_field = field.message_type.fields_by_name["value"]
+            for key in ("text", "other"):  # "text": a free-text entry
+                if value_field.message_type is None:
+                    target[key] = _sample(value_field, key)
+                elif depth < 3:
+                    _filled(target[key], depth + 1)
+        elif field.is_repeated:
+            for n in range(2):
+                if field.message_type is None:
+                    target.append(_sample(field, str(n)))
+                elif depth < 3:
+                    _filled(target.add(), depth + 1)
+        elif field.message_type is not None:
+            if field.message_type.full_name == "google.protobuf.Timestamp":
+                target.seconds, target.nanos = 1_795_000_000, 5_000_000
+            elif depth < 3:
+                _filled(target, depth + 1)
+                if not target.ListFields():
+                    target.SetInParent()
+        else:
+            setattr(message, field.name, _sample(field, "x"))
+    return message
+
+
+def _sample(field: Any, tag: str) -> Any:
+    kind = field.cpp_type
+    if field.enum_type is not None:
+        return field.enum_type.values[-1].number
+    if field.type == field.TYPE_BYTES:
+        return b"\x00\xff" + tag.encode()
+    if kind == field.CPPTYPE_STRING:
+        return f"{field.name} {tag}"
+    if kind == field.CPPTYPE_BOOL:
+        return True
+    if kind in (field.CPPTYPE_FLOAT, field.CPPTYPE_DOUBLE):
+        return 0.7
+    if kind in (field.CPPTYPE_INT64, field.CPPTYPE_UINT64):
+        return 2**40 + 3  # written as a string
+    return 42
+
+
+@pytest.mark.parametrize("payload", PAYLOADS, ids=lambda p: p.DESCRIPTOR.name)
+def test_plain_writes_what_message_to_dict_writes(payload: Message) -> None:
+    filled = _filled(type(payload)())
+    assert documents.plain(filled) == MessageToDict(filled, preserving_proto_field_name=True)
+
+
+def test_plain_writes_special_floats_and_unknown_enum_values_as_message_to_dict_does() -> None:
+    for confidence in (float("nan"), float("inf"), float("-inf"), 0.1, 1e-7):
+        intent = m.ParsedIntent(intent="chat", confidence=confidence, priority=99)  # 99: no such priority
+        assert documents.plain(intent) == MessageToDict(intent, preserving_proto_field_name=True)
+
+
+def test_free_text_is_masked_in_nested_messages_lists_and_maps() -> None:
+    request = m.InferenceRequest(request_id="r-1", messages=[m.ChatTurn(role=m.ROLE_USER, content="at 13812345678")])
+    assert Mapper(Masker()).document(_event(request))["switchboard"]["payload"]["messages"][0]["content"] == (
+        "at [phone]"
+    )
+    reply = m.OutboundMessage(
+        in_reply_to="m-1", metadata={"reason": "mail bob@example.com", "source": "bob@example.com"}
+    )
+    doc = Mapper(Masker()).document(_event(reply))
+    assert doc["switchboard"]["payload"]["metadata"] == {
+        "reason": "mail [email]",  # a free-text entry
+        "source": "bob@example.com",  # an identifier, not free text
+    }
+    assert doc["switchboard"]["masked"] == ["email"]
+    bare = Mapper(Masker(), TextMode.NONE)
+    assert "content" not in bare.document(_event(request))["switchboard"]["payload"]["messages"][0]
+    assert bare.document(_event(reply))["switchboard"]["payload"]["metadata"] == {"source": "bob@example.com"}

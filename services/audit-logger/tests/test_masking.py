@@ -15,6 +15,7 @@ CASES = [
     ("HKID A123456(3)", "HKID [id_card]", {"id_card"}),
     ("SSN 123-45-6789", "SSN [id_card]", {"id_card"}),
     ("my password is hunter2!!", "my password is [token]", {"token"}),
+    ("PASSWORD: Hunter22", "PASSWORD: [token]", {"token"}),
     ("密码：abc123456，谢谢", "密码：[token]，谢谢", {"token"}),
     ("Authorization: Bearer abcdefghijklmnopqrstu", "Authorization: [token]", {"token"}),
     ("key sk-proj-abcdefghijklmnopqrstuvwxyz012345", "key [token]", {"token"}),
@@ -45,6 +46,8 @@ def test_ordinary_text_is_left_alone(text: str) -> None:
 def test_kinds_can_be_turned_off_and_patterns_added() -> None:
     masker = Masker(["email"], extra_patterns={"order": r"ORD-\d{8}"})
     assert masker.mask("13812345678 a@b.io ORD-12345678") == ("13812345678 [email] [order]", {"email", "order"})
+    # Extra patterns run on every text, even one with nothing the built-in kinds look for.
+    assert Masker(extra_patterns={"order": r"ORD-[A-Z]{4}"}).mask("order ORD-ABCD") == ("order [order]", {"order"})
     with pytest.raises(ValueError, match="unknown PII kinds"):
         Masker(["passport"])
 

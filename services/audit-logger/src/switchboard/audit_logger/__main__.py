@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from switchboard.audit_logger import chain
-from switchboard.audit_logger.app import client, indexer, install, serve
+from switchboard.audit_logger.app import client, indexer, install, serve, tune_gc
 from switchboard.audit_logger.config import Settings
 from switchboard.audit_logger.replay import replay
 from switchboard.audit_logger.retention import seconds
@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_replay(Settings(), args.since, args.until))
     if args.command == "verify":
         return asyncio.run(_verify(Settings(), args.since, args.json))
+    tune_gc()
     return lifecycle.main(Settings, serve)
 
 

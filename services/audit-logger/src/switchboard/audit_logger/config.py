@@ -33,8 +33,10 @@ class Settings(ServiceSettings, TokenSettings):
     model_config = SettingsConfigDict(env_prefix="SB_AUDIT_", env_nested_delimiter="__", extra="ignore")
 
     service_name: str = "audit-logger"
-    # Bulk writes like big batches: up to 5 000 records in flight, 1 000 per poll.
-    kafka: KafkaSettings = Field(default_factory=lambda: KafkaSettings(max_in_flight=5000, max_poll_records=1000))
+    # Bulk writes like big batches: 1 000 records per poll, and up to 10 000 in flight, so
+    # that the next batch is polled and its documents built (~4 KB each, ~40 MB in all)
+    # while one is being indexed.
+    kafka: KafkaSettings = Field(default_factory=lambda: KafkaSettings(max_in_flight=10_000, max_poll_records=1000))
     group_id: str = "audit-logger"
     health_port: int = 18140
     metrics_port: int = 18141
@@ -53,8 +55,10 @@ class Settings(ServiceSettings, TokenSettings):
     rollover_max_age: str = "1d"
     rollover_max_size: str = "50gb"
     housekeeping_interval_s: float = 600.0
-    # Documents per bulk request.
+    # Documents per bulk request, and bulk requests sent at once: with two, the next one
+    # is serialised and sent while Elasticsearch works on the one before.
     bulk_chunk_size: int = 1000
+    bulk_requests_in_flight: int = 2
     # The audit query API (HTTP); it runs only with a way to verify tokens configured.
     api_host: str = "127.0.0.1"
     api_port: int = 18142

@@ -46,6 +46,7 @@ class AuditIndexer:
         *,
         chunk_size: int = 1000,
         max_retries: int = 3,
+        requests_in_flight: int = 2,
     ) -> None:
         self._es = es
         self._stream = data_stream
@@ -53,46 +54,58 @@ class AuditIndexer:
         self.chain = Chain(es, data_stream)
         self._chunk_size = chunk_size
         self._max_retries = max_retries
+        self._requests_in_flight = max(1, requests_in_flight)
         self.created = 0  # documents created, and events found already indexed, so far
         self.existing = 0
+
+    def prepare(self, event: ConsumedEvent) -> dict[str, Any] | UnmappableEventError:
+        """The document of ``event`` (or why there is none), built as soon as the consumer
+        polled it, while the batch before it is being indexed: the consumer's ``prepare``
+        hook. Documents depend on their event only; the chain is linked in :meth:`index`."""
+        try:
+            return self._mapper.document(event)
+        except UnmappableEventError as exc:
+            return exc
 
     async def index(self, batch: list[ConsumedEvent]) -> list[Rejection]:
         """Store the documents of ``batch``; return the events that cannot be stored, to be
         dead-lettered with their cause.
 
-        A large batch goes out in bulk requests of ``chunk_size``; each chunk is mapped
-        while the one before it is being indexed, so Python's work and Elasticsearch's
-        overlap instead of taking turns.
+        A large batch goes out in bulk requests of ``chunk_size``, one after the other;
+        each chunk is linked (and mapped, if :meth:`prepare` did not) while the one before
+        it is being indexed, so Python's work and Elasticsearch's overlap instead of
+        taking turns.
         """
         rejections: list[Rejection] = []
         mapped: dict[str, tuple[ConsumedEvent, dict[str, Any]]] = {}
         heads: dict[str, tuple[int, str]] = {}
         refused: dict[str, str] = {}
-        sending: asyncio.Task[dict[str, str]] | None = None
+        sending: list[asyncio.Task[dict[str, str]]] = []  # bulk requests in flight, oldest first
         try:
             for start in range(0, len(batch), self._chunk_size):
                 docs = []
                 for n, event in enumerate(batch[start : start + self._chunk_size], 1):
-                    try:
-                        doc = self._mapper.document(event)
-                    except UnmappableEventError as exc:
-                        rejections.append(Rejection(event, f"unmappable event: {exc}", "unmappable"))
+                    doc = event.prepared
+                    if doc is None:
+                        doc = self.prepare(event)
+                        if n % 50 == 0:
+                            # Let the request in flight, and Kafka fetches for the next batch, go on.
+                            await asyncio.sleep(0)
+                    if isinstance(doc, UnmappableEventError):
+                        rejections.append(Rejection(event, f"unmappable event: {doc}", "unmappable"))
                         continue
                     mapped[event.envelope.event_id] = (event, doc)
                     docs.append(doc)
-                    if n % 50 == 0:
-                        # Let the request in flight, and Kafka fetches for the next batch, go on.
-                        await asyncio.sleep(0)
                 heads |= await self.chain.link(docs, carried=heads)
-                if sending is not None:
-                    refused |= await sending
-                sending = asyncio.create_task(self._create(ingested(docs)))
-            if sending is not None:
-                refused |= await sending
+                if len(sending) == self._requests_in_flight:
+                    refused |= await sending.pop(0)
+                sending.append(asyncio.create_task(self._create(ingested(docs))))
+            while sending:
+                refused |= await sending.pop(0)
         finally:
-            if sending is not None and not sending.done():
-                sending.cancel()
-                await asyncio.gather(sending, return_exceptions=True)
+            for task in sending:
+                task.cancel()
+            await asyncio.gather(*sending, return_exceptions=True)
         if refused:
             stubs = []
             for event_id, error in refused.items():

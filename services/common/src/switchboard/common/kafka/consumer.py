@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,9 @@ class ConsumedEvent:
     offset: int
     key: bytes | None
     headers: Sequence[tuple[str, bytes]]
+    # What the consumer's ``prepare`` hook made of the event as soon as it was polled
+    # (e.g. the audit logger's document), or None.
+    prepared: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +81,11 @@ def decode(record: ConsumerRecord[bytes, bytes]) -> ConsumedEvent:
 
 Handler = Callable[[ConsumedEvent], Awaitable[None]]
 BatchHandler = Callable[[list[ConsumedEvent]], Awaitable[Sequence[Rejection] | None]]
+# Work done on each event of a batch handler's as soon as it is polled, while the batch
+# before it is still being handled (CPU work, e.g. building a document); must not raise.
+Prepare = Callable[[ConsumedEvent], Any]
+# A polled record, and the event it decodes to (or why it does not).
+Decoded = tuple[ConsumerRecord[bytes, bytes], "ConsumedEvent | UndecodableRecordError"]
 
 
 class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -139,7 +148,9 @@ class EventConsumer:
     poll is handed over at once (each partition's records in offset order), one poll after
     the other, for bulk writes; the handler may return :class:`Rejection` s, which are
     dead-lettered one by one; a failing batch is retried, then dead-lettered record by
-    record.
+    record. Batch records are decoded as they are polled, and ``prepare`` (if given) is
+    applied to each event then (its result is ``event.prepared``), so that this work
+    overlaps the handling of the batch before.
 
     While ``max_in_flight`` records are in flight (e.g. a handler waits out a dependency
     that is down) every partition is paused and polling goes on, so the consumer stays in
@@ -168,6 +179,7 @@ class EventConsumer:
         priority: Sequence[str] = (),
         pattern: str | None = None,
         on_assigned: Callable[[], None] | None = None,
+        prepare: Prepare | None = None,
         **overrides: Any,
     ) -> None:
         self._settings = settings
@@ -189,6 +201,9 @@ class EventConsumer:
             raise ValueError("give exactly one of handler and batch_handler")
         self._handler = handler
         self._batch_handler = batch_handler
+        if prepare is not None and batch_handler is None:
+            raise ValueError("prepare is for batch handlers")
+        self._prepare = prepare
         self._dlq = dead_letter_producer
         self._dlq_topic = dead_letter_topic
         self._consumer = AIOKafkaConsumer(
@@ -210,7 +225,7 @@ class EventConsumer:
         self._in_flight = 0
         self._starting = asyncio.Lock()  # held while taking records on, and while settling
         self._failure: Exception | None = None
-        self._next_batch: list[ConsumerRecord[bytes, bytes]] | None = None
+        self._next_batch: list[Decoded] | None = None
 
     async def start(self) -> None:
         """Join the group and subscribe."""
@@ -245,8 +260,12 @@ class EventConsumer:
                     await self._yield_to_urgent()
                 polled = await self._consumer.getmany(timeout_ms=200, max_records=self._settings.max_poll_records)
                 if polled:
+                    decoded = await self._decode_polled(polled) if self._batch_handler is not None else None
                     async with self._starting:
-                        self._take_on(polled)
+                        self._take_on(polled, decoded)
+                    # Let the handlers start on these before the next poll (with records
+                    # already fetched, getmany returns without ever giving way).
+                    await asyncio.sleep(0)
         except asyncio.CancelledError:
             # Cancelled, not stopped: drop the work in flight uncommitted (it is redelivered).
             for task in self._tasks:
@@ -306,9 +325,40 @@ class EventConsumer:
                     self._paused -= resume
                 busy = any([await self._has_work(tp) for tp in partitions])
 
-    def _take_on(self, polled: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
-        """Start handling a poll's records."""
+    async def _decode_polled(
+        self, polled: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> dict[TopicPartition, list[Decoded]]:
+        """Each record of a poll with its event (prepared), or why it has none."""
+        out: dict[TopicPartition, list[Decoded]] = {}
+        done = 0
+        for tp, records in polled.items():
+            decoded: list[Decoded] = []
+            for record in records:
+                try:
+                    event = decode(record)
+                except UndecodableRecordError as exc:
+                    decoded.append((record, exc))
+                    continue
+                if self._prepare is not None:
+                    prepared = self._prepare(event)
+                    event = ConsumedEvent(
+                        event.envelope, event.topic, event.partition, event.offset, event.key, event.headers, prepared
+                    )
+                    done += 1
+                    if done % 50 == 0:  # let the batch being handled go on meanwhile
+                        await asyncio.sleep(0)
+                decoded.append((record, event))
+            out[tp] = decoded
+        return out
+
+    def _take_on(
+        self,
+        polled: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+        decoded: dict[TopicPartition, list[Decoded]] | None,
+    ) -> None:
+        """Start handling a poll's records (``decoded``: for a batch handler)."""
         records: list[ConsumerRecord[bytes, bytes]] = []
+        items: list[Decoded] = []
         assigned = self._consumer.assignment()
         for tp, batch in polled.items():
             progress = self._progress.get(tp)
@@ -321,6 +371,8 @@ class EventConsumer:
             progress.in_flight.update(record.offset for record in batch)
             progress.fetched = batch[-1].offset + 1
             records += batch
+            if decoded is not None:
+                items += decoded[tp]
         if not records:
             return
         self._in_flight += len(records)
@@ -328,22 +380,27 @@ class EventConsumer:
             self._room.clear()
         if self._batch_handler is not None:
             if self._next_batch is not None:
-                self._next_batch.extend(records)  # joins the batch waiting for the one being handled
+                self._next_batch.extend(items)  # joins the batch waiting for the one being handled
             else:
-                self._next_batch = records
-                self._chain(None, records, self._run_batch(records))
+                self._next_batch = items
+                self._chain(None, items, self._run_batch(items))
         else:
             for key, same_key in _by_key(records).items():
                 self._chain(key, same_key, self._process_in_order(same_key))
 
-    async def _run_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+    async def _run_batch(self, items: list[Decoded]) -> None:
         # Once a batch starts, records polled meanwhile gather into the next one: one
         # handler call (one transaction, one bulk request) per round, however small the polls.
-        if self._next_batch is records:
+        if self._next_batch is items:
             self._next_batch = None
-        await self._process_batch(records)
+        await self._process_batch(items)
 
-    def _chain(self, key: bytes | None, records: list[ConsumerRecord[bytes, bytes]], work: Awaitable[None]) -> None:
+    def _chain(
+        self,
+        key: bytes | None,
+        records: Sequence[ConsumerRecord[bytes, bytes]] | Sequence[Decoded],
+        work: Awaitable[None],
+    ) -> None:
         """Run ``work`` after the work already queued for ``key``; then mark ``records`` done."""
         before = self._tails.get(key)
 
@@ -368,11 +425,15 @@ class EventConsumer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _done(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        for record in records:
-            progress = self._progress.get(TopicPartition(record.topic, record.partition))
+    def _done(self, records: Sequence[ConsumerRecord[bytes, bytes]] | Sequence[Decoded]) -> None:
+        offsets: dict[tuple[str, int], list[int]] = defaultdict(list)
+        for item in records:
+            record = item[0] if isinstance(item, tuple) else item  # a batch's are (record, event)
+            offsets[record.topic, record.partition].append(record.offset)
+        for (topic, partition), done in offsets.items():
+            progress = self._progress.get(TopicPartition(topic, partition))
             if progress is not None:
-                progress.in_flight.discard(record.offset)
+                progress.in_flight.difference_update(done)
         self._in_flight -= len(records)
         if self._in_flight < self._settings.max_in_flight:
             self._room.set()
@@ -411,9 +472,13 @@ class EventConsumer:
         finally:
             tracing.current_traceparent.reset(token)
 
-    async def _process_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        decoded = [(record, await self._decode(record)) for record in records]
-        good = [(record, event) for record, event in decoded if event is not None]
+    async def _process_batch(self, items: list[Decoded]) -> None:
+        good: list[tuple[ConsumerRecord[bytes, bytes], ConsumedEvent]] = []
+        for record, event in items:
+            if isinstance(event, UndecodableRecordError):
+                await self._dead_letter(record, event.cause, reason=event.reason)
+            else:
+                good.append((record, event))
         if not good:
             return
         assert self._batch_handler is not None
@@ -443,8 +508,9 @@ class EventConsumer:
                     event = rejection.event
                     record = by_position[event.topic, event.partition, event.offset]
                     await self._dead_letter(record, rejection.cause, rejection.reason)
-                for _, event in good:
-                    EVENTS_CONSUMED.labels(topic=event.topic, event_type=event.envelope.event_type).inc()
+                consumed = Counter((event.topic, event.envelope.event_type) for _, event in good)
+                for (topic, event_type), count in consumed.items():
+                    EVENTS_CONSUMED.labels(topic=topic, event_type=event_type).inc(count)
                 return
             finally:
                 HANDLER_SECONDS.labels(topic="(batch)").observe(time.perf_counter() - started)
