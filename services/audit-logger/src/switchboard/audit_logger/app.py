@@ -59,17 +59,19 @@ def indexer(settings: Settings, es: AsyncElasticsearch) -> AuditIndexer:
 def tune_gc() -> None:
     """Garbage collection for a process that keeps thousands of documents in flight.
 
-    CPython runs a young collection every 700 allocations, and each one walks the young
-    objects again; the logger allocates a few dozen dicts per event and keeps ~10 000
-    events' documents alive, so with the defaults a fifth of its CPU time went to the
-    collector (measured with scripts/bench_audit.py). Young collections every 10 000
-    allocations, and the objects alive after start-up (modules, clients) frozen out of
-    every collection, bring that to a few per cent. Called by the service's entry point
-    (the process is the logger's own), not by :func:`serve`.
+    CPython runs a young collection every 700 allocations and a middle one every 10 young
+    ones, and each walks every container object still alive in those generations. The
+    logger allocates a few dozen dicts per event and keeps ~10 000 events' documents alive
+    for about a second, so with the defaults a fifth of its CPU time went to the collector
+    (measured with scripts/bench_audit.py). Young collections every 20 000 allocations,
+    middle ones every 50 of those (by when most documents in flight are gone), and the
+    objects alive after start-up (modules, clients) frozen out of every collection bring
+    that to a few per cent. Called by the service's entry point (the process is the
+    logger's own), not by :func:`serve`.
     """
     gc.collect()
     gc.freeze()
-    gc.set_threshold(10_000, 10, 10)
+    gc.set_threshold(20_000, 50, 10)
 
 
 async def install(settings: Settings, es: AsyncElasticsearch) -> bool:
@@ -126,6 +128,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                 group_id=settings.group_id,
                 batch_handler=audit.index,
                 prepare=audit.prepare,
+                batch_concurrency=2,  # the next batch's requests go out while this one's finish
                 transient=(ElasticsearchUnavailableError, *UNAVAILABLE),
                 on_assigned=audit.chain.forget,
                 metadata_max_age_ms=30_000,  # new plugins' request topics are read within 30 s

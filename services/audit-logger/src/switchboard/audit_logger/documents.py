@@ -71,11 +71,19 @@ def channel_name(channel: int) -> str:
 
 
 def _iso(seconds: int, nanos: int) -> str:
+    """A protobuf timestamp as ISO 8601 in UTC, to the millisecond (truncated)."""
+    return f"{_iso_second(seconds)}.{nanos // 1_000_000:03d}Z"
+
+
+@functools.lru_cache(maxsize=1024)
+def _iso_second(seconds: int) -> str:
+    # Events come in time order, many to a second: formatting each second once saves a
+    # datetime per event.
     try:
-        moment = datetime.fromtimestamp(seconds + nanos / 1e9, UTC)
+        moment = datetime.fromtimestamp(seconds, UTC)
     except (OverflowError, OSError, ValueError) as exc:
         raise UnmappableEventError(f"timestamp out of range: {seconds}s") from exc
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.replace(tzinfo=None).isoformat(timespec="seconds")
 
 
 class Mapper:

@@ -54,7 +54,8 @@ class AuditIndexer:
         self.chain = Chain(es, data_stream)
         self._chunk_size = chunk_size
         self._max_retries = max_retries
-        self._requests_in_flight = max(1, requests_in_flight)
+        self._linking = asyncio.Lock()  # FIFO: batches link in the order they came
+        self._requests = asyncio.Semaphore(max(1, requests_in_flight))
         self.created = 0  # documents created, and events found already indexed, so far
         self.existing = 0
 
@@ -71,37 +72,47 @@ class AuditIndexer:
         """Store the documents of ``batch``; return the events that cannot be stored, to be
         dead-lettered with their cause.
 
-        A large batch goes out in bulk requests of ``chunk_size``, one after the other;
-        each chunk is linked (and mapped, if :meth:`prepare` did not) while the one before
-        it is being indexed, so Python's work and Elasticsearch's overlap instead of
-        taking turns.
+        The batch's documents (built by :meth:`prepare`, or here) are linked into their
+        chains first, all of them, under a lock taken on entry: batches are linked in the
+        order the consumer hands them over, even with the next batch already handed over
+        while this one's bulk requests are out (``batch_concurrency``). Then they go out
+        in bulk requests of ``chunk_size``, at most ``requests_in_flight`` at once across
+        batches, so that Elasticsearch has the next request while it works on one.
+
+        The chain heads move on once a batch is linked, before it is stored: a later batch
+        links on top of it, and a retry of this batch sends the same documents again.
+        Should the batch be dead-lettered instead (it failed for good), the chain shows
+        a break where it is missing, which :func:`~switchboard.audit_logger.chain.verify`
+        reports.
         """
         rejections: list[Rejection] = []
         mapped: dict[str, tuple[ConsumedEvent, dict[str, Any]]] = {}
-        heads: dict[str, tuple[int, str]] = {}
+        async with self._linking:
+            docs = []
+            for n, event in enumerate(batch, 1):
+                doc = event.prepared
+                if doc is None:
+                    doc = self.prepare(event)
+                    if n % 50 == 0:
+                        await asyncio.sleep(0)  # let requests in flight and Kafka fetches go on
+                if isinstance(doc, UnmappableEventError):
+                    rejections.append(Rejection(event, f"unmappable event: {doc}", "unmappable"))
+                    continue
+                mapped[event.envelope.event_id] = (event, doc)
+                docs.append(doc)
+            # A retried batch whose documents were linked the first time keeps those links:
+            # they were made in batch order, which a retry (maybe after later batches were
+            # linked, and before earlier ones are stored) could not see again.
+            if not all("hash" in doc["event"] for doc in docs):
+                self.chain.advance(await self.chain.link(docs))
         refused: dict[str, str] = {}
-        sending: list[asyncio.Task[dict[str, str]]] = []  # bulk requests in flight, oldest first
+        sending = [
+            asyncio.create_task(self._send(docs[start : start + self._chunk_size]))
+            for start in range(0, len(docs), self._chunk_size)
+        ]
         try:
-            for start in range(0, len(batch), self._chunk_size):
-                docs = []
-                for n, event in enumerate(batch[start : start + self._chunk_size], 1):
-                    doc = event.prepared
-                    if doc is None:
-                        doc = self.prepare(event)
-                        if n % 50 == 0:
-                            # Let the request in flight, and Kafka fetches for the next batch, go on.
-                            await asyncio.sleep(0)
-                    if isinstance(doc, UnmappableEventError):
-                        rejections.append(Rejection(event, f"unmappable event: {doc}", "unmappable"))
-                        continue
-                    mapped[event.envelope.event_id] = (event, doc)
-                    docs.append(doc)
-                heads |= await self.chain.link(docs, carried=heads)
-                if len(sending) == self._requests_in_flight:
-                    refused |= await sending.pop(0)
-                sending.append(asyncio.create_task(self._create(ingested(docs))))
-            while sending:
-                refused |= await sending.pop(0)
+            for task in sending:
+                refused |= await task
         finally:
             for task in sending:
                 task.cancel()
@@ -115,10 +126,14 @@ class AuditIndexer:
                 stubs.append(_stub(doc, cause))
             if await self._create(stubs):
                 raise ElasticsearchUnavailableError("Elasticsearch refused the stubs of refused documents")
-        self.chain.advance(heads)
         for rejection in rejections:
             metrics.DOCUMENTS.labels(result=rejection.reason).inc()
         return rejections
+
+    async def _send(self, docs: list[dict[str, Any]]) -> dict[str, str]:
+        """One bulk request, when there is room for it."""
+        async with self._requests:
+            return await self._create(ingested(docs))
 
     async def _create(self, docs: list[dict[str, Any]]) -> dict[str, str]:
         """Bulk-create ``docs``; return the ids Elasticsearch refused for good, with why."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -150,7 +150,11 @@ class EventConsumer:
     dead-lettered one by one; a failing batch is retried, then dead-lettered record by
     record. Batch records are decoded as they are polled, and ``prepare`` (if given) is
     applied to each event then (its result is ``event.prepared``), so that this work
-    overlaps the handling of the batch before.
+    overlaps the handling of the batch before. With ``batch_concurrency`` n > 1, a batch
+    may start while the n - 1 before it are still being handled (e.g. waiting for a bulk
+    request to be acknowledged); the handler calls still begin in batch order, with no
+    suspension in between, so a handler that orders its work with a lock taken on entry
+    keeps that order.
 
     While ``max_in_flight`` records are in flight (e.g. a handler waits out a dependency
     that is down) every partition is paused and polling goes on, so the consumer stays in
@@ -180,6 +184,7 @@ class EventConsumer:
         pattern: str | None = None,
         on_assigned: Callable[[], None] | None = None,
         prepare: Prepare | None = None,
+        batch_concurrency: int = 1,
         **overrides: Any,
     ) -> None:
         self._settings = settings
@@ -204,6 +209,7 @@ class EventConsumer:
         if prepare is not None and batch_handler is None:
             raise ValueError("prepare is for batch handlers")
         self._prepare = prepare
+        self._batch_concurrency = max(1, batch_concurrency)
         self._dlq = dead_letter_producer
         self._dlq_topic = dead_letter_topic
         self._consumer = AIOKafkaConsumer(
@@ -219,7 +225,9 @@ class EventConsumer:
         )
         self._progress: dict[TopicPartition, _Progress] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._tails: dict[bytes | None, asyncio.Task[None]] = {}  # last task of each key
+        # The last task of each key; batches are keyed ("batch", n % batch_concurrency).
+        self._tails: dict[object, asyncio.Task[None]] = {}
+        self._batches = 0  # batches started so far
         self._room = asyncio.Event()  # set while fewer than max_in_flight records are in flight
         self._room.set()
         self._in_flight = 0
@@ -383,7 +391,10 @@ class EventConsumer:
                 self._next_batch.extend(items)  # joins the batch waiting for the one being handled
             else:
                 self._next_batch = items
-                self._chain(None, items, self._run_batch(items))
+                # Batch n waits for batch n - batch_concurrency; batches start in order all
+                # the same, as the next one is formed only once this one has started.
+                self._chain(("batch", self._batches % self._batch_concurrency), items, self._run_batch(items))
+                self._batches += 1
         else:
             for key, same_key in _by_key(records).items():
                 self._chain(key, same_key, self._process_in_order(same_key))
@@ -397,7 +408,7 @@ class EventConsumer:
 
     def _chain(
         self,
-        key: bytes | None,
+        key: object,
         records: Sequence[ConsumerRecord[bytes, bytes]] | Sequence[Decoded],
         work: Awaitable[None],
     ) -> None:
@@ -473,14 +484,16 @@ class EventConsumer:
             tracing.current_traceparent.reset(token)
 
     async def _process_batch(self, items: list[Decoded]) -> None:
-        good: list[tuple[ConsumerRecord[bytes, bytes], ConsumedEvent]] = []
+        good = [(record, event) for record, event in items if not isinstance(event, UndecodableRecordError)]
+        if good:
+            await self._handle_batch(good)
+        # After the handler was called: nothing may come between a batch's start and its
+        # handler's, so that handlers start in batch order (see batch_concurrency).
         for record, event in items:
             if isinstance(event, UndecodableRecordError):
                 await self._dead_letter(record, event.cause, reason=event.reason)
-            else:
-                good.append((record, event))
-        if not good:
-            return
+
+    async def _handle_batch(self, good: list[tuple[ConsumerRecord[bytes, bytes], ConsumedEvent]]) -> None:
         assert self._batch_handler is not None
         attempts = max(1, self._settings.handler_attempts)
         attempt = outage = 0
@@ -503,12 +516,14 @@ class EventConsumer:
                 logger.warning("batch handler failed, retrying", extra={"attempt": attempt, "error": repr(exc)})
                 await asyncio.sleep(self._settings.handler_backoff_s * 2 ** (attempt - 1))
             else:
-                by_position = {(event.topic, event.partition, event.offset): record for record, event in good}
+                by_position = {(e.topic, e.partition, e.offset): record for record, e in good} if rejected else {}
                 for rejection in rejected or ():
                     event = rejection.event
                     record = by_position[event.topic, event.partition, event.offset]
                     await self._dead_letter(record, rejection.cause, rejection.reason)
-                consumed = Counter((event.topic, event.envelope.event_type) for _, event in good)
+                consumed: dict[tuple[str, str], int] = defaultdict(int)
+                for _, event in good:
+                    consumed[event.topic, event.envelope.event_type] += 1
                 for (topic, event_type), count in consumed.items():
                     EVENTS_CONSUMED.labels(topic=topic, event_type=event_type).inc(count)
                 return
