@@ -7,6 +7,7 @@ import asyncio
 import subprocess
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from google.protobuf.message import Message
 from switchboard.audit_logger import app, chain
 from switchboard.audit_logger.config import Settings
 from switchboard.audit_logger.documents import Mapper
-from switchboard.audit_logger.indexer import AuditIndexer
+from switchboard.audit_logger.indexer import AuditIndexer, ElasticsearchUnavailableError
 from switchboard.audit_logger.masking import Masker
 from switchboard.audit_logger.replay import replay
 from switchboard.audit_logger.retention import Housekeeper
@@ -113,6 +114,42 @@ async def test_a_replayed_batch_adds_no_document(es: AsyncElasticsearch, stream:
     docs = await _docs(es, stream)
     assert sorted(doc["_id"] for doc in docs) == sorted(e.envelope.event_id for e in [*batch, late])
     assert (await chain.verify(es, stream)).ok  # the replay rebuilt the same chain
+
+
+async def test_batches_overlapping_and_a_retry_keep_the_chain_whole(es: AsyncElasticsearch, stream: str) -> None:
+    """The service hands the next batch over while the one before is still being sent.
+    Batch 2 fails (Elasticsearch away) while batch 1 is still unacknowledged and batch 3
+    has been linked on top of it; the retry of batch 2 must send the very documents
+    batch 3 links to, not re-link them against what happens to be stored by then."""
+    indexer = _indexer(es, stream)
+    batches = [
+        [replace(e, prepared=indexer.prepare(e)) for e in (_event(_inbound(i), i) for i in range(start, start + 5))]
+        for start in (0, 5, 10)
+    ]
+    first_out = asyncio.Event()
+    failed_once: set[int] = set()
+    create = indexer._create
+
+    async def flaky_create(docs: list[dict]) -> dict[str, str]:
+        offset = docs[0]["switchboard"]["kafka"]["offset"]
+        if offset == 0:
+            await first_out.wait()  # batch 1: in flight until the end
+        elif offset == 5 and offset not in failed_once:
+            failed_once.add(offset)
+            raise ElasticsearchUnavailableError("down for a moment")
+        return await create(docs)
+
+    indexer._create = flaky_create  # type: ignore[method-assign]
+    one = asyncio.create_task(indexer.index(batches[0]))
+    await asyncio.sleep(0.2)
+    with pytest.raises(ElasticsearchUnavailableError):
+        await indexer.index(batches[1])
+    assert await indexer.index(batches[2]) == []
+    assert await indexer.index(batches[1]) == []  # the consumer's retry
+    first_out.set()
+    assert await one == []
+    report = await chain.verify(es, stream)
+    assert report.ok and report.checked == 15 and report.chains == 1
 
 
 async def test_pii_is_masked_in_the_stored_documents(es: AsyncElasticsearch, stream: str) -> None:

@@ -328,6 +328,54 @@ async def test_batches_arrive_prepared_in_partition_order_and_poison_is_dead_let
     assert header(dead.headers, DLQ_SOURCE_OFFSET) == str(poison.offset)
 
 
+async def test_concurrent_batches_start_in_order_and_overlap(
+    stack: Stack, topics: tuple[str, str], unique: str
+) -> None:
+    """With batch_concurrency=2 a batch starts while the one before is still handled, never
+    more than two at once, and the handlers start in poll order: each partition's
+    offsets rise across batches in the order they started."""
+    topic, dlq = topics
+    settings = _settings(stack, max_poll_records=4)
+    started: list[list[ConsumedEvent]] = []
+    running = peak = 0
+
+    async def handle(batch: list[ConsumedEvent]) -> None:
+        nonlocal running, peak
+        started.append(batch)
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.1)
+        running -= 1
+
+    async with EventProducer(settings) as producer:
+        for i in range(60):
+            await producer.send(topic, events.wrap(_inbound(f"c{i}"), conversation_key=f"k{i % 5}", source="t"))
+        consumer = EventConsumer(
+            settings,
+            topics=[topic],
+            group_id=f"g-{unique}",
+            batch_handler=handle,
+            batch_concurrency=2,
+            dead_letter_producer=producer,
+            dead_letter_topic=dlq,
+        )
+        await consumer.start()
+        stop = asyncio.Event()
+        task = asyncio.create_task(consumer.run(stop))
+        try:
+            await _wait_for(lambda: sum(len(b) for b in started) == 60)
+        finally:
+            stop.set()
+            await task
+            await consumer.stop()
+    assert peak == 2
+    in_start_order = [event for batch in started for event in batch]
+    assert len({e.envelope.event_id for e in in_start_order}) == 60
+    for partition in {e.partition for e in in_start_order}:
+        offsets = [e.offset for e in in_start_order if e.partition == partition]
+        assert offsets == sorted(offsets)
+
+
 async def test_failing_handler_is_retried_then_dead_lettered(
     stack: Stack, topics: tuple[str, str], unique: str
 ) -> None:
