@@ -144,6 +144,9 @@ class Pipeline:
             )
         values.update(self.extra_env.get(module, {}))
         base = {k: v for k, v in os.environ.items() if not k.startswith("SB_")}
+        # A service that dies of a signal (e.g. a crash in a C extension) leaves its
+        # Python stack in its log instead of nothing.
+        base["PYTHONFAULTHANDLER"] = "1"
         return {**base, **{prefix + k: v for k, v in values.items()}}
 
     async def start(self) -> None:
