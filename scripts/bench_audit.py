@@ -33,11 +33,12 @@ import uuid
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from elasticsearch import AsyncElasticsearch
 from elasticsearch.helpers import async_scan, async_streaming_bulk
+from prometheus_client import REGISTRY
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from switchboard.audit_logger import app, metrics
+from switchboard.audit_logger import app
 from switchboard.audit_logger.config import Settings
 from switchboard.common import events
 from switchboard.common.config import TopicSettings
@@ -73,7 +74,7 @@ def _envelopes(n: int) -> list[envelope_pb2.Envelope]:
 
 def _acknowledged() -> int:
     """Documents Elasticsearch acknowledged to the logger so far (its own counter)."""
-    return int(metrics.DOCUMENTS.labels(result="created")._value.get())
+    return int(REGISTRY.get_sample_value("switchboard_audit_documents_total", {"result": "created"}) or 0)
 
 
 async def _logger_rate(settings: Settings, total: int) -> float:

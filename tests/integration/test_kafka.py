@@ -3,6 +3,7 @@
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -59,9 +60,11 @@ async def _consuming(
     topic: str,
     dlq: str,
     group: str,
-    handler: Callable[[ConsumedEvent], Awaitable[None]],
-    transient: tuple[type[BaseException], ...] = (),
+    handler: Callable[[ConsumedEvent], Awaitable[None]] | None = None,
+    **options: Any,
 ) -> AsyncIterator[EventConsumer]:
+    """A running consumer of ``topic``; ``options``: the consumer's other arguments
+    (``batch_handler``, ``prepare``, ``transient``, ...)."""
     consumer = EventConsumer(
         settings,
         topics=[topic],
@@ -69,7 +72,7 @@ async def _consuming(
         handler=handler,
         dead_letter_producer=producer,
         dead_letter_topic=dlq,
-        transient=transient,
+        **options,
     )
     await consumer.start()
     stop = asyncio.Event()
@@ -297,24 +300,8 @@ async def test_batches_arrive_prepared_in_partition_order_and_poison_is_dead_let
         sent = [events.wrap(_inbound(f"t{i}"), conversation_key=f"k{i % 3}", source="t") for i in range(30)]
         for envelope in sent:
             await producer.send(topic, envelope)
-        consumer = EventConsumer(
-            settings,
-            topics=[topic],
-            group_id=group,
-            batch_handler=handle,
-            prepare=prepare,
-            dead_letter_producer=producer,
-            dead_letter_topic=dlq,
-        )
-        await consumer.start()
-        stop = asyncio.Event()
-        task = asyncio.create_task(consumer.run(stop))
-        try:
+        async with _consuming(settings, producer, topic, dlq, group, batch_handler=handle, prepare=prepare):
             await _wait_for(lambda: sum(len(b) for b in batches) == 30)
-        finally:
-            stop.set()
-            await task
-            await consumer.stop()
     handled = [event for batch in batches for event in batch]
     assert sorted(e.envelope.event_id for e in handled) == sorted(s.event_id for s in sent)
     assert all(e.prepared == f"doc of {e.envelope.event_id}" for e in handled)
@@ -350,24 +337,8 @@ async def test_concurrent_batches_start_in_order_and_overlap(
     async with EventProducer(settings) as producer:
         for i in range(60):
             await producer.send(topic, events.wrap(_inbound(f"c{i}"), conversation_key=f"k{i % 5}", source="t"))
-        consumer = EventConsumer(
-            settings,
-            topics=[topic],
-            group_id=f"g-{unique}",
-            batch_handler=handle,
-            batch_concurrency=2,
-            dead_letter_producer=producer,
-            dead_letter_topic=dlq,
-        )
-        await consumer.start()
-        stop = asyncio.Event()
-        task = asyncio.create_task(consumer.run(stop))
-        try:
+        async with _consuming(settings, producer, topic, dlq, f"g-{unique}", batch_handler=handle, batch_concurrency=2):
             await _wait_for(lambda: sum(len(b) for b in started) == 60)
-        finally:
-            stop.set()
-            await task
-            await consumer.stop()
     assert peak == 2
     in_start_order = [event for batch in started for event in batch]
     assert len({e.envelope.event_id for e in in_start_order}) == 60

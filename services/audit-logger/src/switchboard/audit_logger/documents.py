@@ -93,8 +93,9 @@ class Mapper:
         self._masker = masker
         # Plain booleans: reading an Enum member costs more than the rest of this for
         # each of the several texts of every event.
-        self._raw_text = TextMode(text) is TextMode.RAW
-        self._no_text = TextMode(text) is TextMode.NONE
+        mode = TextMode(text)
+        self._raw_text = mode is TextMode.RAW
+        self._no_text = mode is TextMode.NONE
         self._dataset = dataset
 
     def document(self, event: ConsumedEvent) -> dict[str, Any]:
