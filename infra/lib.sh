@@ -2,7 +2,29 @@
 # shellcheck shell=bash
 
 SB_ROOT=${SB_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
-SB_STATE=${SB_STATE:-$SB_ROOT/.state}
+# Where the stack keeps its data, logs and secrets: .state in the checkout. The servers run
+# as an unprivileged user (below), who must be able to walk to it; a checkout others cannot
+# enter (root's home, mode 700) gets its state under /var/tmp instead, one folder per
+# checkout, with .state a link to it, so every path that names .state still works.
+others_can_enter() { # others_can_enter DIR: every folder from / to DIR lets others through
+  local dir=$1
+  while [ "$dir" != / ]; do
+    (($(stat -L -c '0%a' "$dir") & 1)) || return 1
+    dir=$(dirname "$dir")
+  done
+}
+
+if [ -z "${SB_STATE:-}" ]; then
+  SB_STATE=$SB_ROOT/.state
+  if [ "$(id -u)" = 0 ] && [ ! -L "$SB_STATE" ] && ! others_can_enter "$SB_ROOT"; then
+    sb_state=/var/tmp/switchboard/$(printf %s "$SB_ROOT" | sha256sum | cut -c1-12)
+    mkdir -p "$sb_state" && chmod 755 /var/tmp/switchboard "$sb_state"
+    # State made before this rule (a checkout's first run) moves along with it.
+    if [ -d "$SB_STATE" ]; then cp -a "$SB_STATE/." "$sb_state/" && rm -rf "$SB_STATE"; fi
+    ln -s "$sb_state" "$SB_STATE"
+  fi
+  if [ -L "$SB_STATE" ]; then SB_STATE=$(readlink -f "$SB_STATE"); fi
+fi
 SB_CACHE=${SB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/switchboard}
 SB_RUN=$SB_STATE/run
 SB_LOGS=$SB_STATE/logs

@@ -14,7 +14,6 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
-import uvicorn
 from elasticsearch import AsyncElasticsearch
 
 from switchboard.audit_logger import app
@@ -25,7 +24,7 @@ from switchboard.audit_logger.indexer import AuditIndexer
 from switchboard.audit_logger.masking import Masker
 from switchboard.common import events
 from switchboard.common.auth import Authenticator, Principal
-from switchboard.common.http import HttpServer, listening, serve_http
+from switchboard.common.http import HttpServer, listening, serve_http, server_config
 from switchboard.common.kafka import ConsumedEvent
 from switchboard.events.v1 import messages_pb2 as m
 from tests.conftest import Stack
@@ -77,10 +76,7 @@ async def api(stack: Stack, unique: str) -> AsyncIterator[Api]:
             recorded.append((caller.subject, action, filters))
 
         auth = Authenticator(issuer="switchboard", audience="switchboard-audit", secret=SECRET)
-        config = uvicorn.Config(
-            build_api(es, settings.data_stream, auth, record), host="127.0.0.1", port=0, log_config=None, lifespan="off"
-        )
-        server = HttpServer(config)
+        server = HttpServer(server_config(build_api(es, settings.data_stream, auth, record), "127.0.0.1", 0))
         stop = asyncio.Event()
         serving = asyncio.create_task(serve_http(server, stop))
         await listening(server)

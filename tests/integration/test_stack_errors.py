@@ -19,7 +19,7 @@ STACK = str(ROOT / "infra" / "stack.sh")
 @pytest.fixture
 def state() -> Iterator[Path]:
     """A throwaway state folder the unprivileged run user can reach (unlike pytest's tmp_path)."""
-    path = ROOT / ".state" / f"errors-{uuid.uuid4().hex[:8]}"
+    path = (ROOT / ".state").resolve() / f"errors-{uuid.uuid4().hex[:8]}"
     path.mkdir(parents=True)
     yield path
     shutil.rmtree(path, ignore_errors=True)

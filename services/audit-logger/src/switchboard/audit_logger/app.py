@@ -8,7 +8,6 @@ import gc
 import logging
 from collections.abc import Awaitable
 
-import uvicorn
 from elasticsearch import AsyncElasticsearch
 from elasticsearch.serializer import OrjsonSerializer
 
@@ -20,7 +19,7 @@ from switchboard.audit_logger.masking import Masker
 from switchboard.audit_logger.retention import Housekeeper, has_ilm
 from switchboard.common import events
 from switchboard.common.auth import Authenticator, Principal
-from switchboard.common.http import HttpServer, listening, serve_http
+from switchboard.common.http import HttpServer, listening, serve_http, server_config
 from switchboard.common.service import ServiceRuntime
 from switchboard.events.v1 import messages_pb2 as m
 
@@ -139,15 +138,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                 logger.warning("audit API off: set SB_AUDIT_JWT_SECRET, _JWT_PUBLIC_KEY or _JWT_JWKS_URL to serve it")
             else:
                 api = build_api(es, settings.data_stream, auth, recorder(settings, runtime))
-                config = uvicorn.Config(
-                    api,
-                    host=settings.api_host,
-                    port=settings.api_port,
-                    log_config=None,
-                    access_log=False,
-                    lifespan="off",
-                )
-                server = HttpServer(config)
+                server = HttpServer(server_config(api, settings.api_host, settings.api_port, settings.api_keepalive_s))
                 background.append(serve_http(server, stop))
                 ready.append(listening(server))
             await runtime.run(stop, consumer, background=background, ready=ready)

@@ -12,6 +12,7 @@ from switchboard.audit_logger.documents import TextMode
 from switchboard.audit_logger.masking import KINDS
 from switchboard.common.auth import TokenSettings
 from switchboard.common.config import KafkaSettings, ServiceSettings
+from switchboard.common.http import KEEPALIVE_S
 
 
 class MaskingSettings(BaseModel):
@@ -62,6 +63,7 @@ class Settings(ServiceSettings, TokenSettings):
     # The audit query API (HTTP); it runs only with a way to verify tokens configured.
     api_host: str = "127.0.0.1"
     api_port: int = 18142
+    api_keepalive_s: int = Field(default=KEEPALIVE_S, ge=1)  # see switchboard.common.http
     jwt_audience: str = "switchboard-audit"  # the other JWT_* settings: TokenSettings
 
     @property

@@ -8,7 +8,6 @@ import gc
 import logging
 from collections.abc import Awaitable, Callable
 
-import uvicorn
 from pydantic import SecretStr
 
 from switchboard.channel_gateway import rejections
@@ -28,7 +27,7 @@ from switchboard.channel_gateway.targets import ReplyTargets
 from switchboard.channel_gateway.telegram import TelegramChannel
 from switchboard.channel_gateway.websocket import sockets_first, websocket_app
 from switchboard.common import events, postgres
-from switchboard.common.http import HttpServer, listening, serve_http
+from switchboard.common.http import HttpServer, listening, serve_http, server_config
 from switchboard.common.lifecycle import sleep_unless_stopped
 from switchboard.common.service import ServiceRuntime
 from switchboard.events.v1 import messages_pb2 as m
@@ -201,13 +200,11 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             record_rejection=record,
             channel_modes=modes,
         )
-        config = uvicorn.Config(
+        config = server_config(
             sockets_first(api, sockets),
-            host=settings.http_host,
-            port=settings.http_port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
+            settings.http_host,
+            settings.http_port,
+            settings.http_keepalive_s,
             # The Sans-I/O websockets protocol: no per-connection reader task and buffers.
             ws="websockets-sansio",
             ws_max_size=settings.max_body_bytes,

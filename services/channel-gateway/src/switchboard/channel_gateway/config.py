@@ -11,6 +11,7 @@ from pydantic_settings import SettingsConfigDict
 from switchboard.common import postgres
 from switchboard.common.auth import TokenSettings
 from switchboard.common.config import ServiceSettings
+from switchboard.common.http import KEEPALIVE_S
 
 
 class Settings(ServiceSettings, TokenSettings):
@@ -23,6 +24,9 @@ class Settings(ServiceSettings, TokenSettings):
     metrics_port: int = 18101
     http_host: str = "127.0.0.1"
     http_port: int = 18080
+    # Idle keep-alive connections stay open this long: longer than any client or load
+    # balancer in front keeps them (see switchboard.common.http.KEEPALIVE_S).
+    http_keepalive_s: int = Field(default=KEEPALIVE_S, ge=1)
     # Signs conversation and message ids, so any replica can tell ours from forged ones.
     # Set it (same value on every replica) in production; the default is per process.
     id_secret: SecretStr | None = None
