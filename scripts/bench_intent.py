@@ -3,10 +3,16 @@
     .venv/bin/python scripts/bench_intent.py --quality-only      # no stack needed
     make up && .venv/bin/python scripts/bench_intent.py [--messages 3000] [--workers 1,2]
 
-1. Quality on the dev split of services/intent-parser/data (the classifier trained on the
-   train split only, as at start-up but without the dev rows): intent accuracy, per-intent
-   precision / recall / F1, time-slot exact match (datetime and RRULE both exactly right) on
-   every reminder row, given the gold intent and end to end (the predicted one), and exact
+1. Quality, per language and per intent, side by side:
+   - the own dev split (the classifier trained on train only, as at start-up but without the
+     dev rows; misclassified rows listed);
+   - the own held-out test split (data/test.*.jsonl, written by someone who never saw the
+     parser's code, cues or results; trained on train + dev as shipped; aggregates only, no
+     row is ever printed);
+   - 5-fold cross-validation over train + dev (each fold keeps only the cues its own
+     training rows attest).
+   Intent accuracy, macro-F1, per-intent precision / recall / F1, reminder-time exact match
+   (datetime and RRULE both exactly right, given the gold intent and end to end), and exact
    match of the device, room, action, value, category and task slots.
 2. Handler throughput: ``Parser.understand`` (classify, slots, routing) on the dev texts in
    one process, one core: messages/s, overall and for reminder rows (which run the time
@@ -51,8 +57,11 @@ console = Console(width=120)
 
 
 def rows(split: str) -> list[dict[str, Any]]:
+    """The labelled rows of a split: train and dev from data/utterances.*.jsonl, the held-out
+    test split from data/test.*.jsonl (see data/TEST_SPLIT.md: never read while tuning)."""
+    pattern = "test.*.jsonl" if split == "test" else "utterances.*.jsonl"
     out = []
-    for path in sorted((SERVICE / "data").glob("utterances.*.jsonl")):
+    for path in sorted((SERVICE / "data").glob(pattern)):
         out += [row for row in map(json.loads, path.read_text(encoding="utf-8").splitlines()) if row["split"] == split]
     return out
 
@@ -65,83 +74,100 @@ def message(text: str) -> m.InboundMessage:
     return m.InboundMessage(message_id="bench", text=text, kind=m.MESSAGE_KIND_TEXT)
 
 
-def quality(parser: Parser, dev: list[dict[str, Any]]) -> dict[str, float]:
+def _share(right: int, of: int) -> str:
+    return f"{right / of:.1%}" if of else "-"
+
+
+def by_language(
+    split: list[dict[str, Any]], gold: list[str], predicted: list[str], time_right: Counter[str], time_of: Counter[str]
+) -> dict[str, Any]:
+    """Rows, intent accuracy, macro-F1 (over the intents present) and reminder times right, per
+    language of the rows and for all of them."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    result: dict[str, Any] = {}
+    for lang in [*sorted({row["lang"] for row in split}), "all"]:
+        index = [i for i, row in enumerate(split) if lang in ("all", row["lang"])]
+        want, got = [gold[i] for i in index], [predicted[i] for i in index]
+        times = (time_right.total(), time_of.total()) if lang == "all" else (time_right[lang], time_of[lang])
+        macro = f1_score(want, got, labels=sorted(set(want)), average="macro", zero_division=0)
+        result[lang] = {"rows": len(index), "accuracy": accuracy_score(want, got), "macro_f1": macro, "time": times}
+    return result
+
+
+def quality(parser: Parser, split: list[dict[str, Any]], name: str, show_rows: bool) -> dict[str, Any]:
+    """Intents, time slots and entity slots on ``split``, per language; the rows the parser got
+    wrong are listed only when ``show_rows`` (never for the held-out test split)."""
     from sklearn.metrics import classification_report
 
-    gold, predicted, time_gold, time_e2e, entity = [], [], [0, 0], [0, 0], Counter()
+    gold, predicted, time_gold, time_e2e, entity = [], [], Counter(), Counter(), Counter()
+    time_total: Counter[str] = Counter()
     entity_total: Counter[str] = Counter()
-    for row in dev:
+    for row in split:
+        lang = row["lang"]
         parsed = parser.understand(message(row["text"]), said_at(row), row["tz"], language_of(row["text"], "en"))
         gold.append(row["intent"])
         predicted.append(parsed.intent)
         slots = {s.name: s.value for s in parsed.slots}
+        found_time = parser.times.parse(row["text"], row["tz"], said_at(row), row["intent"])
         if row["intent"] in REMINDERS:
             want = (row["slots"].get("datetime"), row["slots"].get("rrule"))
-            found = parser.times.parse(row["text"], row["tz"], said_at(row), row["intent"])
-            time_gold[0] += want == ((found.rfc3339, found.rrule) if found else (None, None))
-            time_gold[1] += 1
-            time_e2e[0] += want == (slots.get("datetime"), slots.get("rrule"))
-            time_e2e[1] += 1
-        spans = ()
-        found_time = parser.times.parse(row["text"], row["tz"], said_at(row), row["intent"])
-        if row["intent"] in REMINDERS and found_time is not None:
-            spans = found_time.spans
+            time_gold[lang] += want == ((found_time.rfc3339, found_time.rrule) if found_time else (None, None))
+            time_e2e[lang] += want == (slots.get("datetime"), slots.get("rrule"))
+            time_total[lang] += 1
+        spans = found_time.spans if row["intent"] in REMINDERS and found_time is not None else ()
         extracted = {e.name: e.value for e in parser.entities.extract(row["text"], row["intent"], spans)}
-        for name in ENTITY_SLOTS:
-            if name in row["slots"] or name in extracted:
-                entity_total[name] += 1
-                entity[name] += row["slots"].get(name) == extracted.get(name)
+        for slot in ENTITY_SLOTS:
+            if slot in row["slots"] or slot in extracted:
+                entity_total[slot] += 1
+                entity[slot] += row["slots"].get(slot) == extracted.get(slot)
 
     report = classification_report(gold, predicted, output_dict=True, zero_division=0)
-    table = Table(title=f"Intents on the dev split ({len(dev)} rows; trained on train only)")
+    table = Table(title=f"Intents, {name} ({len(split)} rows)")
     for column in ("intent", "precision", "recall", "F1", "rows"):
         table.add_column(column, justify="left" if column == "intent" else "right")
-    for name in sorted(set(gold)):
-        r = report[name]
-        table.add_row(name, f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1-score']:.3f}", str(r["support"]))
-    macro = report["macro avg"]
-    table.add_row("macro avg", f"{macro['precision']:.3f}", f"{macro['recall']:.3f}", f"{macro['f1-score']:.3f}", "")
+    for intent in sorted(set(gold)):
+        r = report[intent]
+        table.add_row(intent, f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1-score']:.3f}", str(r["support"]))
     console.print(table)
-    accuracy = report["accuracy"]
-    slots = Table(title="Slots on the dev split (exact match)")
+    slots = Table(title=f"Slots, {name} (exact match)")
     for column in ("slot", "right", "of", "exact match"):
         slots.add_column(column, justify="left" if column == "slot" else "right")
-    slots.add_row(
-        "datetime + rrule (gold intent)", str(time_gold[0]), str(time_gold[1]), f"{time_gold[0] / time_gold[1]:.1%}"
-    )
-    slots.add_row(
-        "datetime + rrule (end to end)", str(time_e2e[0]), str(time_e2e[1]), f"{time_e2e[0] / time_e2e[1]:.1%}"
-    )
-    for name in ENTITY_SLOTS:
-        slots.add_row(
-            name, str(entity[name]), str(entity_total[name]), f"{entity[name] / max(1, entity_total[name]):.1%}"
-        )
+    for label, counts in (("datetime + rrule (gold intent)", time_gold), ("datetime + rrule (end to end)", time_e2e)):
+        for lang in sorted(time_total):
+            slots.add_row(
+                f"{label}, {lang}", str(counts[lang]), str(time_total[lang]), _share(counts[lang], time_total[lang])
+            )
+    for slot in ENTITY_SLOTS:
+        slots.add_row(slot, str(entity[slot]), str(entity_total[slot]), _share(entity[slot], entity_total[slot]))
     console.print(slots)
-    wrong = [(r["id"], r["intent"], p, r["text"][:60]) for r, p in zip(dev, predicted, strict=True) if r["intent"] != p]
-    console.print(
-        f"intent accuracy {accuracy:.1%} (target ≥ 95 %); time-slot exact match {time_gold[0] / time_gold[1]:.1%}"
-        f" (target ≥ 95 %); misclassified: {len(wrong)}"
-    )
-    for row_id, want, got, text in wrong:
-        console.print(f"  {row_id}: {want} -> {got}  {text!r}")
-    return {
-        "accuracy": accuracy,
-        "time_exact": time_gold[0] / time_gold[1],
-        "time_exact_e2e": time_e2e[0] / time_e2e[1],
-    }
+    if show_rows:
+        for row, got in zip(split, predicted, strict=True):
+            if row["intent"] != got:
+                console.print(f"  {row['id']}: {row['intent']} -> {got}  {row['text'][:60]!r}")
+    return by_language(split, gold, predicted, time_gold, time_total)
 
 
-def cross_validated(all_rows: list[dict[str, Any]]) -> float:
-    """Accuracy of 5-fold stratified cross-validation over every labelled row (train and dev)."""
+def cross_validated(labelled: list[dict[str, Any]]) -> dict[str, Any]:
+    """5-fold stratified cross-validation over the labelled rows (train and dev); each fold's
+    classifier keeps only the cues its own training rows attest."""
     from switchboard.intent_parser.classifier import ClassifierConfig, out_of_fold
 
     config = ClassifierConfig.load(SERVICE / "config" / "intents.yaml")
-    predictions = out_of_fold(all_rows, config=config, folds=5, seed=0)
-    right = sum(p.intent == r["intent"] for p, r in zip(predictions, all_rows, strict=True))
-    console.print(
-        f"intent accuracy, 5-fold cross-validation over all {len(all_rows)} labelled rows: {right / len(all_rows):.1%}"
-    )
-    return right / len(all_rows)
+    predictions = out_of_fold(labelled, config=config, folds=5, seed=0)
+    return by_language(labelled, [r["intent"] for r in labelled], [p.intent for p in predictions], Counter(), Counter())
+
+
+def summary(figures: dict[str, dict[str, Any]]) -> None:
+    """One table of every evaluation side by side, per language."""
+    table = Table(title="Intent parser quality, side by side")
+    for column in ("evaluation", "language", "rows", "intent accuracy", "macro F1", "reminder time exact"):
+        table.add_column(column, justify="left" if column in ("evaluation", "language") else "right")
+    for name, per_language in figures.items():
+        for lang, f in per_language.items():
+            right, of = f["time"]
+            table.add_row(name, lang, str(f["rows"]), f"{f['accuracy']:.1%}", f"{f['macro_f1']:.3f}", _share(right, of))
+    console.print(table)
 
 
 def throughput(parser: Parser, texts: list[tuple[str, str, bool]], seconds: float) -> dict[str, float]:
@@ -259,8 +285,15 @@ def main() -> int:
     parser = Parser.from_config(SERVICE / "config", SERVICE / "data", ("train",))
     console.print(f"parser ready in {time.perf_counter() - started:.1f} s (trained on the train split)")
     dev = rows("dev")
-    quality(parser, dev)
-    cross_validated(rows("train") + dev)
+    figures = {"own dev (trained on train)": quality(parser, dev, "own dev split, trained on train", show_rows=True)}
+    test = rows("test")
+    if test:
+        shipped = Parser.from_config(SERVICE / "config", SERVICE / "data", ("train", "dev"))
+        figures["own test (trained on train + dev)"] = quality(
+            shipped, test, "held-out test split, trained on train + dev", show_rows=False
+        )
+    figures["5-fold CV over train + dev"] = cross_validated(rows("train") + dev)
+    summary(figures)
     mix = [(r["text"], r["tz"], r["intent"] in REMINDERS) for r in dev]
     throughput(parser, mix, args.seconds)
     if args.quality_only:

@@ -16,6 +16,7 @@ from switchboard.intent_parser.classifier import (
     ClassifierConfig,
     IntentClassifier,
     Prediction,
+    alternatives,
     dataset_paths,
     load_rows,
     normalise,
@@ -39,7 +40,8 @@ def test_dataset_is_there() -> None:
 def test_dev_accuracy(classifier: IntentClassifier) -> None:
     predictions = classifier.predict_many([row["text"] for row in DEV])
     correct = sum(p.intent == row["intent"] for p, row in zip(predictions, DEV, strict=True))
-    assert correct / len(DEV) >= 0.93
+    # Trained on train only, so the cues count only where train rows attest them (below).
+    assert correct / len(DEV) >= 0.90
 
 
 def test_deterministic(classifier: IntentClassifier) -> None:
@@ -190,3 +192,28 @@ def test_a_bad_cue_pattern_is_named() -> None:
     broken = replace(config, cues={**config.cues, "help:broken": ("(unclosed",)})
     with pytest.raises(ValueError, match="help:broken"):
         IntentClassifier.train(TRAIN, config=broken)
+
+
+def test_a_cue_counts_only_where_training_rows_attest_it() -> None:
+    # "zz-dev-word" was written while looking at held-out rows: no training row has it, so it
+    # must not switch the group on (it would lift a held-out figure for free).
+    config = replace(ClassifierConfig(), cues={"greeting": ("hello|zz-dev-word", "salut")})
+    rows = [{"text": "hello there", "intent": "chat"}, {"text": "turn on the light", "intent": "device.control"}]
+    classifier = IntentClassifier.train(rows, config=config)
+    assert classifier.explain("hello") == ["greeting"]
+    assert classifier.explain("zz-dev-word") == []
+    assert classifier.explain("salut") == []  # a whole pattern without a training match too
+
+
+@pytest.mark.parametrize(
+    ("pattern", "parts"),
+    [
+        ("a|b(c|d)", ["a", "b(c|d)"]),
+        (r"[|]x|y", ["[|]x", "y"]),
+        (r"[]|]|z", ["[]|]", "z"]),
+        (r"\|a|b", [r"\|a", "b"]),
+        ("(?<![入出])[门門]|锁", ["(?<![入出])[门門]", "锁"]),
+    ],
+)
+def test_alternatives(pattern: str, parts: list[str]) -> None:
+    assert alternatives(pattern) == parts

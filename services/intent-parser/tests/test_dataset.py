@@ -4,6 +4,7 @@ would silently lower (or raise) every figure the benchmark prints."""
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -67,13 +68,19 @@ def test_row(row: dict[str, object]) -> None:
             assert series.after(NOW - timedelta(seconds=1)) == first, "not the first occurrence"
 
 
+# Numbers, in digits or Chinese numerals, read as one symbol: a dev row made by changing the
+# number of a train row ("42公里是多少英里" / "10公里是多少英里") is a copy.
+_NUMBER = re.compile(r"[0-9]+(?:[.:][0-9]+)?|[零一二两三四五六七八九十百千万半]+")
+
+
 def _trigrams(text: str) -> set[str]:
-    text = text.casefold()
+    text = _NUMBER.sub("#", text.casefold())
     return {text[i : i + 3] for i in range(len(text) - 2)} or {text}
 
 
 def test_no_dev_sentence_is_copied_into_train() -> None:
-    """The dev split stays a held-out test: no train row is the same sentence, or nearly."""
+    """The dev split stays a held-out test: no train row is the same sentence but for its
+    numbers, or nearly."""
     dev = [(row["id"], _trigrams(str(row["text"]))) for row in ROWS if row["split"] == "dev"]
     copies = []
     for row in ROWS:
