@@ -4,8 +4,10 @@ cancelled; the firing arrives on the outbound topic once."""
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
+import asyncpg
 import httpx
 import pytest
 
@@ -60,3 +62,32 @@ async def test_a_reminder_is_confirmed_listed_fired_once_on_time_and_another_can
         assert 25 <= occurrence - asked <= 40  # "in 30 seconds" from when it was said
         assert fired[0].produced_at.ToDatetime(tzinfo=UTC).timestamp() >= occurrence - 0.5  # not early
         assert await _say(client, conversation, "show me my reminders") == "You have no reminders."
+
+
+async def test_a_wake_up_is_a_reminder_in_the_users_zone_and_an_impossible_date_gets_an_answer(
+    pipeline: Pipeline,
+) -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    async with pipeline.client(pipeline.gateway_urls[0], timeout=60) as client:
+        conversation = await _conversation(client)
+        await _say(client, conversation, "/timezone Europe/Berlin")
+        before = datetime.now(berlin)
+        woken = await _say(client, conversation, "wake me at 6:40 tomorrow")
+        after = datetime.now(berlin)
+        assert "06:40" in woken, woken
+        # A day of the month that the library once turned into a crash: an answer, either way.
+        assert await _say(client, conversation, "remind me 31 of next month to call mom")
+
+    conn = await asyncpg.connect(pipeline.stack.pg_dsn)
+    try:
+        jobs = await conn.fetch(
+            f'SELECT occurrence, time_zone FROM "{pipeline.schema}".jobs WHERE kind = $1 ORDER BY created_at',
+            "reminder",
+        )
+    finally:
+        await conn.close()
+    tomorrow = {
+        (said + timedelta(days=1)).replace(hour=6, minute=40, second=0, microsecond=0) for said in (before, after)
+    }
+    assert jobs[0]["time_zone"] == "Europe/Berlin"
+    assert jobs[0]["occurrence"] in tomorrow, (jobs[0]["occurrence"], tomorrow)

@@ -14,11 +14,19 @@ import pytest
 from dateutil.rrule import rrulestr
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-ROWS = [
-    json.loads(line)
-    for path in sorted(DATA.glob("utterances.*.jsonl"))
-    for line in path.read_text(encoding="utf-8").splitlines()
-]
+
+
+def _rows(pattern: str) -> list[dict[str, object]]:
+    return [
+        json.loads(line)
+        for path in sorted(DATA.glob(pattern))
+        for line in path.read_text(encoding="utf-8").splitlines()
+    ]
+
+
+ROWS = _rows("utterances.*.jsonl")  # train and dev
+# The held-out test split (data/TEST_SPLIT.md): checked here by rule, never read by anyone tuning.
+TEST_ROWS = _rows("test.*.jsonl")
 INTENTS = {
     "chat", "help", "reminder.create", "reminder.list", "reminder.cancel",
     "device.control", "device.query", "ticket.create", "units.convert",
@@ -41,10 +49,11 @@ def test_size_languages_and_splits() -> None:
         assert 0.2 <= splits["dev"] / (splits["dev"] + splits["train"]) <= 0.4, intent
 
 
-@pytest.mark.parametrize("row", ROWS, ids=[row["id"] for row in ROWS])
+@pytest.mark.parametrize("row", ROWS + TEST_ROWS, ids=[str(row["id"]) for row in ROWS + TEST_ROWS])
 def test_row(row: dict[str, object]) -> None:
     assert list(row) == KEYS
-    assert row["intent"] in INTENTS and row["split"] in ("train", "dev")
+    assert row["intent"] in INTENTS
+    assert row["split"] == "test" if row in TEST_ROWS else row["split"] in ("train", "dev")
     slots: dict[str, str] = row["slots"]  # type: ignore[assignment]
     assert set(slots) <= SLOTS
     assert slots.get("action", "on") in ACTIONS
@@ -78,16 +87,27 @@ def _trigrams(text: str) -> set[str]:
     return {text[i : i + 3] for i in range(len(text) - 2)} or {text}
 
 
+def _copies(
+    rows: list[dict[str, object]], held_out: list[dict[str, object]], threshold: float
+) -> list[tuple[object, object]]:
+    kept = [(row["id"], _trigrams(str(row["text"]))) for row in held_out]
+    copies = []
+    for row in rows:
+        grams = _trigrams(str(row["text"]))
+        copies += [
+            (row["id"], kept_id) for kept_id, other in kept if len(grams & other) / len(grams | other) >= threshold
+        ]
+    return copies
+
+
 def test_no_dev_sentence_is_copied_into_train() -> None:
     """The dev split stays a held-out test: no train row is the same sentence but for its
     numbers, or nearly."""
-    dev = [(row["id"], _trigrams(str(row["text"]))) for row in ROWS if row["split"] == "dev"]
-    copies = []
-    for row in ROWS:
-        if row["split"] != "train":
-            continue
-        grams = _trigrams(str(row["text"]))
-        for dev_id, other in dev:
-            if len(grams & other) / len(grams | other) >= 0.8:
-                copies.append((row["id"], dev_id))
-    assert copies == []
+    train = [row for row in ROWS if row["split"] == "train"]
+    assert _copies(train, [row for row in ROWS if row["split"] == "dev"], 0.8) == []
+
+
+def test_the_test_split_copies_no_labelled_row() -> None:
+    # Stricter than for dev: the test split was written apart, so even a close paraphrase is out.
+    assert len(TEST_ROWS) >= 400
+    assert _copies(ROWS, TEST_ROWS, 0.6) == []

@@ -1,4 +1,5 @@
-"""Chinese numerals (and plain digits) as numbers: "两" 2, "十二" 12, "二十五" 25, "一百" 100."""
+"""Numbers said in words: Chinese numerals (and plain digits) as numbers ("两" 2, "十二" 12,
+"二十五" 25, "一百" 100), and the English number words time expressions use."""
 
 from __future__ import annotations
 
@@ -18,6 +19,23 @@ _DIGITS = {
     "九": 9,
 }
 _UNITS = {"十": 10, "百": 100, "千": 1000, "万": 10000}
+
+_EN_ONES = (
+    "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+    "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty",
+)  # fmt: skip
+# "one" .. "twenty", and the tens and halves that time expressions use ("thirty minutes",
+# "forty-five", "ninety days"), each with its hyphen and without.
+EN_WORDS: dict[str, int] = {
+    **{word: n for n, word in enumerate(_EN_ONES, 1)},
+    **{f"twenty{sep}five": 25 for sep in ("-", " ")},
+    **{f"forty{sep}five": 45 for sep in ("-", " ")},
+    "thirty": 30,
+    "forty": 40,
+    "fifty": 50,
+    "sixty": 60,
+    "ninety": 90,
+}
 
 
 def to_number(text: str | None) -> float | None:

@@ -1,0 +1,199 @@
+"""A message rewritten into the forms Recognizers-Text reads, with an index back into it.
+
+The library misreads or misses some ways of writing a time that it reads well written
+otherwise, so each rewrite below turns one into the other before the library sees the text:
+"ten after 4pm" -> "4:10pm", "a quarter past noon" -> "12:15pm", "16h45" -> "16:45",
+"at 845" -> "at 8:45", "in 1/2 hour" -> "in half an hour", "31 of next month" -> "31st of
+next month", "sat" -> "saturday", "四点零五" -> "四点五分", "alarm for 7" -> "alarm at 7",
+"tmrw" -> "tomorrow", "今晚 11 点" -> "今晚11点", traditional characters -> simplified.
+Every character of the rewritten text keeps the index of the character it came from, so
+spans and source text still point into what the user wrote.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from switchboard.intent_parser import numerals
+
+_TRADITIONAL = str.maketrans("點週號後鐘個兩時晚", "点周号后钟个两时晚")
+# Spelling the library does not know.
+_SLANG = re.compile(r"\b(2morrow|2moro|tmrw|tmr|tmrrw|tomoz|tomorow|tommorow|tommorrow)\b", re.I)
+# "今晚 11 点": the Chinese model wants the number against its unit.
+_SPACE_IN_ZH = re.compile(r"(?<=[\u3400-\u9fff])\s+(?=\d+\s*[点时号日月分])|(?<=\d)\s+(?=[点时号日月分])")
+_HALF_HOUR = re.compile(
+    r"(?:\b(?P<n>\d+)\s+(?:and\s+(?:a\s+)?)?)?(?:\b1/2|½)\s*(?:an?\s+)?(?:hours?|hrs?)\b"
+    r"|(?P<zh>(?:1/2|½)\s*个?(?=小时|钟头))",
+    re.I,
+)
+# "16h45" (not "in 2h30", a duration).
+_H_CLOCK = re.compile(r"(?<![\w.:])(?P<h>[01]?\d|2[0-3])h(?P<m>[0-5]\d)\b", re.I)
+_DURATION_BEFORE = re.compile(r"\b(?:in|for|every|within|after|takes?|lasts?)\s*$", re.I)
+# "at 845", "by 1030", "845 in the evening": a clock time without its colon.
+_COMPACT_CLOCK = re.compile(
+    r"\b(?P<lead>at|@|by|around|until|till)\s+(?P<h>[01]?\d|2[0-3])(?P<m>[0-5]\d)\b(?![:.,/]\d|\s*%)"
+    r"|\b(?P<h2>0?[1-9]|1[0-2])(?P<m2>[0-5]\d)(?=\s+(?:in\s+the\s+(?:morning|afternoon|evening)|at\s+night|tonight"
+    r"|this\s+(?:morning|afternoon|evening)|o'?clock)\b)",
+    re.I,
+)
+# Minutes and hours in words: up to thirty ("twenty-five past", "half past") and the quarter.
+_NUMBER_WORDS = {
+    **{word: n for word, n in numerals.EN_WORDS.items() if n <= 30},
+    "a quarter": 15,
+    "quarter": 15,
+    "half": 30,
+}
+# Minutes said without "minutes" in words: "ten after", "a quarter past", "twenty to".
+_BARE_MINUTES = frozenset({"five", "ten", "quarter", "a quarter", "twenty", "twenty-five", "twenty five", "half"})
+_HOUR_WORDS = "|".join(w for w, n in _NUMBER_WORDS.items() if n <= 12 and " " not in w)
+_MINUTE_WORDS = "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True))
+# "ten after 4pm", "a quarter past noon", "20 minutes to 5": minutes before or after an hour.
+_MINUTES_PAST = re.compile(
+    rf"\b(?P<min>{_MINUTE_WORDS}|\d{{1,2}})(?P<unit>\s+min(?:ute)?s?)?\s+(?P<dir>past|after|to|before|till|til)\s+"
+    rf"(?P<hour>\d{{1,2}}(?!\d)|(?:noon|midnight|{_HOUR_WORDS})\b)(?![:.]\d)(?:\s*o'?clock)?(?:\s*(?P<ap>[ap])\.?m\b\.?)?"
+    r"(?!\s*(?:%|(?:people|persons|guests|times|min|minutes|hours?|days?|weeks?|months?|years?|kg|km|miles|pages)\b))",
+    re.I,
+)
+_DAY_OF_NEXT_MONTH = re.compile(
+    r"\b(?P<d>[1-9]|[12]\d|3[01])(?=\s+of\s+(?:next|this|the\s+following|the\s+coming)\s+month\b)", re.I
+)
+_WEEKDAY_ABBREVIATION = re.compile(r"(?<!['\u2019])\b(?P<abbr>mon|tues?|wed|thu|thur|thurs|fri|sat|sun)\b\.?", re.I)
+_FULL_WEEKDAY = {
+    "mon": "monday",
+    "tue": "tuesday",
+    "wed": "wednesday",
+    "thu": "thursday",
+    "fri": "friday",
+    "sat": "saturday",
+    "sun": "sunday",
+}
+# "sat", "sun" and "wed" are also words: a weekday only where a day is expected.
+_DAY_EXPECTED_BEFORE = re.compile(
+    r"(?:^|[,;(]|\b(?:on|this|next|every|each|by|until|till|coming|from|before|after|me|reminder|alarm))\s*$", re.I
+)
+_DAY_EXPECTED_AFTER = re.compile(r"^\s*(?:at\b|@|\d|morning|afternoon|evening|night|noon|[,;)]|$)", re.I)
+_NOT_A_DAY_BEFORE = re.compile(r"\b(?:the|a|in|to|i|we|you|he|she|they|it|was|were|had)\s*$", re.I)
+_ZH_ZERO_MINUTES = re.compile(
+    r"(?<=[\d零\u3007一二两三四五六七八九十]点)[零\u3007](?P<m>[1-9一二三四五六七八九])分?(?![\d零\u3007一二三四五六七八九十])"
+)
+_ALARM_FOR = re.compile(
+    r"\b(?P<lead>alarms?|wake[- ]?up(?:\s+call)?)\s+for\s+"
+    r"(?=\d{1,2}(?::[0-5]\d)?(?:\s*(?:[ap]\.?m\.?|o'?clock))?(?![\d:]|\s*(?:min|hour|day|%)))",
+    re.I,
+)
+
+
+def normalise(text: str) -> tuple[str, list[int]]:
+    """``text`` as the library reads it best, and for each of its characters (and its end)
+    the index in ``text``."""
+    text = text.translate(_TRADITIONAL)
+    index = list(range(len(text) + 1))
+    for pattern, replace in _REWRITES:
+        text, index = _rewrite(text, index, pattern, replace)
+    return text, index
+
+
+def _rewrite(
+    text: str, index: list[int], pattern: re.Pattern[str], replace: Callable[[re.Match[str]], str | None]
+) -> tuple[str, list[int]]:
+    out: list[str] = []
+    new_index: list[int] = []
+    pos = 0
+    for found in pattern.finditer(text):
+        replacement = replace(found)
+        start, end = found.span()
+        if replacement is None or start == end:
+            continue
+        out.append(text[pos:start])
+        new_index.extend(index[pos:start])
+        out.append(replacement)
+        # First character to the first, last to the last: a span over the rewrite covers the original.
+        last = len(replacement) - 1
+        new_index.extend(index[start + (i * (end - 1 - start)) // max(last, 1)] for i in range(len(replacement)))
+        pos = end
+    if not out:
+        return text, index
+    out.append(text[pos:])
+    new_index.extend(index[pos:])
+    return "".join(out), new_index
+
+
+def _half_hour(found: re.Match[str]) -> str:
+    if found["zh"]:
+        return "半"
+    return f"{found['n']}.5 hours" if found["n"] else "half an hour"
+
+
+def _h_clock(found: re.Match[str]) -> str | None:
+    if _DURATION_BEFORE.search(found.string, 0, found.start()):
+        return None
+    return f"{found['h']}:{found['m']}"
+
+
+def _compact_clock(found: re.Match[str]) -> str:
+    if found["lead"]:
+        return f"{found['lead']} {int(found['h'])}:{found['m']}"
+    return f"{int(found['h2'])}:{found['m2']}"
+
+
+def _minutes_past(found: re.Match[str]) -> str | None:
+    raw, word = found["min"].lower(), found["hour"].lower()
+    backwards = found["dir"].lower() not in ("past", "after")
+    if not found["unit"] and (raw not in _BARE_MINUTES if not raw.isdigit() else found["dir"].lower() != "past"):
+        return None  # "3 to 4pm" is a range, "buy two after 5pm" counts things; "ten after 4pm" is 16:10
+    minutes = int(raw) if raw.isdigit() else _NUMBER_WORDS[raw]
+    if not 1 <= minutes <= 59:
+        return None
+    if word == "noon":
+        hour, said_half = 12, True
+    elif word == "midnight":
+        hour, said_half = 0, True
+    else:
+        hour = int(word) if word.isdigit() else _NUMBER_WORDS[word]
+        said_half = bool(found["ap"])
+        if found["ap"]:
+            if not 1 <= hour <= 12:
+                return None
+            hour = hour % 12 + (12 if found["ap"].lower() == "p" else 0)
+        elif hour > 23:
+            return None
+    total = (hour * 60 + (-minutes if backwards else minutes)) % (24 * 60)
+    hour, minute = divmod(total, 60)
+    if said_half:
+        return f"{hour % 12 or 12}:{minute:02d}{'am' if hour < 12 else 'pm'}"
+    return f"{hour}:{minute:02d}"  # am or pm still unsaid: read as any "4:10"
+
+
+def _ordinal(found: re.Match[str]) -> str:
+    day = int(found["d"])
+    suffix = "th" if 11 <= day <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
+    return f"{day}{suffix}"
+
+
+def _weekday(found: re.Match[str]) -> str | None:
+    abbr = found["abbr"].lower()
+    full = _FULL_WEEKDAY[abbr[:3]]
+    if abbr[:3] not in ("sat", "sun", "wed"):
+        return full
+    before = found.string[: found.start()]
+    after = found.string[found.end() :]
+    if _DAY_EXPECTED_BEFORE.search(before) or (
+        _DAY_EXPECTED_AFTER.match(after) and not _NOT_A_DAY_BEFORE.search(before)
+    ):
+        return full
+    return None
+
+
+_REWRITES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str | None]]] = [
+    (_SLANG, lambda _: "tomorrow"),
+    (_SPACE_IN_ZH, lambda _: ""),
+    (_HALF_HOUR, _half_hour),
+    (_H_CLOCK, _h_clock),
+    (_MINUTES_PAST, _minutes_past),
+    (_COMPACT_CLOCK, _compact_clock),
+    (_DAY_OF_NEXT_MONTH, _ordinal),
+    (_WEEKDAY_ABBREVIATION, _weekday),
+    (_ZH_ZERO_MINUTES, lambda found: f"{found['m']}分"),
+    (_ALARM_FOR, lambda found: f"{found['lead']} at "),
+]
