@@ -15,7 +15,6 @@ from switchboard.channel_gateway.api import create_api
 from switchboard.channel_gateway.auth import Authenticator
 from switchboard.channel_gateway.config import Settings
 from switchboard.channel_gateway.dedupe import Deliveries, SeenDeliveries
-from switchboard.channel_gateway.feishu import FeishuChannel, LongConnection
 from switchboard.channel_gateway.idempotency import IdempotencyKeys
 from switchboard.channel_gateway.ids import IdSigner
 from switchboard.channel_gateway.intake import Intake
@@ -24,7 +23,6 @@ from switchboard.channel_gateway.outbound import OutboundView
 from switchboard.channel_gateway.ratelimit import RateLimiter
 from switchboard.channel_gateway.replies import Replies
 from switchboard.channel_gateway.targets import ReplyTargets
-from switchboard.channel_gateway.telegram import TelegramChannel
 from switchboard.channel_gateway.websocket import sockets_first, websocket_app
 from switchboard.common import events, postgres
 from switchboard.common.http import HttpServer, listening, serve_http, server_config
@@ -85,7 +83,12 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         background.append(_housekeeping(stop, seen.purge, limiter.purge, targets.purge, idempotency.purge))
         modes = {"http": "on", "telegram": settings.telegram_mode, "feishu": settings.feishu_mode}
         modes["mqtt"] = "on" if settings.mqtt_host else "off"
+        # A platform's SDK is imported only when its channel is on: aiogram and lark-oapi
+        # take seconds to import (tens of seconds on a busy two-core machine), which every
+        # replica would otherwise pay at each start before it can serve.
         if settings.telegram_mode != "off":
+            from switchboard.channel_gateway.telegram import TelegramChannel
+
             assert settings.telegram_bot_token  # checked by Settings
             telegram = TelegramChannel(
                 settings.telegram_bot_token.get_secret_value(),
@@ -108,6 +111,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             )
 
         if settings.feishu_mode != "off":
+            from switchboard.channel_gateway.feishu import FeishuChannel, LongConnection
+
             assert settings.feishu_app_id and settings.feishu_app_secret  # checked by Settings
             feishu = FeishuChannel(
                 settings.feishu_app_id,
