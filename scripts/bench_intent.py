@@ -10,7 +10,10 @@
      parser's code, cues or results; trained on train + dev as shipped; aggregates only, no
      row is ever printed);
    - 5-fold cross-validation over train + dev (each fold keeps only the cues its own
-     training rows attest).
+     training rows attest);
+   - the external evaluation on public corpora's test splits (scripts/intent_external.py,
+     docs/external-evaluation.md), read from their mirrors (``--mirror``); not run, and
+     said so, where they are not mirrored.
    Intent accuracy, macro-F1, per-intent precision / recall / F1, reminder-time exact match
    (datetime and RRULE both exactly right, given the gold intent and end to end), and exact
    match of the device, room, action, value, category and task slots.
@@ -44,6 +47,7 @@ from rich.table import Table
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 
 from switchboard.events.v1 import messages_pb2 as m  # noqa: E402
 from switchboard.intent_parser.handlers import Parser, language_of  # noqa: E402
@@ -156,6 +160,18 @@ def cross_validated(labelled: list[dict[str, Any]]) -> dict[str, Any]:
     config = ClassifierConfig.load(SERVICE / "config" / "intents.yaml")
     predictions = out_of_fold(labelled, config=config, folds=5, seed=0)
     return by_language(labelled, [r["intent"] for r in labelled], [p.intent for p in predictions], Counter(), Counter())
+
+
+def external(mirror: Path) -> dict[str, dict[str, Any]]:
+    """The external evaluation's figures (scripts/intent_external.py, docs/external-evaluation.md),
+    or none, said plainly, when its corpora are not mirrored here."""
+    import intent_external
+
+    try:
+        return intent_external.bench_figures(intent_external.summary(mirror))
+    except intent_external.MirrorMissing as missing:
+        console.print(f"[yellow]external evaluation not run:[/yellow] {missing}")
+        return {}
 
 
 def summary(figures: dict[str, dict[str, Any]]) -> None:
@@ -279,6 +295,9 @@ def main() -> int:
     parser_args.add_argument("--messages", type=int, default=3000, help="messages per end-to-end run")
     parser_args.add_argument("--workers", default="1,2", help="worker counts for the end-to-end runs")
     parser_args.add_argument("--rate", type=float, default=100, help="offered msg/s of the latency run")
+    parser_args.add_argument(
+        "--mirror", type=Path, default=Path("/work/.mirror"), help="mirrored corpora of the external evaluation"
+    )
     args = parser_args.parse_args()
 
     started = time.perf_counter()
@@ -293,6 +312,7 @@ def main() -> int:
             shipped, test, "held-out test split, trained on train + dev", show_rows=False
         )
     figures["5-fold CV over train + dev"] = cross_validated(rows("train") + dev)
+    figures.update(external(args.mirror))
     summary(figures)
     mix = [(r["text"], r["tz"], r["intent"] in REMINDERS) for r in dev]
     throughput(parser, mix, args.seconds)
