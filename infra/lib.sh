@@ -18,6 +18,9 @@ if [ -z "${SB_STATE:-}" ]; then
   SB_STATE=$SB_ROOT/.state
   if [ "$(id -u)" = 0 ] && [ ! -L "$SB_STATE" ] && ! others_can_enter "$SB_ROOT"; then
     sb_state=/var/tmp/switchboard/$(printf %s "$SB_ROOT" | sha256sum | cut -c1-12)
+    # A checkout without its link is new: what a removed checkout at the same path left
+    # there is not its state (a fresh clone starts with none, as anywhere else).
+    rm -rf "$sb_state"
     mkdir -p "$sb_state" && chmod 755 /var/tmp/switchboard "$sb_state"
     # State made before this rule (a checkout's first run) moves along with it.
     if [ -d "$SB_STATE" ]; then cp -a "$SB_STATE/." "$sb_state/" && rm -rf "$SB_STATE"; fi

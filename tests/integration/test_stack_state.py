@@ -1,5 +1,6 @@
 """The stack's state is where its unprivileged run user can reach it, wherever the checkout is."""
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -23,6 +24,9 @@ def test_a_checkout_others_cannot_enter_keeps_its_state_where_the_run_user_can(t
     (checkout / ".state" / "logs").mkdir(parents=True)
     (checkout / ".state" / "logs" / "buf-install.log").write_text("built")
     tmp_path.chmod(0o700)
+    # What a removed checkout at the same path left behind is not this one's state.
+    left = Path("/var/tmp/switchboard") / hashlib.sha256(str(checkout).encode()).hexdigest()[:12]
+    (left / "kafka").mkdir(parents=True, exist_ok=True)
 
     script = '. infra/lib.sh && ensure_run_user && "${RUN_AS[@]}" test -x "$SB_STATE" && echo "$SB_STATE"'
     result = subprocess.run(["bash", "-c", script], cwd=checkout, capture_output=True, text=True, check=False)
@@ -32,6 +36,7 @@ def test_a_checkout_others_cannot_enter_keeps_its_state_where_the_run_user_can(t
         assert state.parent == Path("/var/tmp/switchboard")
         assert (checkout / ".state").resolve() == state  # paths through .state still work
         assert (state / "logs" / "buf-install.log").read_text() == "built"  # earlier state moved along
+        assert not (state / "kafka").exists()
         # Sourced again (every component script does), it finds the same place.
         again = subprocess.run(
             ["bash", "-c", ". infra/lib.sh && echo $SB_STATE"], cwd=checkout, capture_output=True, text=True, check=True
