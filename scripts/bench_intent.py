@@ -162,13 +162,13 @@ def cross_validated(labelled: list[dict[str, Any]]) -> dict[str, Any]:
     return by_language(labelled, [r["intent"] for r in labelled], [p.intent for p in predictions], Counter(), Counter())
 
 
-def external(mirror: Path) -> dict[str, dict[str, Any]]:
+def external(mirror: Path, shipped: Parser) -> dict[str, dict[str, Any]]:
     """The external evaluation's figures (scripts/intent_external.py, docs/external-evaluation.md),
     or none, said plainly, when its corpora are not mirrored here."""
     import intent_external
 
     try:
-        return intent_external.bench_figures(intent_external.summary(mirror))
+        return intent_external.bench_figures(intent_external.summary(mirror, parser=shipped))
     except intent_external.MirrorMissing as missing:
         console.print(f"[yellow]external evaluation not run:[/yellow] {missing}")
         return {}
@@ -308,14 +308,15 @@ def main() -> int:
     # below load thousands of rows and more models, and the collector walks all of them.
     throughput(parser, [(r["text"], r["tz"], r["intent"] in REMINDERS) for r in dev], args.seconds)
     figures = {"own dev (trained on train)": quality(parser, dev, "own dev split, trained on train", show_rows=True)}
+    # The held-out and external evaluations measure the parser as shipped (train + dev).
+    shipped = Parser.from_config(SERVICE / "config", SERVICE / "data", ("train", "dev"))
     test = rows("test")
     if test:
-        shipped = Parser.from_config(SERVICE / "config", SERVICE / "data", ("train", "dev"))
         figures["own test (trained on train + dev)"] = quality(
             shipped, test, "held-out test split, trained on train + dev", show_rows=False
         )
     figures["5-fold CV over train + dev"] = cross_validated(rows("train") + dev)
-    figures.update(external(args.mirror))
+    figures.update(external(args.mirror, shipped))
     summary(figures)
     if args.quality_only:
         return 0
