@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from switchboard.common import events
 from switchboard.common.kafka import headers as hdr
@@ -66,6 +67,10 @@ class Harness:
         return envelope
 
     async def read(self, topic: str) -> list[envelope_pb2.Envelope]:
+        return [envelope for _, _, envelope in await self.records(topic)]
+
+    async def records(self, topic: str) -> list[tuple[int, int, envelope_pb2.Envelope]]:
+        """Every record on ``topic``: (partition, offset, envelope)."""
         consumer = AIOKafkaConsumer(bootstrap_servers=self.pipeline.stack.kafka_bootstrap, enable_auto_commit=False)
         await consumer.start()
         try:
@@ -73,11 +78,13 @@ class Harness:
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
             ends = await consumer.end_offsets(tps)
-            out: list[envelope_pb2.Envelope] = []
+            out: list[tuple[int, int, envelope_pb2.Envelope]] = []
             for tp in tps:
                 while await consumer.position(tp) < ends[tp]:
                     batch = await consumer.getmany(tp, timeout_ms=1000)
-                    out += [envelope_pb2.Envelope.FromString(r.value) for r in batch.get(tp, [])]
+                    out += [
+                        (tp.partition, r.offset, envelope_pb2.Envelope.FromString(r.value)) for r in batch.get(tp, [])
+                    ]
             return out
         finally:
             await consumer.stop()
@@ -109,8 +116,32 @@ class Harness:
             ]
             raise AssertionError(
                 f"{len(missing)} of {len(wanted)} messages have no intent after {timeout} s; "
-                f"audit records of those: {sorted(audits)}; worker logs:\n{self.pipeline.log_tails()}"
+                f"audit records of those: {sorted(audits)}; how far they got: {await self.trail(missing)}; "
+                f"worker logs:\n{self.pipeline.log_tails()}"
             ) from None
+
+    async def trail(self, event_ids: set[str]) -> dict[str, list[str]]:
+        """Event id -> where it is on the parser's hops (inbound, users, people), each as
+        "topic partition:offset (group committed N)": a record behind the committed offset
+        was skipped, one ahead of it is still waiting."""
+        group = f"e2e-{self.pipeline.run_id}-intent_parser"
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.pipeline.stack.kafka_bootstrap)
+        await admin.start()
+        try:
+            committed = {
+                (tp.topic, tp.partition): o.offset for tp, o in (await admin.list_consumer_group_offsets(group)).items()
+            }
+        finally:
+            await admin.close()
+        settings = self.pipeline.parser_settings
+        out: dict[str, list[str]] = {event_id: [] for event_id in event_ids}
+        for topic in (self.pipeline.topics.inbound, settings.own_topic("users"), settings.own_topic("people")):
+            for partition, offset, envelope in await self.records(topic):
+                if envelope.event_id in out:
+                    out[envelope.event_id].append(
+                        f"{topic} {partition}:{offset} (group committed {committed.get((topic, partition))})"
+                    )
+        return out
 
 
 async def _pipeline(stack: Stack, replicas: int, **settings: str) -> AsyncIterator[Harness]:

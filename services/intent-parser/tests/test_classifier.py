@@ -60,6 +60,7 @@ def test_predict_many_is_predict(classifier: IntentClassifier) -> None:
     [
         ("remind me to call mom at 5pm", "reminder.create"),
         ("明天早上八点提醒我去健身房", "reminder.create"),
+        ("remind me in 1/2 hour to call mom", "reminder.create"),  # "2 hour to c" reads like a conversion
         ("show me my reminders", "reminder.list"),
         ("turn off the bedroom light", "device.control"),
         ("卧室的灯开着吗", "device.query"),

@@ -47,6 +47,7 @@ from switchboard.events.v1 import envelope_pb2
 from switchboard.events.v1 import messages_pb2 as m
 from switchboard.intent_parser.config import Settings
 from switchboard.intent_parser.handlers import Parser, language_of
+from switchboard.intent_parser.rebalance import App
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ class Tables:
 def create_app(settings: Settings, parser: Parser | None = None) -> faust.App:
     """A Faust app wired to the topics in ``settings``; ``parser`` is built from them if not given."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
+    app = App(
         settings.app_id,
         broker=[f"kafka://{server}" for server in settings.kafka.bootstrap_servers.split(",")],
         value_serializer="raw",

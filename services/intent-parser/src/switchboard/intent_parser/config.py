@@ -27,6 +27,10 @@ class Settings(ServiceSettings):
     data_dir: Path = Path(tempfile.gettempdir()) / "switchboard-intent-parser"
     health_port: int = 18130
     metrics_port: int = 18131
+    # A stop (SIGTERM) still running after this long ends the process anyway: what was
+    # handled after the last offset commit is handled again by the partition's next owner
+    # (processing is at least once). Below the pod's terminationGracePeriodSeconds (30 s).
+    shutdown_timeout_s: float = Field(default=20.0, gt=0)
 
     # The parser's own topics, "<prefix>.users.v1" (inbound re-keyed by channel identity,
     # where identity links live), "<prefix>.people.v1" (re-keyed by person: one person's
