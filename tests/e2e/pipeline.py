@@ -91,6 +91,10 @@ class Pipeline:
         headers = {"Authorization": f"Bearer {self.token(subject)}"}
         return httpx.AsyncClient(base_url=url, timeout=timeout, headers=headers, **kwargs)
 
+    def group_id(self, module: str) -> str:
+        """The Kafka consumer group (the parser's Faust app id) of ``module``'s replicas."""
+        return f"e2e-{self.run_id}-{module}"
+
     def env(self, module: str, replica: int, health_port: int) -> dict[str, str]:
         prefix = SERVICES[module]
         values: dict[str, str] = {
@@ -101,7 +105,7 @@ class Pipeline:
             "LOG_LEVEL": "INFO",
         }
         values.update({f"TOPICS__{name.upper()}": topic for name, topic in self.topics.model_dump().items()})
-        group = f"e2e-{self.run_id}-{module}"
+        group = self.group_id(module)
         if module == "channel_gateway":
             port = free_port()
             self.gateway_urls.append(f"http://127.0.0.1:{port}")

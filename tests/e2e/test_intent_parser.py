@@ -124,7 +124,7 @@ class Harness:
         """Event id -> where it is on the parser's hops (inbound, users, people), each as
         "topic partition:offset (group committed N)": a record behind the committed offset
         was skipped, one ahead of it is still waiting."""
-        group = f"e2e-{self.pipeline.run_id}-intent_parser"
+        group = self.pipeline.group_id("intent_parser")
         admin = AIOKafkaAdminClient(bootstrap_servers=self.pipeline.stack.kafka_bootstrap)
         await admin.start()
         try:
