@@ -218,3 +218,16 @@ def test_a_cue_counts_only_where_training_rows_attest_it() -> None:
 )
 def test_alternatives(pattern: str, parts: list[str]) -> None:
     assert alternatives(pattern) == parts
+
+
+def test_public_rows_count_as_much_as_the_configuration_says() -> None:
+    # Public rows that call "add X to my shopping list" chat, against the own rows' label.
+    public = [{**row, "intent": "chat"} for row in _shopping_rows(ITEMS_EN, ITEMS_ZH)]
+    own = TRAIN + _shopping_rows(ITEMS_EN[:3], ITEMS_ZH[:3])
+    probability = {}
+    for weight in (1.0, 0.05):
+        config = replace(ClassifierConfig.load(), intents=(), public_weight=weight)
+        classifier = IntentClassifier.train(own, config=config, public=public)
+        row = classifier.probabilities([f"add {ITEMS_EN[-1]} to my shopping list"])[0]
+        probability[weight] = row[classifier.intents.index("shopping.add")]
+    assert probability[0.05] > 0.5 > probability[1.0]

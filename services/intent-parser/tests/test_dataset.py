@@ -111,3 +111,29 @@ def test_the_test_split_copies_no_labelled_row() -> None:
     # Stricter than for dev: the test split was written apart, so even a close paraphrase is out.
     assert len(TEST_ROWS) >= 400
     assert _copies(ROWS, TEST_ROWS, 0.6) == []
+
+
+# The public corpora's training rows (scripts/import_public_train.py): training data only.
+PUBLIC = _rows("public/*.jsonl")
+
+
+def test_public_rows_are_training_rows_with_our_labels() -> None:
+    assert len(PUBLIC) > 20_000
+    assert all(list(row) == ["text", "lang", "intent", "split", "source_label"] for row in PUBLIC)
+    assert {row["intent"] for row in PUBLIC} <= INTENTS
+    assert {row["split"] for row in PUBLIC} == {"train"}
+
+
+def test_no_public_row_copies_a_held_out_row() -> None:
+    held_out = [row for row in ROWS if row["split"] == "dev"] + TEST_ROWS
+    index: dict[str, list[int]] = {}
+    grams = [_trigrams(str(row["text"])) for row in held_out]
+    for i, kept in enumerate(grams):
+        for gram in kept:
+            index.setdefault(gram, []).append(i)
+    copies = []
+    for row in PUBLIC:
+        mine = _trigrams(str(row["text"]))
+        shared = Counter(i for gram in mine for i in index.get(gram, ()))
+        copies += [(row["text"], held_out[i]["id"]) for i, n in shared.items() if n / len(mine | grams[i]) >= 0.6]
+    assert copies == []

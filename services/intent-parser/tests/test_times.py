@@ -175,6 +175,18 @@ def test_numerals(text: str, value: float | None) -> None:
         # An alarm "for 7" is the morning's 07:00.
         ("set an alarm for 7", "America/New_York", "2026-11-25T07:00:00-05:00"),
         ("wake-up call for 6", "Europe/Berlin", "2026-11-25T06:00:00+01:00"),
+        # Hours and minutes together (the library reads the hours only).
+        ("remind me in 1 hour and 30 minutes to eat", "America/New_York", "2026-11-24T17:00:00-05:00"),
+        ("in two hours, 10 min", "America/New_York", "2026-11-24T17:40:00-05:00"),
+        # A timer runs out after its duration (a timer is a reminder).
+        ("set a timer for 10 minutes", "America/New_York", "2026-11-24T15:40:00-05:00"),
+        ("start a 25-minute timer for the pasta", "America/New_York", "2026-11-24T15:55:00-05:00"),
+        ("set a timer for half an hour", "America/New_York", "2026-11-24T16:00:00-05:00"),
+        ("timer for 1 hour 30 minutes", "America/New_York", "2026-11-24T17:00:00-05:00"),
+        ("设一个十分钟的计时器", "Asia/Shanghai", "2026-11-24T15:40:00+08:00"),
+        ("倒计时五分钟", "Asia/Shanghai", "2026-11-24T15:35:00+08:00"),
+        ("开一个半小时的倒计时", "Asia/Shanghai", "2026-11-24T17:00:00+08:00"),  # one and a half hours
+        ("计时器设为10分钟", "Asia/Shanghai", "2026-11-24T15:40:00+08:00"),
     ],
 )
 def test_expressions_the_library_misreads(parser: TimeParser, text: str, tz: str, expected: str) -> None:

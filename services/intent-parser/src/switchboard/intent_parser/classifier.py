@@ -1,7 +1,8 @@
 """The intent classifier: a logistic regression over character n-grams, word / Chinese
 character n-grams and configured keyword cues, trained at start-up on the labelled dataset
-(data/utterances.*.jsonl, < 1 000 rows: well under a second on one core). Deterministic:
-rows are sorted before training and the solver has no randomness; no pickled artefact.
+(the own rows, data/utterances.*.jsonl, about 1 000, and the public corpora's training rows
+vendored in data/public/, about 22 000: some 12 s on one core). Deterministic: rows are sorted
+before training and the solver has no randomness; no pickled artefact.
 
 The intents, the fallback, the confidence threshold, the exact-match commands and the cues
 live in config/intents.yaml: an intent is added with labelled rows and an entry there.
@@ -71,6 +72,7 @@ class ClassifierConfig:
     word_ngrams: tuple[int, int] = (1, 2)
     cue_weight: float = 1.0
     class_weight: str | None = "balanced"
+    public_weight: float = 1.0
 
     @classmethod
     def load(cls, path: Path = CONFIG_PATH) -> ClassifierConfig:
@@ -99,6 +101,7 @@ class ClassifierConfig:
             word_ngrams=_pair(model.get("word_ngrams", defaults.word_ngrams)),
             cue_weight=float(model.get("cue_weight", defaults.cue_weight)),
             class_weight=model.get("class_weight", defaults.class_weight),
+            public_weight=float(model.get("public_weight", defaults.public_weight)),
         )
 
 
@@ -145,6 +148,12 @@ def load_rows(paths: Sequence[Path]) -> list[dict[str, Any]]:
 def dataset_paths(data_dir: Path = DATA_DIR) -> list[Path]:
     """The shipped dataset files (data/utterances.*.jsonl), sorted."""
     return sorted(data_dir.glob("utterances.*.jsonl"))
+
+
+def public_paths(data_dir: Path = DATA_DIR) -> list[Path]:
+    """The public corpora's training rows (data/public/*.jsonl, every row is training data;
+    scripts/import_public_train.py writes them), sorted."""
+    return sorted((data_dir / "public").glob("*.jsonl"))
 
 
 def alternatives(pattern: str) -> list[str]:
@@ -233,10 +242,22 @@ class IntentClassifier:
         self.intents: tuple[str, ...] = tuple(str(label) for label in model.classes_)
 
     @classmethod
-    def train(cls, rows: Iterable[Mapping[str, Any]], *, config: ClassifierConfig | None = None) -> IntentClassifier:
-        """Fit on rows with "text" and "intent" (the shipped configuration by default)."""
+    def train(
+        cls,
+        rows: Iterable[Mapping[str, Any]],
+        *,
+        config: ClassifierConfig | None = None,
+        public: Iterable[Mapping[str, Any]] = (),
+    ) -> IntentClassifier:
+        """Fit on rows with "text" and "intent" (the shipped configuration by default); the
+        ``public`` corpora's rows count ``config.public_weight`` each, the own rows 1."""
         config = config or ClassifierConfig.load()
-        pairs = sorted({(normalise(str(row["text"]), config.max_chars), str(row["intent"])) for row in rows})
+        weights: dict[tuple[str, str], float] = {}
+        for source, weight in ((public, config.public_weight), (rows, 1.0)):
+            for row in source:
+                pair = (normalise(str(row["text"]), config.max_chars), str(row["intent"]))
+                weights[pair] = max(weight, weights.get(pair, 0.0))  # a row both sides counts as own
+        pairs = sorted(weights)
         labels = sorted({intent for _, intent in pairs})
         if config.intents and (unknown := set(labels) - set(config.intents)):
             raise ValueError(f"labels not in the configuration's intents: {sorted(unknown)}")
@@ -260,7 +281,7 @@ class IntentClassifier:
         cues = _Cues(config.cues, config.cue_weight, attested_by=texts)
         features = sparse.hstack([char.fit_transform(texts), word.fit_transform(texts), cues.transform(texts)]).tocsr()
         model = LogisticRegression(C=config.C, class_weight=config.class_weight, max_iter=5000)
-        model.fit(features, [intent for _, intent in pairs])
+        model.fit(features, [intent for _, intent in pairs], sample_weight=[weights[pair] for pair in pairs])
         return cls(config, char, word, cues, model)
 
     @classmethod
@@ -270,10 +291,11 @@ class IntentClassifier:
         splits: Collection[str] = ("train",),
         *,
         config: ClassifierConfig | None = None,
+        public: Sequence[Path] = (),
     ) -> IntentClassifier:
-        """Train on the rows of the given splits of JSON Lines files."""
+        """Train on the rows of the given splits of JSON Lines files, and every row of ``public``."""
         rows = [row for row in load_rows(paths) if row.get("split") in splits]
-        return cls.train(rows, config=config)
+        return cls.train(rows, config=config, public=load_rows(public))
 
     def probabilities(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
         """Model probabilities, one row per text, columns in ``self.intents`` order (no rules)."""
@@ -325,9 +347,11 @@ def out_of_fold(
     config: ClassifierConfig | None = None,
     folds: int = 5,
     seed: int = 0,
+    public: Sequence[Mapping[str, Any]] = (),
 ) -> list[Prediction]:
-    """A prediction for every row by a model trained on the other folds (stratified), with
-    the threshold of ``config``: pass ``threshold=0`` to get the model's own choice."""
+    """A prediction for every row by a model trained on the other folds (stratified) and the
+    ``public`` rows, with the threshold of ``config``: pass ``threshold=0`` to get the model's
+    own choice."""
     from sklearn.model_selection import StratifiedKFold  # type: ignore[import-untyped]
 
     config = config or ClassifierConfig.load()
@@ -335,7 +359,7 @@ def out_of_fold(
     predictions: list[Prediction | None] = [None] * len(rows)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for train_index, test_index in splitter.split(np.zeros(len(rows)), labels):
-        classifier = IntentClassifier.train([rows[i] for i in train_index], config=config)
+        classifier = IntentClassifier.train([rows[i] for i in train_index], config=config, public=public)
         found = classifier.predict_many([str(rows[i]["text"]) for i in test_index])
         for i, prediction in zip(test_index, found, strict=True):
             predictions[i] = prediction
@@ -373,16 +397,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = sys.stdout.write
     config = ClassifierConfig.load(args.config)
     rows = load_rows(dataset_paths())
+    public = load_rows(public_paths())
     train = [row for row in rows if row["split"] == "train"]
     dev = [row for row in rows if row["split"] == "dev"]
 
     raw_config = replace(config, threshold=0.0)
-    raw = [out_of_fold(train, config=raw_config, folds=args.folds, seed=seed) for seed in range(args.runs)]
+    raw = [
+        out_of_fold(train, config=raw_config, folds=args.folds, seed=seed, public=public) for seed in range(args.runs)
+    ]
     thresholds = [round(0.05 * i, 2) for i in range(19)]
     curve = threshold_curve(train, raw, config.fallback, thresholds)
     best = max(curve)
     chosen = max(t for t, accuracy in zip(thresholds, curve, strict=True) if accuracy == best)
-    out(f"CV on train ({len(train)} rows, {args.folds} folds x {args.runs} runs): accuracy by threshold\n")
+    out(
+        f"CV on train ({len(train)} rows + {len(public)} public, {args.folds} folds x {args.runs} runs): "
+        "accuracy by threshold\n"
+    )
     out("".join(f"  {t:.2f}: {a:.4f}\n" for t, a in zip(thresholds, curve, strict=True)))
     out(f"best CV threshold {chosen:.2f} ({best:.4f}); configured {config.threshold:.2f}\n")
     cv_errors = Counter(
@@ -394,13 +424,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     out(f"CV confusions at the configured threshold (summed over runs): {cv_errors.most_common()}\n\n")
 
     started = time.perf_counter()
-    classifier = IntentClassifier.train(train, config=config)
+    classifier = IntentClassifier.train(train, config=config, public=public)
     trained = time.perf_counter() - started
     predictions = classifier.predict_many([str(row["text"]) for row in dev])
     gold = [str(row["intent"]) for row in dev]
     found = [p.intent for p in predictions]
     accuracy = sum(g == f for g, f in zip(gold, found, strict=True)) / len(dev)
-    out(f"dev ({len(dev)} rows), trained on train in {trained:.2f} s: accuracy {accuracy:.4f}\n")
+    out(f"dev ({len(dev)} rows), trained on train + public in {trained:.2f} s: accuracy {accuracy:.4f}\n")
     out(classification_report(gold, found, digits=3, zero_division=0))
     out(f"confusions (gold, predicted): {Counter((g, f) for g, f in zip(gold, found, strict=True) if g != f)}\n")
     for row, prediction in zip(dev, predictions, strict=True):

@@ -19,7 +19,7 @@ import yaml
 
 from switchboard.common.screening import TextScreen, Verdict
 from switchboard.events.v1 import messages_pb2 as m
-from switchboard.intent_parser.classifier import ClassifierConfig, IntentClassifier
+from switchboard.intent_parser.classifier import ClassifierConfig, IntentClassifier, public_paths
 from switchboard.intent_parser.entities import EntityExtractor
 from switchboard.intent_parser.times import TimeParser
 
@@ -125,7 +125,8 @@ class Parser:
 
     @classmethod
     def from_config(cls, config_dir: Path, dataset_dir: Path, train_splits: tuple[str, ...]) -> Parser:
-        """A parser from the shipped configuration, its classifier trained on ``train_splits``."""
+        """A parser from the shipped configuration, its classifier trained on the own rows of
+        ``train_splits`` and the public corpora's training rows (``dataset_dir``/public)."""
         datasets = sorted(dataset_dir.glob("utterances.*.jsonl"))
         spec: dict[str, Any] = yaml.safe_load((config_dir / "replies.yaml").read_text(encoding="utf-8"))
         times = TimeParser()
@@ -133,7 +134,10 @@ class Parser:
         return cls(
             TextScreen.from_files(config_dir / "lexicon.txt", config_dir / "injection.yaml", "injection"),
             IntentClassifier.from_dataset(
-                datasets, train_splits, config=ClassifierConfig.load(config_dir / "intents.yaml")
+                datasets,
+                train_splits,
+                config=ClassifierConfig.load(config_dir / "intents.yaml"),
+                public=public_paths(dataset_dir),
             ),
             times,
             EntityExtractor.from_file(config_dir / "entities.yaml"),

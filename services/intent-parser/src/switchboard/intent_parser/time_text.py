@@ -5,7 +5,10 @@ otherwise, so each rewrite below turns one into the other before the library see
 "ten after 4pm" -> "4:10pm", "a quarter past noon" -> "12:15pm", "16h45" -> "16:45",
 "at 845" -> "at 8:45", "in 1/2 hour" -> "in half an hour", "31 of next month" -> "31st of
 next month", "sat" -> "saturday", "四点零五" -> "四点五分", "alarm for 7" -> "alarm at 7",
-"tmrw" -> "tomorrow", "今晚 11 点" -> "今晚11点", traditional characters -> simplified.
+"tmrw" -> "tomorrow", "今晚 11 点" -> "今晚11点", "1 hour and 30 minutes" -> "90 minutes",
+"a timer for 10 minutes" / "a 10 minute
+timer" -> "a timer in 10 minutes", "十分钟的计时器" / "倒计时十分钟" -> "十分钟后" (a timer is a
+reminder when it runs out), traditional characters -> simplified.
 Every character of the rewritten text keeps the index of the character it came from, so
 spans and source text still point into what the user wrote.
 """
@@ -82,6 +85,54 @@ _ALARM_FOR = re.compile(
     r"(?=\d{1,2}(?::[0-5]\d)?(?:\s*(?:[ap]\.?m\.?|o'?clock))?(?![\d:]|\s*(?:min|hour|day|%)))",
     re.I,
 )
+
+# Timers: the duration says when it runs out. "timer for 10 minutes", "countdown of an hour",
+# "timer 20 min"; "a 25-minute timer"; "十分钟的计时器", "倒计时五分钟", "计时器设置一小时".
+_EN_AMOUNT = rf"(?:\d+(?:\.\d+)?|half\s+an?|an?|{'|'.join(sorted(numerals.EN_WORDS, key=len, reverse=True))})"
+_EN_UNIT = r"(?:sec(?:ond)?s?|min(?:ute)?s?|h(?:ou)?rs?|hours?)\b"
+_TIMER_FOR = re.compile(
+    rf"\b(?P<lead>timers?|countdown)\s+(?:(?:for|of|set\s+(?:for|to))\s+)?(?={_EN_AMOUNT}\s*-?\s*{_EN_UNIT})", re.I
+)
+_MINUTE_TIMER = re.compile(
+    rf"\b(?P<n>{_EN_AMOUNT})\s*-?\s*(?P<unit>sec(?:ond)?|min(?:ute)?|h(?:ou)?r|hour)\s+(?P<lead>timer|countdown)\b",
+    re.I,
+)
+_ZH_DURATION = r"(?:[\d零一二两三四五六七八九十百]+(?:\.\d+)?个?半?(?:秒钟?|分钟?|小时|钟头)|半个?(?:小时|钟头)|一刻钟)"
+_ZH_TIMER = re.compile(
+    rf"(?P<d>{_ZH_DURATION})的?(?:倒计时|计时器?)"
+    rf"|(?:倒计时|计时器?)(?:设置?[为成到]?|定[为成]?|调到)?(?P<d2>{_ZH_DURATION})"
+)
+
+# "1 hour and 30 minutes", "two hours 15 min": the library reads the hours only.
+_HOURS_AND_MINUTES = re.compile(
+    rf"\b(?P<h>{_EN_AMOUNT})\s*(?:hours?|hrs?)\s*,?\s*(?:and\s+)?(?P<m>{_EN_AMOUNT})\s*(?:minutes?|mins?)\b", re.I
+)
+
+
+def _amount(word: str) -> float | None:
+    word = " ".join(word.lower().split())
+    if word in ("a", "an"):
+        return 1
+    if word.startswith("half"):
+        return 0.5
+    if word in numerals.EN_WORDS:
+        return numerals.EN_WORDS[word]
+    try:
+        return float(word)
+    except ValueError:
+        return None
+
+
+def _hours_and_minutes(found: re.Match[str]) -> str | None:
+    hours, minutes = _amount(found["h"]), _amount(found["m"])
+    if hours is None or minutes is None:
+        return None
+    return f"{round(hours * 60 + minutes):d} minutes"
+
+
+def _minute_timer(found: re.Match[str]) -> str:
+    unit = {"sec": "second", "second": "second", "min": "minute", "minute": "minute"}.get(found["unit"].lower(), "hour")
+    return f"{found['lead']} in {found['n']} {unit}s"
 
 
 def normalise(text: str) -> tuple[str, list[int]]:
@@ -196,4 +247,8 @@ _REWRITES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str | None]]] =
     (_WEEKDAY_ABBREVIATION, _weekday),
     (_ZH_ZERO_MINUTES, lambda found: f"{found['m']}分"),
     (_ALARM_FOR, lambda found: f"{found['lead']} at "),
+    (_HOURS_AND_MINUTES, _hours_and_minutes),
+    (_TIMER_FOR, lambda found: f"{found['lead']} in "),
+    (_MINUTE_TIMER, _minute_timer),
+    (_ZH_TIMER, lambda found: f"{found['d'] or found['d2']}后"),
 ]
