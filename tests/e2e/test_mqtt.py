@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import signal
 import socket
 from collections.abc import AsyncIterator
@@ -14,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiomqtt
+import asyncpg
 import pytest
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -25,7 +27,8 @@ from switchboard.common import events
 from switchboard.events.v1 import messages_pb2 as m
 from tests.conftest import Stack
 from tests.e2e.pipeline import Pipeline
-from tests.e2e.test_pipeline import _read_all, _started
+from tests.e2e.test_pipeline import _conversation, _read_all, _started
+from tests.e2e.test_reminders import _say
 
 pytestmark = pytest.mark.integration
 
@@ -282,6 +285,45 @@ async def test_a_device_control_intent_commands_the_device_and_its_answer_is_the
     assert [(r.device_command_result.command_id, r.device_command_result.state["power"]) for r in results] == [
         (sent["command_id"], "off")
     ]
+
+
+async def _kept(pipeline: Pipeline, device_id: str, power: str) -> None:
+    """Wait until the scheduler keeps ``power`` as the device's state."""
+    conn = await asyncpg.connect(pipeline.stack.pg_dsn)
+    try:
+        async with asyncio.timeout(60):
+            while (
+                await conn.fetchval(
+                    f'SELECT state->>$2 FROM "{pipeline.schema}".device_states WHERE device_id = $1', device_id, "power"
+                )
+                != power
+            ):
+                await asyncio.sleep(0.3)
+    finally:
+        await conn.close()
+
+
+async def test_a_state_question_is_answered_from_the_devices_retained_status(home: Pipeline) -> None:
+    device_id = home.stack.mqtt_device_user
+    status = f"{home.namespace}/devices/{device_id}/status"
+    async with _device(home.stack, f"status-{home.run_id}") as device:
+        try:
+            await device.publish(status, b'{"online": true, "power": "on", "brightness": 80}', qos=1, retain=True)
+            await _kept(home, device_id, "on")
+            async with home.client(home.gateway_urls[0], timeout=60) as client:
+                conversation = await _conversation(client)
+                answer = await _say(client, conversation, "is the bedroom light on?")
+                assert re.fullmatch(r"Yes, the bedroom light is on \(since \d\d:\d\d\)\.", answer), answer
+                await device.publish(status, b'{"power": "off"}', qos=1, retain=True)
+                await _kept(home, device_id, "off")
+                answer = await _say(client, conversation, "is the bedroom light on")
+                assert re.fullmatch(r"No, the bedroom light is off \(since \d\d:\d\d\)\.", answer), answer
+        finally:
+            await device.publish(status, b"", qos=1, retain=True)  # clear the retained status
+    # Answered from the state: no inference request was made for either question.
+    requests = await _read_all(home.stack, home.topics.requests_routine)
+    requests += await _read_all(home.stack, home.topics.requests_urgent)
+    assert not [r for r in requests if "bedroom light" in r.inference_request.messages[-1].content]
 
 
 async def _read_raw(stack: Stack, topic: str) -> list[ConsumerRecord[bytes, bytes]]:

@@ -32,6 +32,7 @@ PAYLOADS: list[Message] = [
     m.OutboundMessage(in_reply_to="m-1", text="hello", channel=m.CHANNEL_TELEGRAM),
     m.DeviceCommand(in_reply_to="m-1", device_id="lamp-1", action="turn_on", room="kitchen"),
     m.DeviceCommandResult(command_id="c-1", device_id="lamp-1", ok=False, error="unreachable"),
+    m.DeviceState(device_id="lamp-1", state={"power": "on"}, online=True),
     m.PluginRequest(request_id="p-1", plugin="units", intent=INTENT),
     m.PluginReply(request_id="p-1", plugin="units", ok=True, text="3 km"),
     m.AuditEvent(action="input.blocked", outcome=m.OUTCOME_BLOCKED, reason="lexicon", labels={"rule": "lexicon"}),

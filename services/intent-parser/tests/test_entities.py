@@ -136,7 +136,15 @@ def time_spans(text: str) -> list[tuple[int, int]]:
         ("客廳的燈幫我關一下", "device.control", {"device": "light", "room": "living_room", "action": "off"}),
         ("turn the kitchen lights down", "device.control", {"device": "light", "room": "kitchen", "action": "down"}),
         ("卧室温度多少", "device.query", {"device": "temperature_sensor", "room": "bedroom", "action": "query"}),
-        ("is the water heater on?", "device.query", {"device": "water_heater", "action": "query"}),
+        # A state question carries the state asked about, read for the device like an action.
+        ("is the water heater on?", "device.query", {"device": "water_heater", "action": "query", "state": "on"}),
+        ("门锁好了没", "device.query", {"device": "door_lock", "action": "query", "state": "lock"}),
+        (
+            "are the bedroom curtains closed",
+            "device.query",
+            {"device": "curtain", "room": "bedroom", "action": "query", "state": "close"},
+        ),
+        ("卧室的灯关了吗", "device.query", {"device": "light", "room": "bedroom", "action": "query", "state": "off"}),
         ("my card was charged twice", "ticket.create", {"category": "billing"}),
         ("快递三天了还没到", "ticket.create", {"category": "delivery"}),
         ("I forgot my password", "ticket.create", {"category": "account"}),

@@ -61,6 +61,7 @@ ACTIONS: Final[dict[type[Message], str]] = {
     m.OutboundMessage: "message.sent",
     m.DeviceCommand: "device.command",
     m.DeviceCommandResult: "device.result",
+    m.DeviceState: "device.state",
     m.PluginRequest: "plugin.requested",
     m.PluginReply: "plugin.replied",
 }
@@ -370,6 +371,14 @@ def _device_result(p: m.DeviceCommandResult, doc: dict[str, Any]) -> str:
     return ""
 
 
+def _device_state(p: m.DeviceState, doc: dict[str, Any]) -> str:
+    doc["device"] = {"id": p.device_id}
+    doc["event"].update(action=ACTIONS[m.DeviceState], outcome="success")
+    if p.HasField("online"):
+        doc["labels"]["device_online"] = str(p.online).lower()
+    return ""
+
+
 def _plugin_request(p: m.PluginRequest, doc: dict[str, Any]) -> str:
     text = _intent(p.intent, doc)
     doc["switchboard"].update(request_id=p.request_id, plugin=p.plugin)
@@ -414,6 +423,7 @@ _MAPPERS: Final[dict[type[Message], Callable[[Any, dict[str, Any]], str]]] = {
     m.OutboundMessage: _outbound,
     m.DeviceCommand: _device_command,
     m.DeviceCommandResult: _device_result,
+    m.DeviceState: _device_state,
     m.PluginRequest: _plugin_request,
     m.PluginReply: _plugin_reply,
     m.AuditEvent: _audit,

@@ -140,7 +140,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         if settings.mqtt_host:
             assert settings.mqtt_password is not None  # checked by Settings
 
-            async def publish_result(result: m.DeviceCommandResult) -> None:
+            async def publish_result(result: m.DeviceCommandResult | m.DeviceState) -> None:
                 envelope = events.wrap(
                     result,
                     conversation_key=f"device:{result.device_id}",

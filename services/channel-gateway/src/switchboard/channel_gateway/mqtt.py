@@ -12,8 +12,13 @@ its id (the broker's ACL lets it touch only its own topics):
 - ``<ns>/devices/<id>/control/result``: the device's answer to one, QoS 1,
   ``{"command_id": "...", "ok": true, "error": "...", "state": {"power": "off"}}``, put on
   Kafka as a DeviceCommandResult (then acknowledged to the broker, like commands);
-- ``<ns>/devices/<id>/status``: the device's own retained status (and last will);
-  ``<ns>/gateway/status`` is the gateway's, retained, ``offline`` by last will.
+- ``<ns>/devices/<id>/status``: the device's own retained status (and last will), a JSON
+  object of readings (``{"power": "on", "brightness": 80}``; ``"online"``, a boolean, says
+  whether it is reachable) or plain ``online`` / ``offline``. Put on Kafka as a DeviceState
+  (the scheduler answers "is the bedroom light on?" from the latest). Every replica
+  subscribes (a shared subscription gets no retained messages), so each status is forwarded
+  once per replica: harmless, the latest wins;
+- ``<ns>/gateway/status`` is the gateway's, retained, ``offline`` by last will.
 
 A malformed command gets an error answer (``{"error": ..., "status": 4xx}``) and an audit
 event, never a crash. Commands are acknowledged to the broker (PUBACK) only once they are on
@@ -87,6 +92,45 @@ def parse_result(payload: bytes, max_bytes: int) -> ResultIn:
         raise Rejected(422, f"{where}: {first['msg']}") from exc
 
 
+_REACHABLE = {"online": True, "offline": False}
+MAX_READINGS = 50
+
+
+def parse_status(payload: bytes, max_bytes: int) -> tuple[dict[str, str], bool | None] | None:
+    """A device's status: its readings and whether it is reachable (None: unsaid); None for an
+    empty payload (a retained status being cleared); Rejected with the reason otherwise.
+    Scalar members of a JSON object are readings (numbers and booleans as text); nested
+    objects and lists are skipped."""
+    if len(payload) > max_bytes:
+        raise Rejected(413, f"payload is larger than {max_bytes} bytes")
+    text = payload.strip()
+    if not text:
+        return None
+    word = text.decode("utf-8", "replace").strip('"').lower()
+    if word in _REACHABLE:
+        return {}, _REACHABLE[word]
+    try:
+        body = json.loads(text)
+    except ValueError as exc:
+        raise Rejected(400, 'status is not JSON; send {"power": "on", ...} or "online" / "offline"') from exc
+    if not isinstance(body, dict):
+        raise Rejected(422, "status must be a JSON object")
+    online = body.pop("online", None)
+    if online is not None and not isinstance(online, bool):
+        raise Rejected(422, "online: must be true or false")
+    readings = {}
+    for key, value in body.items():
+        if isinstance(value, dict | list) or value is None:
+            continue
+        reading = str(value).lower() if isinstance(value, bool) else str(value)
+        if len(key) > 64 or len(reading) > 200:
+            raise Rejected(422, f"{key[:64]}: names are at most 64 characters, values at most 200")
+        readings[key] = reading
+    if len(readings) > MAX_READINGS:
+        raise Rejected(422, f"at most {MAX_READINGS} readings")
+    return readings, online
+
+
 def parse_command(payload: bytes, max_bytes: int, max_chars: int) -> CommandIn:
     """The command in ``payload``, or Rejected with the reason."""
     if len(payload) > max_bytes:
@@ -138,7 +182,7 @@ class MqttChannel:
         record_rejection: Record,
         max_bytes: int,
         max_chars: int,
-        publish_result: Callable[[m.DeviceCommandResult], Awaitable[None]],
+        publish_result: Callable[[m.DeviceCommandResult | m.DeviceState], Awaitable[None]],
     ) -> None:
         self._connect = {"hostname": host, "port": port, "username": username, "password": password}
         self._client_id = client_id
@@ -210,6 +254,7 @@ class MqttChannel:
             try:
                 await client.subscribe(f"$share/{self._share_group}/{self._namespace}/devices/+/commands", qos=1)
                 await client.subscribe(f"$share/{self._share_group}/{self._namespace}/devices/+/control/result", qos=1)
+                await client.subscribe(f"{self._namespace}/devices/+/status", qos=1)
                 await client.publish(self.status_topic, b'{"online": true}', qos=1, retain=True)
                 self._connected.set()
                 logger.info("mqtt connected", extra={"client_id": self._client_id})
@@ -217,6 +262,8 @@ class MqttChannel:
                     async for message in client.messages:
                         if str(message.topic).endswith("/control/result"):
                             await self._on_result(client, message)
+                        elif str(message.topic).endswith("/status"):
+                            await self._on_status(client, message)
                         else:
                             await self._on_command(client, message)
                 except asyncio.CancelledError:
@@ -271,6 +318,26 @@ class MqttChannel:
             )
         except Rejected as exc:
             logger.warning("device command result refused", extra={"device": device, "reason": exc.detail})
+            await self._record_rejection(exc.status, "PUBLISH", f"/v1/channels/{CHANNEL}/{topic}"[:200], exc.detail)
+        client._client.ack(message.mid, message.qos)
+
+    async def _on_status(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+        """Put a device's status on Kafka as a DeviceState (or record why not), then acknowledge it."""
+        topic = str(message.topic)
+        parts = topic.split("/")
+        device = parts[-2] if len(parts) >= 4 else ""
+        payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+        try:
+            if not DEVICE_ID.match(device):
+                raise Rejected(400, "device id must be letters, digits and _.:- (at most 128)")
+            status = parse_status(payload, self._max_bytes)
+            if status is not None:
+                readings, online = status
+                state = m.DeviceState(device_id=device, state=readings, online=online)
+                state.observed_at.FromDatetime(datetime.now(UTC))
+                await self._publish_result(state)  # on Kafka, or raises (no PUBACK: redelivered)
+        except Rejected as exc:
+            logger.warning("device status refused", extra={"device": device, "reason": exc.detail})
             await self._record_rejection(exc.status, "PUBLISH", f"/v1/channels/{CHANNEL}/{topic}"[:200], exc.detail)
         client._client.ack(message.mid, message.qos)
 

@@ -1,4 +1,5 @@
-"""Slot extraction other than time: device, room, action, value (device.control / device.query),
+"""Slot extraction other than time: device, room, action, value (device.control / device.query;
+"state", the state a device.query asks about: "is the light on?" -> on),
 category (ticket.create) and task (reminder.create), from a gazetteer (config/entities.yaml).
 
 All gazetteer terms go into one Aho-Corasick automaton, so a message is read once whatever the
@@ -301,18 +302,23 @@ class EntityExtractor:
         rooms = matches.get("room", [])
         if rooms:
             entities.append(Entity("room", rooms[0].value, doc.source(rooms[0].start, rooms[0].end)))
-        if intent == "device.query":
-            entities.append(Entity("action", "query", ""))
-            return entities
-
         spec = self._devices[device.value] if device is not None else _Device()
-        value = self._value(doc, spec)
 
         def outside_devices(m: _Match) -> bool:  # "锁" in "门锁", "vacuum" in "robot vacuum"
             return not any(d.start <= m.start and m.end <= d.end and d.end - d.start > m.end - m.start for d in devices)
 
         phrases = [m for m in matches.get("action", []) if outside_devices(m)]
         phrases = phrases or [m for m in matches.get("particle", []) if outside_devices(m)]
+        if intent == "device.query":
+            entities.append(Entity("action", "query", ""))
+            if phrases:  # the state asked about: "is the light on?" -> on, "门锁了吗" -> lock
+                mapping = spec.actions if spec.actions is not None else self._action_defaults
+                phrase = phrases[0]
+                asked = mapping.get(phrase.value, phrase.value)
+                entities.append(Entity("state", asked, doc.source(phrase.start, phrase.end)))
+            return entities
+
+        value = self._value(doc, spec)
         if value is not None:
             entities.append(Entity("action", "set", doc.source(phrases[0].start, phrases[0].end) if phrases else ""))
             entities.append(value)

@@ -15,7 +15,7 @@ from switchboard.common.plugins import Catalogue
 from switchboard.common.service import ServiceRuntime
 from switchboard.events.v1 import envelope_pb2
 from switchboard.events.v1 import messages_pb2 as m
-from switchboard.scheduler import devices, handlers, jobs, plugins, reminders, store, workflows
+from switchboard.scheduler import device_states, devices, handlers, jobs, plugins, reminders, store, workflows
 from switchboard.scheduler.config import Settings
 from switchboard.scheduler.dispatcher import Dispatcher
 from switchboard.scheduler.outbox import Outbox, Queued
@@ -58,12 +58,23 @@ class Scheduler:
                 await self.reminder(event, payload)
             elif isinstance(payload, m.ParsedIntent) and payload.intent == devices.INTENT:
                 await self.device(event, payload)
+            elif isinstance(payload, m.ParsedIntent) and payload.intent == device_states.INTENT:
+                await self.device_query(event, payload)
             elif isinstance(payload, m.ParsedIntent) and payload.intent in self._dispatcher.workflows.by_intent:
                 await self.workflow(event, payload)
             elif isinstance(payload, m.ParsedIntent) and (plugin := self.plugin_for(payload.intent)) is not None:
                 await self.plugin(event, payload, plugin)
             elif isinstance(payload, m.DeviceCommandResult):
+                if payload.state:
+                    at = event.envelope.occurred_at.ToDatetime(tzinfo=UTC)
+                    await self.device_said(payload.device_id, dict(payload.state), None, at, replace=False)
                 await self.answered(event, payload.command_id, devices.KIND, payload.ok, payload.error, payload)
+            elif isinstance(payload, m.DeviceState):
+                online = payload.online if payload.HasField("online") else None
+                said = payload.observed_at if payload.HasField("observed_at") else event.envelope.occurred_at
+                at = said.ToDatetime(tzinfo=UTC)
+                # A status with readings is the whole state; "offline" alone keeps the readings.
+                await self.device_said(payload.device_id, dict(payload.state), online, at, replace=bool(payload.state))
             elif isinstance(payload, m.PluginReply):
                 await self.answered(event, payload.request_id, plugins.KIND, payload.ok, payload.error, payload)
             elif isinstance(payload, m.ParsedIntent):
@@ -158,6 +169,27 @@ class Scheduler:
                 await conn.execute("SELECT pg_notify($1, '')", self._dispatcher.channel)
         self._dispatcher.wake()
         self._outbox.wake()
+
+    async def device_query(self, event: ConsumedEvent, intent: m.ParsedIntent) -> None:
+        """Answer a device.query from the devices' last known state (never the chat model)."""
+        found = device_states.candidates(intent, self._devices)
+        text = device_states.unanswerable(intent, found)
+        async with self._pool.acquire() as conn, conn.transaction():
+            if not await jobs.first_handling(conn, intent.message.message_id, intent.intent):
+                logger.info("device question already answered", extra={"message_id": intent.message.message_id})
+                return
+            if text is None:
+                known = await device_states.latest(conn, [d.id for d in found])
+                text = device_states.answer(intent, found, known, datetime.now(UTC))
+            await self._outbox.add(conn, [(self._settings.topics.outbound, self._short_reply(intent, text, event))])
+        self._outbox.wake()
+
+    async def device_said(
+        self, device_id: str, state: dict[str, str], online: bool | None, at: datetime, *, replace: bool
+    ) -> None:
+        """Keep what a device said about itself at ``at`` (its status, or a command result's state)."""
+        async with self._pool.acquire() as conn:
+            await device_states.record(conn, device_id, state, online, at, replace=replace)
 
     async def plugin(self, event: ConsumedEvent, intent: m.ParsedIntent, plugin: m.PluginRegistration) -> None:
         """Queue the call of ``plugin`` for ``intent`` (the dispatcher sends it at once)."""

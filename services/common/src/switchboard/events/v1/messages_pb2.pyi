@@ -356,6 +356,25 @@ class DeviceCommandResult(_message.Message):
     state: _containers.ScalarMap[str, str]
     def __init__(self, command_id: _Optional[str] = ..., device_id: _Optional[str] = ..., ok: _Optional[bool] = ..., error: _Optional[str] = ..., state: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
+class DeviceState(_message.Message):
+    __slots__ = ("device_id", "state", "online", "observed_at")
+    class StateEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ONLINE_FIELD_NUMBER: _ClassVar[int]
+    OBSERVED_AT_FIELD_NUMBER: _ClassVar[int]
+    device_id: str
+    state: _containers.ScalarMap[str, str]
+    online: bool
+    observed_at: _timestamp_pb2.Timestamp
+    def __init__(self, device_id: _Optional[str] = ..., state: _Optional[_Mapping[str, str]] = ..., online: _Optional[bool] = ..., observed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
 class PluginRegistration(_message.Message):
     __slots__ = ("name", "version", "title", "description", "intents", "request_topic", "reply_topic", "timeout_s", "registered_at")
     class TitleEntry(_message.Message):
