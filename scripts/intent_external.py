@@ -31,7 +31,7 @@ import time
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
@@ -90,11 +90,14 @@ def _understand(parser: Any, text: str, tz: str, now: datetime) -> Any:
     return parser.understand(message, now, tz, language_of(text, "en"))
 
 
-def scores(gold: list[str], predicted: list[str]) -> dict[str, Any]:
-    """Accuracy, macro-F1 over the intents present in ``gold`` (as scripts/bench_intent.py) and
-    precision / recall / F1 / support of every intent either side names."""
+def scores(gold: list[str], guesses: list[Guess]) -> dict[str, Any]:
+    """Accuracy, macro-F1 over the intents present in ``gold`` (as scripts/bench_intent.py),
+    precision / recall / F1 / support of every intent either side names, and how often the
+    parser would ask which intent was meant (with its accuracy where it would not)."""
     from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
+    predicted = [guess.intent for guess in guesses]
+    unasked = [(want, guess.intent) for want, guess in zip(gold, guesses, strict=True) if not guess.asked]
     labels = sorted(set(gold) | set(predicted))
     precision, recall, f1, support = precision_recall_fscore_support(gold, predicted, labels=labels, zero_division=0)
     return {
@@ -102,6 +105,8 @@ def scores(gold: list[str], predicted: list[str]) -> dict[str, Any]:
         "accuracy": float(accuracy_score(gold, predicted)) if gold else 0.0,
         "macro_f1": float(f1_score(gold, predicted, labels=sorted(set(gold)), average="macro", zero_division=0)),
         "crashes": predicted.count(CRASH),
+        "asked": (len(gold) - len(unasked)) / len(gold) if gold else 0.0,
+        "accuracy_unasked": sum(want == got for want, got in unasked) / len(unasked) if unasked else 0.0,
         "per_intent": {
             label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
             for label, p, r, f, s in zip(labels, precision, recall, f1, support, strict=True)
@@ -109,15 +114,21 @@ def scores(gold: list[str], predicted: list[str]) -> dict[str, Any]:
     }
 
 
-def classify(parser: Any, rows: list[Row], label: str, progress: Progress) -> list[str]:
+class Guess(NamedTuple):
+    intent: str
+    asked: bool  # a close call: the parser would ask which of its first two was meant
+
+
+def classify(parser: Any, rows: list[Row], label: str, progress: Progress) -> list[Guess]:
     task = progress.add_task(label, total=len(rows))
     out = []
     for row in rows:
         now = datetime(2026, 11, 24, 15, 30, tzinfo=ZoneInfo(row.tz))  # the own dataset's reference time
         try:
-            out.append(_understand(parser, row.text, row.tz, now).intent)
+            parsed = _understand(parser, row.text, row.tz, now)
+            out.append(Guess(parsed.intent, parser.close_call(parsed)))
         except Exception:  # noqa: BLE001 -- a crash is a measured failure, counted, not a stop
-            out.append(CRASH)
+            out.append(Guess(CRASH, False))
         progress.advance(task)
     return out
 
@@ -129,7 +140,7 @@ TIMERS = {"timer", "HassStartTimer", "HassCancelTimer", "HassCancelAllTimers", "
 
 def evaluate_intents(parser: Any, selections: dict[str, Selection], progress: Progress) -> dict[str, Any]:
     figures: dict[str, Any] = {}
-    pooled: dict[str, list[tuple[Row, str]]] = {}
+    pooled: dict[str, list[tuple[Row, Guess]]] = {}
     for name, selection in selections.items():
         predicted = classify(parser, selection.rows, name, progress)
         figures[name] = {}
@@ -305,11 +316,20 @@ def show(figures: dict[str, Any]) -> None:
                 )
             console.print(table)
     table = Table(title="External intent figures")
-    for column in ("corpus", "language", "rows", "accuracy", "macro-F1", "crashes"):
+    for column in ("corpus", "language", "rows", "accuracy", "macro-F1", "would ask", "accuracy not asked", "crashes"):
         table.add_column(column, justify="left" if column in ("corpus", "language") else "right")
     for name, per_language in figures["intents"].items():
         for lang, f in per_language.items():
-            table.add_row(name, lang, str(f["rows"]), _pct(f["accuracy"]), f"{f['macro_f1']:.3f}", str(f["crashes"]))
+            table.add_row(
+                name,
+                lang,
+                str(f["rows"]),
+                _pct(f["accuracy"]),
+                f"{f['macro_f1']:.3f}",
+                _pct(f["asked"]),
+                _pct(f["accuracy_unasked"]),
+                str(f["crashes"]),
+            )
     console.print(table)
     table = Table(title=f"Duckling time expressions, said {REFERENCE.isoformat()} (exact instant)")
     for column in (

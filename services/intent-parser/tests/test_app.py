@@ -3,10 +3,12 @@ windowed ones included) fed by ``agent.test_context()``, outputs on in-memory ch
 
 from __future__ import annotations
 
+import copy
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,7 @@ from switchboard.intent_parser.app import (
     internal_topics,
 )
 from switchboard.intent_parser.config import Settings
-from switchboard.intent_parser.handlers import Parser
+from switchboard.intent_parser.handlers import Parser, choice
 
 SERVICE = Path(__file__).resolve().parents[1]
 OUTPUTS = ("users", "people", "links", "intents", "outbound", "audit", "deadletter")
@@ -280,3 +282,52 @@ def test_every_table_is_changelogged_to_its_declared_topic(harness: Harness) -> 
 )
 def test_the_limit_reply_names_the_window_as_people_say_it(seconds: int, en: str, zh: str) -> None:
     assert (_period(seconds, "en"), _period(seconds, "zh")) == (en, zh)
+
+
+async def test_a_close_call_is_asked_and_the_answer_picks_the_intent_of_the_earlier_message(
+    harness: Harness,
+) -> None:
+    parser = harness.understanding.parser
+    always = copy.copy(parser.classifier)
+    always.config = replace(parser.classifier.config, clarify_margin=1.01)  # every guess is a close call
+    harness.understanding.parser = copy.copy(parser)
+    harness.understanding.parser.classifier = always
+
+    asked = inbound("telegram:1", "remind me at 5pm to call the bank")
+    await say(harness, "telegram:1", asked)
+    assert harness.envelopes("intents") == []
+    question = harness.envelopes("outbound")[0].outbound_message
+    assert question.text.startswith("Did you mean: 1) ") and question.text.endswith("? Reply 1 or 2.")
+    assert (question.in_reply_to, question.metadata["reason"]) == (asked.inbound_message.message_id, "clarify")
+
+    await say(harness, "telegram:1", inbound("telegram:1", "2 "))
+    chosen = harness.envelopes("intents")[0].parsed_intent
+    first_guess = parser.understand(asked.inbound_message, datetime.now(UTC), "UTC", "en")
+    assert chosen.intent == first_guess.runner_up and chosen.confidence == 1.0
+    assert chosen.message == asked.inbound_message  # the reply goes to the question's message
+
+    # A question left unanswered: the next message is understood on its own (here, asked about).
+    await say(harness, "telegram:2", inbound("telegram:2", "turn off the kitchen light"))
+    replaced = inbound("telegram:2", "what's the weather like")
+    await say(harness, "telegram:2", replaced)
+    assert len(harness.taken("outbound")) == 2 and harness.taken("intents") == []  # two questions
+    await say(harness, "telegram:2", inbound("telegram:2", "the first one"))
+    picked = harness.envelopes("intents")[0].parsed_intent
+    assert picked.message.message_id == replaced.inbound_message.message_id
+
+
+@pytest.mark.parametrize(
+    ("text", "picked"),
+    [
+        ("1", 0),
+        ("2.", 1),
+        ("the first one", 0),
+        ("Second!", 1),
+        ("第二个", 1),
+        ("\uff11", 0),  # full width
+        ("3", None),
+        ("one more", None),
+    ],
+)
+def test_the_answer_to_a_question(text: str, picked: int | None) -> None:
+    assert choice(text) == picked

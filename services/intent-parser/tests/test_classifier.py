@@ -3,6 +3,7 @@ intent added through the configuration alone."""
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -226,8 +227,25 @@ def test_public_rows_count_as_much_as_the_configuration_says() -> None:
     own = TRAIN + _shopping_rows(ITEMS_EN[:3], ITEMS_ZH[:3])
     probability = {}
     for weight in (1.0, 0.05):
-        config = replace(ClassifierConfig.load(), intents=(), public_weight=weight)
+        config = replace(ClassifierConfig.load(), intents=(), public_weight=weight, temperature=1.0)
         classifier = IntentClassifier.train(own, config=config, public=public)
         row = classifier.probabilities([f"add {ITEMS_EN[-1]} to my shopping list"])[0]
         probability[weight] = row[classifier.intents.index("shopping.add")]
     assert probability[0.05] > 0.5 > probability[1.0]
+
+
+def test_the_temperature_softens_the_probabilities_but_never_changes_the_choice(classifier: IntentClassifier) -> None:
+    sure = copy.copy(classifier)
+    sure.config = replace(classifier.config, temperature=1.0)
+    texts = [row["text"] for row in DEV]
+    hot, cold = classifier.probabilities(texts), sure.probabilities(texts)
+    assert classifier.config.temperature > 1.0
+    assert (hot.argmax(axis=1) == cold.argmax(axis=1)).all()
+    assert (hot.max(axis=1) <= cold.max(axis=1) + 1e-12).all() and (hot.max(axis=1) < cold.max(axis=1)).any()
+
+
+def test_a_prediction_names_the_runner_up(classifier: IntentClassifier) -> None:
+    prediction = classifier.predict("remind me to check the oven light")
+    assert prediction.runner_up and prediction.runner_up != prediction.intent
+    assert 0 < prediction.runner_up_confidence <= prediction.confidence
+    assert classifier.predict("/help").runner_up == ""  # a rule decided

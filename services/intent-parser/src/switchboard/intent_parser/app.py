@@ -12,7 +12,10 @@ Four agents, each keyed so that the state it needs lives on its partitions:
   (``rate``, one-minute windows), screens the text (lexicon and injection patterns), answers
   the ``/link`` and ``/timezone`` commands, keeps the last turns, language and time zone
   (``context``) and produces a ``ParsedIntent``. A blocked or limited message gets a polite
-  ``OutboundMessage`` and an ``AuditEvent`` instead.
+  ``OutboundMessage`` and an ``AuditEvent`` instead. When the model's first two intents are
+  close it asks which was meant ("Did you mean: 1) to set a reminder, or 2) just to chat?"),
+  keeps the message in ``context``, and the next message, if it is "1" or "2", makes the
+  intent of that earlier message; anything else is understood as a new message.
 - ``links`` reads ``links`` (keyed by one-time code): ``/link`` on one account offers a code
   for its person, ``/link <code>`` on another claims it, and the claim goes back to
   ``resolve`` (keyed by the claiming identity), which records the link.
@@ -25,6 +28,7 @@ with the same ids (:func:`switchboard.common.events.derived_id`), which consumer
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import re
@@ -46,7 +50,7 @@ from switchboard.common.metrics import DEAD_LETTERED, EVENTS_CONSUMED, EVENTS_PR
 from switchboard.events.v1 import envelope_pb2
 from switchboard.events.v1 import messages_pb2 as m
 from switchboard.intent_parser.config import Settings
-from switchboard.intent_parser.handlers import Parser, language_of
+from switchboard.intent_parser.handlers import Parser, choice, language_of
 from switchboard.intent_parser.rebalance import App
 
 logger = logging.getLogger(__name__)
@@ -309,10 +313,28 @@ class Understanding:
             return
         zone = self._time_zone(message, context)
         occurred = envelope.occurred_at.ToDatetime(tzinfo=UTC) if envelope.HasField("occurred_at") else None
-        parsed = self.parser.understand(message, occurred or datetime.now(UTC), zone, language or "en")
+        said = occurred or datetime.now(UTC)
+        pending = context.pop("clarify", None)  # a question is answered by the very next message
+        picked = choice(message.text) if pending else None
+        if pending and picked is not None:  # the earlier message, as the intent the user picked
+            earlier = m.InboundMessage.FromString(base64.b64decode(pending["message"]))
+            when = datetime.fromtimestamp(pending["said"], UTC)
+            parsed = self.parser.understand(earlier, when, zone, language or "en", pending["options"][picked])
+        else:
+            parsed = self.parser.understand(message, said, zone, language or "en")
+            if self.parser.close_call(parsed) and (question := self.parser.question(parsed, language or "en")):
+                context["clarify"] = {
+                    "message": base64.b64encode(message.SerializeToString()).decode(),
+                    "said": said.timestamp(),
+                    "options": [parsed.intent, parsed.runner_up],
+                }
+                self._remember(person, context, message, language, zone)
+                await self._reply(envelope, message, question, "clarify")
+                return
         parsed.person_id = person
         parsed.context.extend(
-            m.ChatTurn(role=_ROLES[t["role"]], content=t["content"]) for t in _before(context, message.message_id)
+            m.ChatTurn(role=_ROLES[t["role"]], content=t["content"])
+            for t in _before(context, parsed.message.message_id)
         )
         self._remember(person, context, message, language, zone)
         await self._emit(self.topics.intents, envelope, parsed, "parsed")

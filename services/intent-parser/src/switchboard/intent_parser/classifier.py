@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import yaml
-from scipy import sparse  # type: ignore[import-untyped]
+from scipy import sparse, special  # type: ignore[import-untyped]
 from sklearn.feature_extraction.text import TfidfVectorizer  # type: ignore[import-untyped]
 from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
 
@@ -51,10 +51,13 @@ _SCRIPT_BOUNDARY = re.compile(rf"(?<=[{_CJK}])(?=[^\W_{_CJK}])|(?<=[^\W_{_CJK}])
 
 @dataclass(frozen=True)
 class Prediction:
-    """An intent and the model's probability for it (1.0 when a rule decided)."""
+    """An intent and the model's probability for it (1.0 when a rule decided), and the
+    model's second choice with its probability (none when a rule decided)."""
 
     intent: str
     confidence: float
+    runner_up: str = ""
+    runner_up_confidence: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,8 @@ class ClassifierConfig:
     intents: tuple[str, ...] = ()  # empty: whatever labels the rows have
     fallback: str = "chat"
     threshold: float = 0.3
+    temperature: float = 1.0  # probabilities = softmax(model scores / temperature)
+    clarify_margin: float = 0.0  # 0: never ask
     max_chars: int = 2000
     commands: Mapping[str, str] = field(default_factory=dict)  # normalised text -> intent
     cues: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # group -> patterns
@@ -93,6 +98,8 @@ class ClassifierConfig:
             intents=tuple(intents),
             fallback=raw.get("fallback", defaults.fallback),
             threshold=float(raw.get("threshold", defaults.threshold)),
+            temperature=float(raw.get("temperature", defaults.temperature)),
+            clarify_margin=float(raw.get("clarify_margin", defaults.clarify_margin)),
             max_chars=int(raw.get("max_chars", defaults.max_chars)),
             commands=commands,
             cues=cues,
@@ -305,7 +312,12 @@ class IntentClassifier:
         features = sparse.hstack(
             [self._char.transform(normalised), self._word.transform(normalised), self._cues.transform(normalised)]
         ).tocsr()
-        return np.asarray(self._model.predict_proba(features))
+        if self.config.temperature == 1.0:
+            return np.asarray(self._model.predict_proba(features))
+        scores = self._model.decision_function(features)
+        if scores.ndim == 1:  # two intents: the score of the second against the first
+            scores = np.column_stack([np.zeros_like(scores), scores])
+        return np.asarray(special.softmax(scores / self.config.temperature, axis=1))
 
     def predict(self, text: str) -> Prediction:
         """The intent of one message, or the fallback when the model is not sure enough."""
@@ -329,9 +341,11 @@ class IntentClassifier:
             probabilities = self._probabilities([normalised_texts[i] for i in pending])
             fallback = self.intents.index(config.fallback) if config.fallback in self.intents else None
             for index, row in zip(pending, probabilities, strict=True):
-                best = int(row.argmax())
+                second, best = (int(i) for i in np.argsort(row)[-2:])
                 if row[best] >= config.threshold or fallback is None:
-                    results[index] = Prediction(self.intents[best], float(row[best]))
+                    results[index] = Prediction(
+                        self.intents[best], float(row[best]), self.intents[second], float(row[second])
+                    )
                 else:
                     results[index] = Prediction(config.fallback, float(row[fallback]))
         return [result for result in results if result is not None]

@@ -99,6 +99,20 @@ def language_of(text: str, fallback: str = "") -> str:
     return "zh" if cjk * 3 >= latin else "en"
 
 
+_CHOICES = (
+    re.compile(r"^(?:1|one|first|the first(?: one)?|#1|第一个?|一|1号)$"),
+    re.compile(r"^(?:2|two|second|the second(?: one)?|#2|第二个?|二|2号)$"),
+)
+
+
+def choice(text: str) -> int | None:
+    """Which option an answer to the clarifying question picks (0 or 1), or None: "1", "the
+    first one", "第二个"."""
+    said = unicodedata.normalize("NFKC", text).casefold().strip()
+    said = re.sub(r"[\s.,!?;:)。，、]+$", "", said).removeprefix("option ").strip()
+    return next((i for i, pattern in enumerate(_CHOICES) if pattern.match(said)), None)
+
+
 def clean(text: str) -> str:
     """``text`` with control characters (other than newlines and tabs) removed."""
     return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch)[0] != "C")
@@ -145,6 +159,21 @@ class Parser:
             spec,
         )
 
+    def close_call(self, parsed: m.ParsedIntent) -> bool:
+        """Whether the model's second choice for ``parsed`` is too close to its first to guess
+        (config/intents.yaml ``clarify_margin``)."""
+        margin = self.classifier.config.clarify_margin
+        return bool(parsed.runner_up) and parsed.confidence - parsed.runner_up_confidence < margin
+
+    def question(self, parsed: m.ParsedIntent, language: str) -> str | None:
+        """The clarifying question for a close call ("Did you mean: 1) to set a reminder, or
+        2) just to chat?"), or None when either intent has no wording in replies.yaml."""
+        names = [f"intent.{parsed.intent}", f"intent.{parsed.runner_up}"]
+        if not all(name in self._replies for name in names):
+            return None
+        first, second = (self.reply(name, language) for name in names)
+        return self.reply("clarify", language, first=first, second=second)
+
     def reply(self, name: str, language: str, **values: Any) -> str:
         """The user-facing text ``name`` in ``language`` (English when it has no translation)."""
         texts = self._replies[name]
@@ -158,15 +187,22 @@ class Parser:
         kind = verdict.rule.split(":", 1)[0]
         return Blocked(verdict, self.reply(f"blocked.{kind}", language))
 
-    def understand(self, message: m.InboundMessage, now: datetime, time_zone: str, language: str) -> m.ParsedIntent:
-        """Intent, slots and routing hints of ``message`` said at ``now`` in ``time_zone``."""
+    def understand(
+        self, message: m.InboundMessage, now: datetime, time_zone: str, language: str, intent: str = ""
+    ) -> m.ParsedIntent:
+        """Intent, slots and routing hints of ``message`` said at ``now`` in ``time_zone``;
+        ``intent``, when given (the user said which one they meant), is taken as it is."""
         text = clean(message.text)
         route = MEDIA_ROUTES.get(message.kind)
-        if route is not None:
+        runner_up, runner_up_confidence = "", 0.0
+        if intent:
+            confidence = 1.0
+        elif route is not None:
             intent, confidence = route, 1.0
         else:
             prediction = self.classifier.predict(text[:MAX_CLASSIFIED_CHARS])
             intent, confidence = prediction.intent, prediction.confidence
+            runner_up, runner_up_confidence = prediction.runner_up, prediction.runner_up_confidence
         slots: list[m.Slot] = []
         spans: tuple[tuple[int, int], ...] = ()
         if intent in TIME_INTENTS:
@@ -189,4 +225,6 @@ class Parser:
             routing_reason=reason,
             language=language,
             time_zone=time_zone,
+            runner_up=runner_up,
+            runner_up_confidence=runner_up_confidence,
         )

@@ -164,7 +164,7 @@ class ChatTurn(_message.Message):
     def __init__(self, role: _Optional[_Union[Role, str]] = ..., content: _Optional[str] = ...) -> None: ...
 
 class ParsedIntent(_message.Message):
-    __slots__ = ("message", "intent", "confidence", "slots", "model_profile", "priority", "routing_reason", "context", "language", "time_zone", "person_id")
+    __slots__ = ("message", "intent", "confidence", "slots", "model_profile", "priority", "routing_reason", "context", "language", "time_zone", "person_id", "runner_up", "runner_up_confidence")
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     INTENT_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
@@ -176,6 +176,8 @@ class ParsedIntent(_message.Message):
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     TIME_ZONE_FIELD_NUMBER: _ClassVar[int]
     PERSON_ID_FIELD_NUMBER: _ClassVar[int]
+    RUNNER_UP_FIELD_NUMBER: _ClassVar[int]
+    RUNNER_UP_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     message: InboundMessage
     intent: str
     confidence: float
@@ -187,7 +189,9 @@ class ParsedIntent(_message.Message):
     language: str
     time_zone: str
     person_id: str
-    def __init__(self, message: _Optional[_Union[InboundMessage, _Mapping]] = ..., intent: _Optional[str] = ..., confidence: _Optional[float] = ..., slots: _Optional[_Iterable[_Union[Slot, _Mapping]]] = ..., model_profile: _Optional[str] = ..., priority: _Optional[_Union[Priority, str]] = ..., routing_reason: _Optional[str] = ..., context: _Optional[_Iterable[_Union[ChatTurn, _Mapping]]] = ..., language: _Optional[str] = ..., time_zone: _Optional[str] = ..., person_id: _Optional[str] = ...) -> None: ...
+    runner_up: str
+    runner_up_confidence: float
+    def __init__(self, message: _Optional[_Union[InboundMessage, _Mapping]] = ..., intent: _Optional[str] = ..., confidence: _Optional[float] = ..., slots: _Optional[_Iterable[_Union[Slot, _Mapping]]] = ..., model_profile: _Optional[str] = ..., priority: _Optional[_Union[Priority, str]] = ..., routing_reason: _Optional[str] = ..., context: _Optional[_Iterable[_Union[ChatTurn, _Mapping]]] = ..., language: _Optional[str] = ..., time_zone: _Optional[str] = ..., person_id: _Optional[str] = ..., runner_up: _Optional[str] = ..., runner_up_confidence: _Optional[float] = ...) -> None: ...
 
 class GenerationParams(_message.Message):
     __slots__ = ("max_tokens", "temperature", "top_p", "stop", "seed")
