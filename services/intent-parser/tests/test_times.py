@@ -187,6 +187,7 @@ def test_numerals(text: str, value: float | None) -> None:
         ("倒计时五分钟", "Asia/Shanghai", "2026-11-24T15:35:00+08:00"),
         ("开一个半小时的倒计时", "Asia/Shanghai", "2026-11-24T17:00:00+08:00"),  # one and a half hours
         ("计时器设为10分钟", "Asia/Shanghai", "2026-11-24T15:40:00+08:00"),
+        ("定时器设成两分钟", "Asia/Shanghai", "2026-11-24T15:32:00+08:00"),
     ],
 )
 def test_expressions_the_library_misreads(parser: TimeParser, text: str, tz: str, expected: str) -> None:

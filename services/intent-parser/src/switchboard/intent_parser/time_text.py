@@ -87,7 +87,7 @@ _ALARM_FOR = re.compile(
 )
 
 # Timers: the duration says when it runs out. "timer for 10 minutes", "countdown of an hour",
-# "timer 20 min"; "a 25-minute timer"; "十分钟的计时器", "倒计时五分钟", "计时器设置一小时".
+# "timer 20 min"; "a 25-minute timer"; "十分钟的计时器", "倒计时五分钟", "定时器设成两分钟".
 _EN_AMOUNT = rf"(?:\d+(?:\.\d+)?|half\s+an?|an?|{'|'.join(sorted(numerals.EN_WORDS, key=len, reverse=True))})"
 _EN_UNIT = r"(?:sec(?:ond)?s?|min(?:ute)?s?|h(?:ou)?rs?|hours?)\b"
 _TIMER_FOR = re.compile(
@@ -99,8 +99,8 @@ _MINUTE_TIMER = re.compile(
 )
 _ZH_DURATION = r"(?:[\d零一二两三四五六七八九十百]+(?:\.\d+)?个?半?(?:秒钟?|分钟?|小时|钟头)|半个?(?:小时|钟头)|一刻钟)"
 _ZH_TIMER = re.compile(
-    rf"(?P<d>{_ZH_DURATION})的?(?:倒计时|计时器?)"
-    rf"|(?:倒计时|计时器?)(?:设置?[为成到]?|定[为成]?|调到)?(?P<d2>{_ZH_DURATION})"
+    rf"(?P<d>{_ZH_DURATION})的?(?:倒计时|计时器?|定时器)"
+    rf"|(?:倒计时|计时器?|定时器)(?:设置?[为成到]?|定[为成]?|调到)?(?P<d2>{_ZH_DURATION})"
 )
 
 # "1 hour and 30 minutes", "two hours 15 min": the library reads the hours only.
