@@ -126,9 +126,9 @@ async def test_a_replayed_update_is_dropped_even_after_a_restart(pipeline: Pipel
 
 async def test_429_pauses_the_bot_for_retry_after(pipeline: Pipeline, bot_api: FakeBotApi) -> None:
     bot_api.throttle_next("sendMessage", retry_after=2)
-    assert (await _post(pipeline.gateway_urls[-1], _update(11, "slow down"))).status_code == 200
+    assert (await _post(pipeline.gateway_urls[-1], _update(11, "hello again, after a pause"))).status_code == 200
     refused, delivered = await bot_api.wait_for("sendMessage", count=2)
-    assert delivered.params["text"] == "slow down"
+    assert delivered.params["text"] == "hello again, after a pause"
     # Nothing was sent during the window Telegram asked for.
     assert delivered.at - refused.at >= 2.0
 
