@@ -298,46 +298,51 @@ class MqttChannel:
 
     async def _on_result(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
         """Put a device's command result on Kafka (or record why not), then acknowledge it."""
-        topic = str(message.topic)
-        parts = topic.split("/")
-        device = parts[-3] if len(parts) >= 5 else ""
-        payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
-        try:
-            if not DEVICE_ID.match(device):
-                raise Rejected(400, "device id must be letters, digits and _.:- (at most 128)")
+
+        def event(device: str, payload: bytes) -> m.DeviceCommandResult:
             result = parse_result(payload, self._max_bytes)
-            # On Kafka, or raises (no PUBACK: the broker redelivers).
-            await self._publish_result(
-                m.DeviceCommandResult(
-                    command_id=result.command_id,
-                    device_id=device,
-                    ok=result.ok,
-                    error=result.error,
-                    state=result.state,
-                )
+            return m.DeviceCommandResult(
+                command_id=result.command_id, device_id=device, ok=result.ok, error=result.error, state=result.state
             )
-        except Rejected as exc:
-            logger.warning("device command result refused", extra={"device": device, "reason": exc.detail})
-            await self._record_rejection(exc.status, "PUBLISH", f"/v1/channels/{CHANNEL}/{topic}"[:200], exc.detail)
-        client._client.ack(message.mid, message.qos)
+
+        await self._forward(client, message, -3, "device command result", event)
 
     async def _on_status(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
         """Put a device's status on Kafka as a DeviceState (or record why not), then acknowledge it."""
+
+        def event(device: str, payload: bytes) -> m.DeviceState | None:
+            status = parse_status(payload, self._max_bytes)
+            if status is None:  # a retained status being cleared: nothing to say
+                return None
+            readings, online = status
+            state = m.DeviceState(device_id=device, state=readings, online=online)
+            state.observed_at.FromDatetime(datetime.now(UTC))
+            return state
+
+        await self._forward(client, message, -2, "device status", event)
+
+    async def _forward(
+        self,
+        client: aiomqtt.Client,
+        message: aiomqtt.Message,
+        level: int,
+        what: str,
+        event: Callable[[str, bytes], m.DeviceCommandResult | m.DeviceState | None],
+    ) -> None:
+        """Put what a device published (its id at topic level ``level``, from the end) on Kafka
+        as ``event`` makes it, or record why not; then acknowledge it to the broker."""
         topic = str(message.topic)
         parts = topic.split("/")
-        device = parts[-2] if len(parts) >= 4 else ""
+        device = parts[level] if len(parts) >= 2 - level else ""
         payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
         try:
             if not DEVICE_ID.match(device):
                 raise Rejected(400, "device id must be letters, digits and _.:- (at most 128)")
-            status = parse_status(payload, self._max_bytes)
-            if status is not None:
-                readings, online = status
-                state = m.DeviceState(device_id=device, state=readings, online=online)
-                state.observed_at.FromDatetime(datetime.now(UTC))
-                await self._publish_result(state)  # on Kafka, or raises (no PUBACK: redelivered)
+            made = event(device, payload)
+            if made is not None:
+                await self._publish_result(made)  # on Kafka, or raises (no PUBACK: the broker redelivers)
         except Rejected as exc:
-            logger.warning("device status refused", extra={"device": device, "reason": exc.detail})
+            logger.warning(f"{what} refused", extra={"device": device, "reason": exc.detail})
             await self._record_rejection(exc.status, "PUBLISH", f"/v1/channels/{CHANNEL}/{topic}"[:200], exc.detail)
         client._client.ack(message.mid, message.qos)
 
