@@ -188,6 +188,31 @@ def test_numerals(text: str, value: float | None) -> None:
         ("开一个半小时的倒计时", "Asia/Shanghai", "2026-11-24T17:00:00+08:00"),  # one and a half hours
         ("计时器设为10分钟", "Asia/Shanghai", "2026-11-24T15:40:00+08:00"),
         ("定时器设成两分钟", "Asia/Shanghai", "2026-11-24T15:32:00+08:00"),
+        # An approximation is dropped: a reminder fires at one instant.
+        ("remind me around 5pm to leave", "America/New_York", "2026-11-24T17:00:00-05:00"),
+        ("at around 8am", "America/New_York", "2026-11-25T08:00:00-05:00"),
+        ("in about 10 minutes", "America/New_York", "2026-11-24T15:40:00-05:00"),
+        ("in approximately 2 hours", "America/New_York", "2026-11-24T17:30:00-05:00"),
+        ("around 10ish", "America/New_York", "2026-11-24T22:00:00-05:00"),
+        # Durations the library reads as "an hour" or not at all.
+        ("in a quarter of an hour", "America/New_York", "2026-11-24T15:45:00-05:00"),
+        ("in three quarters of an hour", "America/New_York", "2026-11-24T16:15:00-05:00"),
+        ("in 5m", "America/New_York", "2026-11-24T15:35:00-05:00"),
+        ("after an hour", "America/New_York", "2026-11-24T16:30:00-05:00"),
+        # A clock time after a relative day keeps its clock time.
+        ("in 3 days at noon", "America/New_York", "2026-11-27T12:00:00-05:00"),
+        ("2 days from now at 5pm", "America/New_York", "2026-11-26T17:00:00-05:00"),
+        # Clock times written with a dot, an "h", or four digits after a day; "the 14th" alone.
+        ("at 7.15 tomorrow", "Europe/Berlin", "2026-11-25T07:15:00+01:00"),
+        ("17.30h", "Europe/Berlin", "2026-11-24T17:30:00+01:00"),
+        ("15h", "Europe/Paris", "2026-11-25T15:00:00+01:00"),
+        ("1 Dec 0710", "Europe/London", "2026-12-01T07:10:00+00:00"),
+        ("on sunday 1925", "Europe/London", "2026-11-29T19:25:00+00:00"),
+        ("the 28th at 8pm", "America/New_York", "2026-11-28T20:00:00-05:00"),
+        # 号 for a day of the month; "过十分钟" is "十分钟后".
+        ("3号下午3点", "Asia/Shanghai", "2026-12-03T15:00:00+08:00"),
+        ("过十分钟提醒我", "Asia/Shanghai", "2026-11-24T15:40:00+08:00"),
+        ("再过半小时叫我", "Asia/Shanghai", "2026-11-24T16:00:00+08:00"),
     ],
 )
 def test_expressions_the_library_misreads(parser: TimeParser, text: str, tz: str, expected: str) -> None:
@@ -298,6 +323,15 @@ _TIME_WORDS = (
     "0:00",
     "845",
     "16h45",
+    "15h",
+    "7.15",
+    "around",
+    "about 5",
+    "a quarter of an hour",
+    "3号",
+    "再过",
+    "the 14th",
+    "1 Dec 0710",
     "ten after",
     "a quarter to",
     "noon",

@@ -6,6 +6,8 @@ otherwise, so each rewrite below turns one into the other before the library see
 "at 845" -> "at 8:45", "in 1/2 hour" -> "in half an hour", "31 of next month" -> "31st of
 next month", "sat" -> "saturday", "四点零五" -> "四点五分", "alarm for 7" -> "alarm at 7",
 "tmrw" -> "tomorrow", "今晚 11 点" -> "今晚11点", "1 hour and 30 minutes" -> "90 minutes",
+"around 5pm" -> "at 5pm", "at 7.15" -> "at 7:15", "1 Dec 0710" -> "1 Dec at 7:10", "the 14th at
+8pm" -> "on the 14th at 8pm", "a quarter of an hour" -> "15 minutes", "3号" -> "3日", "过十分钟" -> "十分钟后",
 "a timer for 10 minutes" / "a 10 minute
 timer" -> "a timer in 10 minutes", "十分钟的计时器" / "倒计时十分钟" -> "十分钟后" (a timer is a
 reminder when it runs out), traditional characters -> simplified.
@@ -30,8 +32,40 @@ _HALF_HOUR = re.compile(
     r"|(?P<zh>(?:1/2|½)\s*个?(?=小时|钟头))",
     re.I,
 )
-# "16h45" (not "in 2h30", a duration).
-_H_CLOCK = re.compile(r"(?<![\w.:])(?P<h>[01]?\d|2[0-3])h(?P<m>[0-5]\d)\b", re.I)
+# "16h45", "15h" (not "in 2h30" or "2h", durations).
+_H_CLOCK = re.compile(r"(?<![\w.:])(?P<h>[01]?\d|2[0-3])h(?P<m>[0-5]\d)?\b", re.I)
+_CLOCK_LEAD = re.compile(r"(?:\bat|@)\s*$", re.I)
+# "at 7.15", "17.30h", "08.00 am": a clock time written with a dot, where nothing else reads as a decimal.
+_DOTTED_CLOCK = re.compile(
+    r"(?P<lead>\b(?:at|by|until|till|from)\s+|@\s*)(?P<h>[01]?\d|2[0-3])\.(?P<m>[0-5]\d)\b(?![.,]\d)"
+    r"|(?<![\d.])(?P<h2>[01]?\d|2[0-3])\.(?P<m2>[0-5]\d)(?:\s*(?:h|hrs)\b|(?=\s*[ap]\.?m\b))",
+    re.I,
+)
+_HOUR_WORD_CLOCK = r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)\s+(?:o'?clock|[ap]\.?m\b)"
+# "around 5pm", "at about 8", "approximately 17.30", "in about 10 minutes": a reminder fires at
+# one instant, so the approximation is dropped ("around 5pm" -> "at 5pm").
+_APPROXIMATE = re.compile(
+    r"(?P<at>\bat\s+)?\b(?:around|about|approximately|approx\.?|roughly|circa|ca\.|sometime\s+around)\s+"
+    r"(?=(?:\d{1,2}(?:[:.][0-5]\d)?\s*(?:[ap]\.?m\b|o'?clock|h\b|ish\b)|\d{1,2}[:.][0-5]\d|\d{3,4}\b"
+    rf"|noon\b|midnight\b|{_HOUR_WORD_CLOCK}))"
+    r"|(?P<lead>\b(?:in|within|after)\s+)(?:around|about|approximately|approx\.?|roughly|some)\s+"
+    r"(?=\S+\s+(?:min|hour|hr|day|week))",
+    re.I,
+)
+_ISH = re.compile(r"(?<=\d)\s*-?ish\b|(?<=[ap]m)-?ish\b", re.I)
+# "a quarter of an hour", "three quarters of an hour": the library reads "an hour" only.
+_QUARTERS_OF_HOUR = re.compile(r"\b(?P<n>a|one|two|three)\s+quarters?\s+(?:of\s+)?an\s+hour\b", re.I)
+_QUARTERS = {"a": 15, "one": 15, "two": 30, "three": 45}
+# "in 5m": minutes (the library reads a bare "m" as nothing).
+_M_MINUTES = re.compile(r"(?P<lead>\b(?:in|within|after)\s+)(?P<n>\d{1,3})\s*m\b(?![.'\u2019])", re.I)
+# "the 14th at 8pm": a day of this month, as "on the 14th" (not "the 3rd floor", "by the 14th").
+_MONTHS_AHEAD = r"(?:of\s+)?(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)"
+_THE_DAY = re.compile(
+    r"(?<!\bon\s)(?<!\bby\s)(?<!\bof\s)(?<!\buntil\s)(?<!\bbefore\s)(?<!\bafter\s)(?<!\bfrom\s)"
+    rf"\bthe\s+(?=(?:[1-9]|[12]\d|3[01])(?:st|nd|rd|th)\b(?!\s+{_MONTHS_AHEAD})"
+    r"\s*(?:$|[,.!?;]|at\b|@|to\b|in\s+the\b|\d|morning|afternoon|evening|night))",
+    re.I,
+)
 _DURATION_BEFORE = re.compile(r"\b(?:in|for|every|within|after|takes?|lasts?)\s*$", re.I)
 # "at 845", "by 1030", "845 in the evening": a clock time without its colon.
 _COMPACT_CLOCK = re.compile(
@@ -40,6 +74,16 @@ _COMPACT_CLOCK = re.compile(
     r"|this\s+(?:morning|afternoon|evening)|o'?clock)\b)",
     re.I,
 )
+# "1 Dec 0710", "on Sunday 1925", "tomorrow 2330": four digits after a day are a clock time,
+# unless they could be the year ("3 Dec 2027").
+_MONTH_NAME = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
+_CLOCK_AFTER_DAY = re.compile(
+    r"(?P<day>\b(?:(?:mon|tues?|wed(?:nes)?|thu(?:rs?)?|fri|sat(?:ur)?|sun)(?:day)?|today|tomorrow|tonight"
+    rf"|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH_NAME}|{_MONTH_NAME}\s+\d{{1,2}}(?:st|nd|rd|th)?)\b,?\s+)"
+    r"(?P<h>[01]\d|2[0-3])(?P<m>[0-5]\d)\b(?![:.,/]\d|\s*(?:%|[ap]\.?m\b|hours?\b))",
+    re.I,
+)
+_O_CLOCK = re.compile(r"\bo\s+clock\b|\boclock\b", re.I)
 # Minutes and hours in words: up to thirty ("twenty-five past", "half past") and the quarter.
 _NUMBER_WORDS = {
     **{word: n for word, n in numerals.EN_WORDS.items() if n <= 30},
@@ -79,6 +123,15 @@ _DAY_EXPECTED_AFTER = re.compile(r"^\s*(?:at\b|@|\d|morning|afternoon|evening|ni
 _NOT_A_DAY_BEFORE = re.compile(r"\b(?:the|a|in|to|i|we|you|he|she|they|it|was|were|had)\s*$", re.I)
 _ZH_ZERO_MINUTES = re.compile(
     r"(?<=[\d零\u3007一二两三四五六七八九十]点)[零\u3007](?P<m>[1-9一二三四五六七八九])分?(?![\d零\u3007一二三四五六七八九十])"
+)
+# "3号下午3点": the library reads a day of the month with 日 only ("3日"), not with 号; not "3号楼".
+_ZH_DAY_HAO = re.compile(
+    r"(?<![月\d零一二两三四五六七八九十])(?P<d>[12]?\d|3[01]|[一二三]?十[一二三四五六七八九]?|[一二三四五六七八九])号"
+    r"(?=[上下中凌傍晚早夜]|[\d零一二两三四五六七八九十]+[点时:]|提醒|叫|之前|以前|前|[,，。!?\s\uff01\uff1f]|$)"
+)
+# "过十分钟", "再过半小时": the same as "十分钟后".
+_ZH_AFTER_WAIT = re.compile(
+    r"再?过(?P<d>(?:[\d零一二两三四五六七八九十]+个?半?|半个?)(?:分钟|分|小时|钟头|天)|一刻钟)(?![之以]?后)"
 )
 _ALARM_FOR = re.compile(
     r"\b(?P<lead>alarms?|wake[- ]?up(?:\s+call)?)\s+for\s+"
@@ -177,9 +230,29 @@ def _half_hour(found: re.Match[str]) -> str:
 
 
 def _h_clock(found: re.Match[str]) -> str | None:
-    if _DURATION_BEFORE.search(found.string, 0, found.start()):
+    before = found.string[: found.start()]
+    if _DURATION_BEFORE.search(before):
         return None
-    return f"{found['h']}:{found['m']}"
+    if found["m"] is None and int(found["h"]) < 13 and not _CLOCK_LEAD.search(before):
+        return None  # "2h" alone is more often two hours than 2 o'clock
+    return f"{found['h']}:{found['m'] or '00'}"
+
+
+def _clock_after_day(found: re.Match[str]) -> str | None:
+    dated = re.search(r"\d", found["day"])  # a month and day, which a year could follow
+    if dated and not found["h"].startswith("0") and 1900 <= int(found["h"] + found["m"]) <= 2100:
+        return None  # "Dec 3 2027" is a year
+    return f"{found['day']}at {int(found['h'])}:{found['m']}"
+
+
+def _dotted_clock(found: re.Match[str]) -> str:
+    if found["lead"]:
+        return f"{found['lead']}{int(found['h'])}:{found['m']}"
+    return f"{int(found['h2'])}:{found['m2']}"
+
+
+def _approximate(found: re.Match[str]) -> str:
+    return found["lead"] or "at "  # "in about 10 minutes" -> "in 10 minutes"; "around 5pm" -> "at 5pm"
 
 
 def _compact_clock(found: re.Match[str]) -> str:
@@ -239,13 +312,23 @@ def _weekday(found: re.Match[str]) -> str | None:
 _REWRITES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str | None]]] = [
     (_SLANG, lambda _: "tomorrow"),
     (_SPACE_IN_ZH, lambda _: ""),
+    (_APPROXIMATE, _approximate),
+    (_ISH, lambda _: ""),
+    (_QUARTERS_OF_HOUR, lambda found: f"{_QUARTERS[found['n'].lower()]} minutes"),
+    (_M_MINUTES, lambda found: f"{found['lead']}{found['n']} minutes"),
     (_HALF_HOUR, _half_hour),
     (_H_CLOCK, _h_clock),
+    (_DOTTED_CLOCK, _dotted_clock),
+    (_O_CLOCK, lambda _: "o'clock"),
+    (_CLOCK_AFTER_DAY, _clock_after_day),
+    (_THE_DAY, lambda _: "on the "),
     (_MINUTES_PAST, _minutes_past),
     (_COMPACT_CLOCK, _compact_clock),
     (_DAY_OF_NEXT_MONTH, _ordinal),
     (_WEEKDAY_ABBREVIATION, _weekday),
     (_ZH_ZERO_MINUTES, lambda found: f"{found['m']}分"),
+    (_ZH_DAY_HAO, lambda found: f"{found['d']}日"),
+    (_ZH_AFTER_WAIT, lambda found: f"{found['d']}后"),
     (_ALARM_FOR, lambda found: f"{found['lead']} at "),
     (_HOURS_AND_MINUTES, _hours_and_minutes),
     (_TIMER_FOR, lambda found: f"{found['lead']} in "),

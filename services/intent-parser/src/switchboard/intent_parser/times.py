@@ -104,10 +104,12 @@ class TimeParser:
         parts = Parts(alarm=bool(_ALARM.search(norm)))
         listing = intent in ("reminder.list", "reminder.cancel")
         reserved = read_rules(norm, local_now, parts)
+        days_ahead = parts.instant is not None  # "in 3 days" read by the rules: a clock may follow
         for result in self._recognize(norm, local_now, reserved):
             read_result(result, norm, local_now, parts, listing)
-        if parts.freq and parts.spans:
-            # "每个月" or "every year" alone: read again what follows, masked of what was read.
+        clockless = parts.hour is None and parts.part is None
+        if (parts.freq or (days_ahead and clockless)) and parts.spans:
+            # "每个月" or "every year" alone, "in 3 days at noon": read again what follows, masked of what was read.
             masked = _mask(norm, parts.spans)
             for result in self._recognize(masked, local_now, parts.spans):
                 read_result(result, norm, local_now, parts, listing)
