@@ -213,6 +213,19 @@ def test_numerals(text: str, value: float | None) -> None:
         ("3号下午3点", "Asia/Shanghai", "2026-12-03T15:00:00+08:00"),
         ("过十分钟提醒我", "Asia/Shanghai", "2026-11-24T15:40:00+08:00"),
         ("再过半小时叫我", "Asia/Shanghai", "2026-11-24T16:00:00+08:00"),
+        ("半个小时以后", "Asia/Shanghai", "2026-11-24T16:00:00+08:00"),
+        # Midnight in Chinese (the library reads it as noon) and minutes to the hour.
+        ("今晚12点", "Asia/Shanghai", "2026-11-25T00:00:00+08:00"),
+        ("明天晚上12点", "Asia/Shanghai", "2026-11-26T00:00:00+08:00"),
+        ("零点", "Asia/Shanghai", "2026-11-25T00:00:00+08:00"),
+        ("午夜提醒我", "Asia/Shanghai", "2026-11-25T00:00:00+08:00"),
+        ("晚上十点差五分", "Asia/Shanghai", "2026-11-24T21:55:00+08:00"),
+        ("差五分十点", "Asia/Shanghai", "2026-11-24T21:55:00+08:00"),
+        # British "half three", "and a half", a zero-led clock, "midnight tonight".
+        ("half three", "Europe/London", "2026-11-24T15:30:00+00:00"),
+        ("in 2 and a half hours", "America/New_York", "2026-11-24T18:00:00-05:00"),
+        ("0730", "Europe/London", "2026-11-25T07:30:00+00:00"),
+        ("midnight tonight", "America/New_York", "2026-11-25T00:00:00-05:00"),
     ],
 )
 def test_expressions_the_library_misreads(parser: TimeParser, text: str, tz: str, expected: str) -> None:
@@ -330,6 +343,10 @@ _TIME_WORDS = (
     "a quarter of an hour",
     "3号",
     "再过",
+    "差五分",
+    "零点",
+    "half three",
+    "0730",
     "the 14th",
     "1 Dec 0710",
     "ten after",

@@ -19,7 +19,7 @@ from switchboard.intent_parser.time_conventions import Parts
 
 _N = r"(?:\d+(?:\.\d+)?|[零〇一二两三四五六七八九十百]+)"
 _ZH_RELATIVE = re.compile(
-    rf"(?P<n>{_N})?\s*(?:个)?(?P<half>半)?\s*(?P<unit>分钟|分|min|mins|小时|个?钟头|h|hr|hrs|天|日|周|星期|个?月|年)"
+    rf"(?P<n>{_N})?\s*(?:个)?(?P<half>半)?\s*(?P<unit>分钟|分|min|mins|个?小时|个?钟头|h|hr|hrs|天|日|周|个?星期|个?月|年)"
     rf"(?P<half2>半)?\s*(?:之后|以后|后)"
 )
 _ZH_QUARTER = re.compile(r"(?P<n>[一二两三四五六七八九\d])?刻钟(?:之后|以后|后)")

@@ -129,6 +129,12 @@ _ZH_DAY_HAO = re.compile(
     r"(?<![月\d零一二两三四五六七八九十])(?P<d>[12]?\d|3[01]|[一二三]?十[一二三四五六七八九]?|[一二三四五六七八九])号"
     r"(?=[上下中凌傍晚早夜]|[\d零一二两三四五六七八九十]+[点时:]|提醒|叫|之前|以前|前|[,，。!?\s\uff01\uff1f]|$)"
 )
+# "午夜" alone is midnight; "十点差五分" / "差五分十点" is 09:55.
+_ZH_MIDNIGHT = re.compile(r"(?:半夜|午夜)(?![\d零一二两三四五六七八九十]+点)")
+_ZH_MINUTES_TO = re.compile(
+    r"(?P<h>[\d零一二两三四五六七八九十]+)点差(?P<m>[\d一二三四五六七八九十]+)分?钟?"
+    r"|差(?P<m2>[\d一二三四五六七八九十]+)分?钟?(?P<h2>[\d零一二两三四五六七八九十]+)点"
+)
 # "过十分钟", "再过半小时": the same as "十分钟后".
 _ZH_AFTER_WAIT = re.compile(
     r"再?过(?P<d>(?:[\d零一二两三四五六七八九十]+个?半?|半个?)(?:分钟|分|小时|钟头|天)|一刻钟)(?![之以]?后)"
@@ -156,6 +162,18 @@ _ZH_TIMER = re.compile(
     rf"|(?:倒计时|计时器?|定时器)(?:设置?[为成到]?|定[为成]?|调到)?(?P<d2>{_ZH_DURATION})"
 )
 
+# "2 and a half hours", "two and a half days": the library reads none of it.
+_AND_A_HALF = re.compile(rf"\b(?P<n>{_EN_AMOUNT})\s+and\s+a\s+half\s+(?P<unit>minutes?|hours?|days?|weeks?)\b", re.I)
+# "half three" (British: 3:30), "half 7 tonight".
+_HALF_HOUR_BRITISH = re.compile(
+    r"(?<!\ban\s)\bhalf\s+(?P<h>one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|1[0-2]|[1-9])\b"
+    r"(?!\s*(?:(?:hours?|hrs?|minutes?|mins?|days?|weeks?|of|an?|past|percent)\b|%|\.\d))",
+    re.I,
+)
+# "0730" alone: a clock time (no year or amount starts with 0).
+_ZERO_CLOCK = re.compile(r"(?<![\w:/.,-])0(?P<h>\d)(?P<m>[0-5]\d)\b(?![:/.,-]?\d|\s*%|\s+\d)")
+# "midnight tonight": the midnight that ends today (the library reads it as noon).
+_MIDNIGHT_TONIGHT = re.compile(r"\bmidnight\s+tonight\b|\btonight\s+at\s+midnight\b", re.I)
 # "1 hour and 30 minutes", "two hours 15 min": the library reads the hours only.
 _HOURS_AND_MINUTES = re.compile(
     rf"\b(?P<h>{_EN_AMOUNT})\s*(?:hours?|hrs?)\s*,?\s*(?:and\s+)?(?P<m>{_EN_AMOUNT})\s*(?:minutes?|mins?)\b", re.I
@@ -174,6 +192,13 @@ def _amount(word: str) -> float | None:
         return float(word)
     except ValueError:
         return None
+
+
+def _and_a_half(found: re.Match[str]) -> str | None:
+    amount = _amount(found["n"])
+    if amount is None:
+        return None
+    return f"{amount + 0.5:g} {found['unit'].rstrip('s').lower()}s"
 
 
 def _hours_and_minutes(found: re.Match[str]) -> str | None:
@@ -245,6 +270,14 @@ def _clock_after_day(found: re.Match[str]) -> str | None:
     return f"{found['day']}at {int(found['h'])}:{found['m']}"
 
 
+def _zh_minutes_to(found: re.Match[str]) -> str | None:
+    hour = numerals.to_number(found["h"] or found["h2"])
+    minutes = numerals.to_number(found["m"] or found["m2"])
+    if hour is None or minutes is None or not (0 <= hour <= 24 and 1 <= minutes <= 59):
+        return None
+    return f"{int(hour - 1) % 24}点{60 - int(minutes)}分"
+
+
 def _dotted_clock(found: re.Match[str]) -> str:
     if found["lead"]:
         return f"{found['lead']}{int(found['h'])}:{found['m']}"
@@ -257,7 +290,8 @@ def _approximate(found: re.Match[str]) -> str:
 
 def _compact_clock(found: re.Match[str]) -> str:
     if found["lead"]:
-        return f"{found['lead']} {int(found['h'])}:{found['m']}"
+        morning = "am" if found["h"].startswith("0") else ""  # "at 0730" is a 24-hour clock
+        return f"{found['lead']} {int(found['h'])}:{found['m']}{morning}"
     return f"{int(found['h2'])}:{found['m2']}"
 
 
@@ -317,10 +351,14 @@ _REWRITES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str | None]]] =
     (_QUARTERS_OF_HOUR, lambda found: f"{_QUARTERS[found['n'].lower()]} minutes"),
     (_M_MINUTES, lambda found: f"{found['lead']}{found['n']} minutes"),
     (_HALF_HOUR, _half_hour),
+    (_AND_A_HALF, _and_a_half),
+    (_HALF_HOUR_BRITISH, lambda found: f"half past {found['h']}"),
+    (_MIDNIGHT_TONIGHT, lambda _: "at midnight"),
     (_H_CLOCK, _h_clock),
     (_DOTTED_CLOCK, _dotted_clock),
     (_O_CLOCK, lambda _: "o'clock"),
     (_CLOCK_AFTER_DAY, _clock_after_day),
+    (_ZERO_CLOCK, lambda found: f"at {found['h']}:{found['m']}am"),
     (_THE_DAY, lambda _: "on the "),
     (_MINUTES_PAST, _minutes_past),
     (_COMPACT_CLOCK, _compact_clock),
@@ -328,6 +366,8 @@ _REWRITES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str | None]]] =
     (_WEEKDAY_ABBREVIATION, _weekday),
     (_ZH_ZERO_MINUTES, lambda found: f"{found['m']}分"),
     (_ZH_DAY_HAO, lambda found: f"{found['d']}日"),
+    (_ZH_MIDNIGHT, lambda _: "晚上12点"),
+    (_ZH_MINUTES_TO, _zh_minutes_to),
     (_ZH_AFTER_WAIT, lambda found: f"{found['d']}后"),
     (_ALARM_FOR, lambda found: f"{found['lead']} at "),
     (_HOURS_AND_MINUTES, _hours_and_minutes),

@@ -43,6 +43,9 @@ _PART_WORDS = [
     (re.compile(r"afternoon|下午|午后", re.I), "AF"),
     (re.compile(r"morning|上午|早上|早晨|清晨|早", re.I), "MO"),
 ]
+# Midnight said in Chinese, which the library reads as noon.
+_MIDNIGHT_ZERO = re.compile(r"(?<![\d十])(?:零|0|\u3007)点")
+_NIGHT_TWELVE = re.compile(r"(?:晚上|今晚|夜里|夜|凌晨|午夜)(?:十二|12)点")
 _INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
 _TIMEX_DATE = re.compile(r"^(?P<y>\d{4}|XXXX)-(?P<m>\d{2}|XX)-(?P<d>\d{2}|XX)")
 # "the first Friday of May": XXXX-05-WXX-5-#1 (the year is said or not).
@@ -113,6 +116,12 @@ def _read_timex(timex: str, values: list[dict[str, Any]], kind: str, span: str, 
     used = _read_day(timex, kind, span, now, parts)
     if _read_clock(timex, values, parts, span):
         used = True
+        if _MIDNIGHT_ZERO.search(span) or (parts.hour == 12 and _NIGHT_TWELVE.search(span)):
+            # "零点" is 00:00; "今晚12点" / "半夜十二点" is the midnight that ends the day said.
+            ends_day = parts.hour == 12 and parts.date is not None and _TIMEX_DATE.match(timex)
+            parts.hour, parts.minute, parts.ambiguous = 0, parts.minute, False
+            if ends_day and parts.date is not None:
+                parts.date += timedelta(days=1)
     return used
 
 
