@@ -226,6 +226,16 @@ def test_numerals(text: str, value: float | None) -> None:
         ("in 2 and a half hours", "America/New_York", "2026-11-24T18:00:00-05:00"),
         ("0730", "Europe/London", "2026-11-25T07:30:00+00:00"),
         ("midnight tonight", "America/New_York", "2026-11-25T00:00:00-05:00"),
+        # Ordinal words for a day, durations written "1h30", "1300h", lunchtime, a fortnight,
+        # minutes to midnight in digits, a day of next month with its clock time.
+        ("on the twenty-eighth at noon", "America/New_York", "2026-11-28T12:00:00-05:00"),
+        ("in 1h30", "America/New_York", "2026-11-24T17:00:00-05:00"),
+        ("at 1700h", "Europe/Berlin", "2026-11-24T17:00:00+01:00"),
+        ("tomorrow lunchtime", "America/New_York", "2026-11-25T12:00:00-05:00"),
+        ("a fortnight from now", "America/New_York", "2026-12-08T15:30:00-05:00"),
+        ("10 to midnight", "America/New_York", "2026-11-24T23:50:00-05:00"),
+        ("at 10 on the 15th of next month", "America/New_York", "2026-12-15T10:00:00-05:00"),
+        ("next month on the 3rd at 8pm", "America/New_York", "2026-12-03T20:00:00-05:00"),
     ],
 )
 def test_expressions_the_library_misreads(parser: TimeParser, text: str, tz: str, expected: str) -> None:
@@ -347,6 +357,10 @@ _TIME_WORDS = (
     "零点",
     "half three",
     "0730",
+    "on the twentieth",
+    "1h30",
+    "a fortnight",
+    "of next month at 10",
     "the 14th",
     "1 Dec 0710",
     "ten after",

@@ -98,6 +98,12 @@ _LAST_WEEKDAY_OF = re.compile(
     r"|(?P<month>jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*)\b",
     re.I,
 )
+# "at 10 on the 15th of next month", "next month on the 15th": the library loses the day.
+_DAY_OF_MONTH_AHEAD = re.compile(
+    r"\b(?:the\s+)?(?P<d>\d{1,2})(?:st|nd|rd|th)?\s+of\s+(?P<rel>next|this|the\s+following|the\s+coming)\s+month\b"
+    r"|\b(?P<rel2>next|this)\s+month\s+on\s+the\s+(?P<d2>\d{1,2})(?:st|nd|rd|th)?\b",
+    re.I,
+)
 _WEEKDAY_INDEX = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 
 
@@ -144,7 +150,11 @@ def read_rules(text: str, now: datetime, parts: Parts) -> list[tuple[int, int]]:
             unit = _en_unit(unit)
         _shift(parts, now, count, unit)
         reserved.append(english.span())
-    for found in (_weekdays_ahead(text, now, parts), _last_weekday_of(text, now, parts)):
+    for found in (
+        _weekdays_ahead(text, now, parts),
+        _last_weekday_of(text, now, parts),
+        _day_of_month_ahead(text, now, parts),
+    ):
         if found is not None:
             reserved.append(found)
     parts.spans.extend(reserved)
@@ -223,4 +233,18 @@ def _last_weekday_of(text: str, now: datetime, parts: Parts) -> tuple[int, int] 
             parts.date = day
             return found.span()
     parts.unresolved = True  # "the last Friday of this month" once it has passed: ask
+    return found.span()
+
+
+def _day_of_month_ahead(text: str, now: datetime, parts: Parts) -> tuple[int, int] | None:
+    """ "the 15th of next month": that day of that month; a day the month lacks is asked about."""
+    found = _DAY_OF_MONTH_AHEAD.search(text)
+    if found is None:
+        return None
+    rel = (found["rel"] or found["rel2"]).lower()
+    first = now.date().replace(day=1) + relativedelta(months=0 if rel == "this" else 1)
+    try:
+        parts.date = first.replace(day=int(found["d"] or found["d2"]))
+    except ValueError:
+        parts.unresolved = True  # "the 31st of next month" when it has 30 days
     return found.span()

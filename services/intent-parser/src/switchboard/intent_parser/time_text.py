@@ -69,7 +69,7 @@ _THE_DAY = re.compile(
 _DURATION_BEFORE = re.compile(r"\b(?:in|for|every|within|after|takes?|lasts?)\s*$", re.I)
 # "at 845", "by 1030", "845 in the evening": a clock time without its colon.
 _COMPACT_CLOCK = re.compile(
-    r"\b(?P<lead>at|@|by|around|until|till)\s+(?P<h>[01]?\d|2[0-3])(?P<m>[0-5]\d)\b(?![:.,/]\d|\s*%)"
+    r"\b(?P<lead>at|@|by|around|until|till)\s+(?P<h>[01]?\d|2[0-3])(?P<m>[0-5]\d)(?:h(?:rs)?)?\b(?![:.,/]\d|\s*%)"
     r"|\b(?P<h2>0?[1-9]|1[0-2])(?P<m2>[0-5]\d)(?=\s+(?:in\s+the\s+(?:morning|afternoon|evening)|at\s+night|tonight"
     r"|this\s+(?:morning|afternoon|evening)|o'?clock)\b)",
     re.I,
@@ -174,6 +174,45 @@ _HALF_HOUR_BRITISH = re.compile(
 _ZERO_CLOCK = re.compile(r"(?<![\w:/.,-])0(?P<h>\d)(?P<m>[0-5]\d)\b(?![:/.,-]?\d|\s*%|\s+\d)")
 # "midnight tonight": the midnight that ends today (the library reads it as noon).
 _MIDNIGHT_TONIGHT = re.compile(r"\bmidnight\s+tonight\b|\btonight\s+at\s+midnight\b", re.I)
+# "in 1h30", "1h30 from now": a duration ("16h45" alone is a clock time).
+_H_DURATION = re.compile(
+    r"(?P<lead>\b(?:in|for|within|after)\s+)(?P<h>\d{1,2})\s*h\s*(?P<m>[0-5]\d)\b"
+    r"|\b(?P<h2>\d{1,2})\s*h\s*(?P<m2>[0-5]\d)(?=\s+(?:from\s+now|later)\b)",
+    re.I,
+)
+# "a fortnight": two weeks; "lunchtime": noon.
+_FORTNIGHT = re.compile(r"\b(?:a|one)\s+fortnight\b", re.I)
+_LUNCHTIME = re.compile(r"\blunch\s?time\b|(?<=\bat\s)lunch\b", re.I)
+# Ordinal words for a day of the month where a day is meant ("on the twentieth at 9").
+_ORDINAL_WORDS = {
+    "first": 1,
+    "second": 2,
+    "third": 3,
+    "fourth": 4,
+    "fifth": 5,
+    "sixth": 6,
+    "seventh": 7,
+    "eighth": 8,
+    "ninth": 9,
+    "tenth": 10,
+    "eleventh": 11,
+    "twelfth": 12,
+    "thirteenth": 13,
+    "fourteenth": 14,
+    "fifteenth": 15,
+    "sixteenth": 16,
+    "seventeenth": 17,
+    "eighteenth": 18,
+    "nineteenth": 19,
+    "twentieth": 20,
+    "thirtieth": 30,
+}
+_ORDINAL_DAY = re.compile(
+    r"(?P<lead>\bon\s+the\s+)(?:(?P<tens>twenty|thirty)[- ])?(?P<word>"
+    + "|".join(sorted(_ORDINAL_WORDS, key=len, reverse=True))
+    + r")\b(?!\s+(?:time|floor|one|place|of\s+(?!jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|next|this)))",
+    re.I,
+)
 # "1 hour and 30 minutes", "two hours 15 min": the library reads the hours only.
 _HOURS_AND_MINUTES = re.compile(
     rf"\b(?P<h>{_EN_AMOUNT})\s*(?:hours?|hrs?)\s*,?\s*(?:and\s+)?(?P<m>{_EN_AMOUNT})\s*(?:minutes?|mins?)\b", re.I
@@ -192,6 +231,19 @@ def _amount(word: str) -> float | None:
         return float(word)
     except ValueError:
         return None
+
+
+def _h_duration(found: re.Match[str]) -> str:
+    hours, minutes = int(found["h"] or found["h2"]), int(found["m"] or found["m2"])
+    return f"{found['lead'] or ''}{hours * 60 + minutes} minutes"
+
+
+def _ordinal_day(found: re.Match[str]) -> str | None:
+    day = _ORDINAL_WORDS[found["word"].lower()] + {"twenty": 20, "thirty": 30}.get((found["tens"] or "").lower(), 0)
+    if day > 31 or (found["tens"] and _ORDINAL_WORDS[found["word"].lower()] > 9):
+        return None
+    suffix = "th" if 11 <= day <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
+    return f"{found['lead']}{day}{suffix}"
 
 
 def _and_a_half(found: re.Match[str]) -> str | None:
@@ -298,7 +350,8 @@ def _compact_clock(found: re.Match[str]) -> str:
 def _minutes_past(found: re.Match[str]) -> str | None:
     raw, word = found["min"].lower(), found["hour"].lower()
     backwards = found["dir"].lower() not in ("past", "after")
-    if not found["unit"] and (raw not in _BARE_MINUTES if not raw.isdigit() else found["dir"].lower() != "past"):
+    bare_digits_ok = found["dir"].lower() == "past" or word in ("noon", "midnight")
+    if not found["unit"] and (raw not in _BARE_MINUTES if not raw.isdigit() else not bare_digits_ok):
         return None  # "3 to 4pm" is a range, "buy two after 5pm" counts things; "ten after 4pm" is 16:10
     minutes = int(raw) if raw.isdigit() else _NUMBER_WORDS[raw]
     if not 1 <= minutes <= 59:
@@ -351,6 +404,10 @@ _REWRITES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str | None]]] =
     (_QUARTERS_OF_HOUR, lambda found: f"{_QUARTERS[found['n'].lower()]} minutes"),
     (_M_MINUTES, lambda found: f"{found['lead']}{found['n']} minutes"),
     (_HALF_HOUR, _half_hour),
+    (_H_DURATION, _h_duration),
+    (_FORTNIGHT, lambda _: "2 weeks"),
+    (_LUNCHTIME, lambda _: "noon"),
+    (_ORDINAL_DAY, _ordinal_day),
     (_AND_A_HALF, _and_a_half),
     (_HALF_HOUR_BRITISH, lambda found: f"half past {found['h']}"),
     (_MIDNIGHT_TONIGHT, lambda _: "at midnight"),

@@ -104,7 +104,8 @@ class TimeParser:
         parts = Parts(alarm=bool(_ALARM.search(norm)))
         listing = intent in ("reminder.list", "reminder.cancel")
         reserved = read_rules(norm, local_now, parts)
-        days_ahead = parts.instant is not None  # "in 3 days" read by the rules: a clock may follow
+        # A day read by the rules ("in 3 days", "the 15th of next month"): a clock time may go with it.
+        days_ahead = parts.instant is not None or parts.date is not None
         for result in self._recognize(norm, local_now, reserved):
             read_result(result, norm, local_now, parts, listing)
         clockless = parts.hour is None and parts.part is None
