@@ -236,6 +236,12 @@ def test_numerals(text: str, value: float | None) -> None:
         ("10 to midnight", "America/New_York", "2026-11-24T23:50:00-05:00"),
         ("at 10 on the 15th of next month", "America/New_York", "2026-12-15T10:00:00-05:00"),
         ("next month on the 3rd at 8pm", "America/New_York", "2026-12-03T20:00:00-05:00"),
+        # "hence", "within", "exactly" in a duration; "this coming Friday" is this week's.
+        ("3 days hence", "America/New_York", "2026-11-27T15:30:00-05:00"),
+        ("within 15 minutes", "America/New_York", "2026-11-24T15:45:00-05:00"),
+        ("in exactly 15 minutes", "America/New_York", "2026-11-24T15:45:00-05:00"),
+        ("this coming friday at 2pm", "America/New_York", "2026-11-27T14:00:00-05:00"),
+        ("upcoming thursday 9am", "America/New_York", "2026-11-26T09:00:00-05:00"),
     ],
 )
 def test_expressions_the_library_misreads(parser: TimeParser, text: str, tz: str, expected: str) -> None:
@@ -360,6 +366,8 @@ _TIME_WORDS = (
     "on the twentieth",
     "1h30",
     "a fortnight",
+    "hence",
+    "coming friday",
     "of next month at 10",
     "the 14th",
     "1 Dec 0710",

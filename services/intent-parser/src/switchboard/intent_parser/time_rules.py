@@ -27,10 +27,10 @@ _EN_COUNT = (
     r"\d+(?:\.\d+)?|an?|one|two|three|four|five|six|seven|eight|nine|ten|fifteen|twenty|thirty|forty-five|ninety"
 )
 _EN_RELATIVE = re.compile(
-    rf"(?:\b(?:in|after)\s+(?P<n>{_EN_COUNT})\s+(?P<unit>minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?)"
+    rf"(?:\b(?:in|after|within)\s+(?P<n>{_EN_COUNT})\s+(?P<unit>minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?)"
     rf"(?P<half>\s+and\s+a\s+half)?\b"
     rf"|\b(?P<n2>{_EN_COUNT})\s+(?P<unit2>minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?)"
-    rf"(?P<half2>\s+and\s+a\s+half)?\s+(?:from\s+now|later)\b"
+    rf"(?P<half2>\s+and\s+a\s+half)?\s+(?:from\s+(?:right\s+)?now|later|hence)\b"
     rf"|\bin\s+half\s+an\s+hour\b|\bhalf\s+an\s+hour\s+from\s+now\b)",
     re.I,
 )

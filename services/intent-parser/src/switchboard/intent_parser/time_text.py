@@ -48,7 +48,7 @@ _APPROXIMATE = re.compile(
     r"(?P<at>\bat\s+)?\b(?:around|about|approximately|approx\.?|roughly|circa|ca\.|sometime\s+around)\s+"
     r"(?=(?:\d{1,2}(?:[:.][0-5]\d)?\s*(?:[ap]\.?m\b|o'?clock|h\b|ish\b)|\d{1,2}[:.][0-5]\d|\d{3,4}\b"
     rf"|noon\b|midnight\b|{_HOUR_WORD_CLOCK}))"
-    r"|(?P<lead>\b(?:in|within|after)\s+)(?:around|about|approximately|approx\.?|roughly|some)\s+"
+    r"|(?P<lead>\b(?:in|within|after)\s+)(?:around|about|approximately|approx\.?|roughly|some|exactly|just)\s+"
     r"(?=\S+\s+(?:min|hour|hr|day|week))",
     re.I,
 )
@@ -179,6 +179,10 @@ _H_DURATION = re.compile(
     r"(?P<lead>\b(?:in|for|within|after)\s+)(?P<h>\d{1,2})\s*h\s*(?P<m>[0-5]\d)\b"
     r"|\b(?P<h2>\d{1,2})\s*h\s*(?P<m2>[0-5]\d)(?=\s+(?:from\s+now|later)\b)",
     re.I,
+)
+# "this coming Friday", "upcoming Friday": the next Friday ahead, not next week's.
+_COMING_WEEKDAY = re.compile(
+    r"\b(?:this\s+|the\s+)?(?:up)?coming\s+(?=(?:mon|tues?|wed(?:nes)?|thu(?:rs?)?|fri|sat(?:ur)?|sun)(?:day)?\b)", re.I
 )
 # "a fortnight": two weeks; "lunchtime": noon.
 _FORTNIGHT = re.compile(r"\b(?:a|one)\s+fortnight\b", re.I)
@@ -406,6 +410,7 @@ _REWRITES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str | None]]] =
     (_HALF_HOUR, _half_hour),
     (_H_DURATION, _h_duration),
     (_FORTNIGHT, lambda _: "2 weeks"),
+    (_COMING_WEEKDAY, lambda _: "this "),
     (_LUNCHTIME, lambda _: "noon"),
     (_ORDINAL_DAY, _ordinal_day),
     (_AND_A_HALF, _and_a_half),
