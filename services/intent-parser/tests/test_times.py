@@ -242,6 +242,11 @@ def test_numerals(text: str, value: float | None) -> None:
         ("in exactly 15 minutes", "America/New_York", "2026-11-24T15:45:00-05:00"),
         ("this coming friday at 2pm", "America/New_York", "2026-11-27T14:00:00-05:00"),
         ("upcoming thursday 9am", "America/New_York", "2026-11-26T09:00:00-05:00"),
+        # A span of time: the reminder fires at its start.
+        ("tomorrow 10am-11am", "America/New_York", "2026-11-25T10:00:00-05:00"),
+        ("friday 9am to 5pm", "America/New_York", "2026-11-27T09:00:00-05:00"),
+        ("明天下午2点到4点", "Asia/Shanghai", "2026-11-25T14:00:00+08:00"),
+        ("今晚10点 - 明早6点", "Asia/Shanghai", "2026-11-24T22:00:00+08:00"),
     ],
 )
 def test_expressions_the_library_misreads(parser: TimeParser, text: str, tz: str, expected: str) -> None:
@@ -368,6 +373,8 @@ _TIME_WORDS = (
     "a fortnight",
     "hence",
     "coming friday",
+    "10am-11am",
+    "下午2点到",
     "of next month at 10",
     "the 14th",
     "1 Dec 0710",

@@ -46,6 +46,7 @@ _PART_WORDS = [
 # Midnight said in Chinese, which the library reads as noon.
 _MIDNIGHT_ZERO = re.compile(r"(?<![\d十])(?:零|0|\u3007)点")
 _NIGHT_TWELVE = re.compile(r"(?:晚上|今晚|夜里|夜|凌晨|午夜)(?:十二|12)点")
+_RANGE_START = re.compile(r"^\((?P<start>[^,()]+),[^,()]+,[^,()]+\)$")
 _INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
 _TIMEX_DATE = re.compile(r"^(?P<y>\d{4}|XXXX)-(?P<m>\d{2}|XX)-(?P<d>\d{2}|XX)")
 # "the first Friday of May": XXXX-05-WXX-5-#1 (the year is said or not).
@@ -75,6 +76,10 @@ def read_result(result: Any, text: str, now: datetime, parts: Parts, listing: bo
         return
     timex = values[0].get("timex") or ""
     used = False
+    if kind in ("timerange", "datetimerange") and (start := _RANGE_START.match(timex)):
+        # "tomorrow 10am-11am", "下午5点-7点": a reminder for a span of time fires at its start.
+        timex, kind = start["start"], "time" if start["start"].startswith("T") else "datetime"
+        values = [{"timex": timex}]
     if kind == "set":
         used = _read_set(timex, parts)
     elif kind == "duration":

@@ -45,6 +45,7 @@ _CJK = re.compile(r"[\u3400-\u9fff]")
 _LATIN = re.compile(r"[A-Za-z]")
 _ALARM = re.compile(r"\balarm|\bwake\b|\bwake me|闹钟|叫醒|叫我起床", re.IGNORECASE)
 _DAY_RULE = re.compile(r"BYDAY=|BYMONTHDAY=|BYMONTH=")
+_RANGE_JOINER = re.compile(r"\s*(?:-|\u2013|~|\uff5e|到|至|to|until|till)\s*(?:明天?|后天|tomorrow)?\s*", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,18 @@ class TimeParser:
                 continue
             occupied.append(span)
             kept.append(result)
-        return kept
+        # "下午2点 - 晚上8点", "10pm to 6am" read as two times: a reminder fires at the first.
+        kept.sort(key=lambda r: r.start)
+        return [
+            result
+            for i, result in enumerate(kept)
+            if not (i and _RANGE_JOINER.fullmatch(text[kept[i - 1].end + 1 : result.start]) and _clock(kept[i - 1]))
+        ]
+
+
+def _clock(result: Any) -> bool:
+    """Whether a library result names a clock time (a range's first end, say)."""
+    return result.type_name.rsplit(".", 1)[-1] in ("time", "datetime")
 
 
 def _mask(text: str, spans: list[tuple[int, int]]) -> str:
