@@ -247,6 +247,10 @@ def test_numerals(text: str, value: float | None) -> None:
         ("friday 9am to 5pm", "America/New_York", "2026-11-27T09:00:00-05:00"),
         ("明天下午2点到4点", "Asia/Shanghai", "2026-11-25T14:00:00+08:00"),
         ("今晚10点 - 明早6点", "Asia/Shanghai", "2026-11-24T22:00:00+08:00"),
+        ("1pm-3", "America/New_York", "2026-11-25T13:00:00-05:00"),
+        # "before" / "by" a time on a day: the reminder is at that time.
+        ("tomorrow before 4pm", "America/New_York", "2026-11-25T16:00:00-05:00"),
+        ("friday by noon", "America/New_York", "2026-11-27T12:00:00-05:00"),
     ],
 )
 def test_expressions_the_library_misreads(parser: TimeParser, text: str, tz: str, expected: str) -> None:
@@ -374,6 +378,8 @@ _TIME_WORDS = (
     "hence",
     "coming friday",
     "10am-11am",
+    "1pm-",
+    "tomorrow before",
     "下午2点到",
     "of next month at 10",
     "the 14th",

@@ -184,6 +184,14 @@ _H_DURATION = re.compile(
 _COMING_WEEKDAY = re.compile(
     r"\b(?:this\s+|the\s+)?(?:up)?coming\s+(?=(?:mon|tues?|wed(?:nes)?|thu(?:rs?)?|fri|sat(?:ur)?|sun)(?:day)?\b)", re.I
 )
+# "tomorrow before 4pm", "friday by noon": the library reads nothing; the reminder is at that time.
+_DAY_BEFORE_CLOCK = re.compile(
+    r"(?P<day>\b(?:today|tomorrow|tonight|(?:mon|tues?|wed(?:nes)?|thu(?:rs?)?|fri|sat(?:ur)?|sun)(?:day)?)\s+)"
+    r"(?:before|by|after|no\s+later\s+than)\s+(?=\d|noon\b|midnight\b)",
+    re.I,
+)
+# "1pm-3", "8pm - 11": a span whose end has no am/pm, which the library cannot read; its start stays.
+_SPAN_BARE_END = re.compile(r"(?<=[ap]m)\s*-\s*\d{1,2}(?::[0-5]\d)?\b(?!\s*(?:[ap]\.?m|[:/.]\d))", re.I)
 # "a fortnight": two weeks; "lunchtime": noon.
 _FORTNIGHT = re.compile(r"\b(?:a|one)\s+fortnight\b", re.I)
 _LUNCHTIME = re.compile(r"\blunch\s?time\b|(?<=\bat\s)lunch\b", re.I)
@@ -411,6 +419,8 @@ _REWRITES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str | None]]] =
     (_H_DURATION, _h_duration),
     (_FORTNIGHT, lambda _: "2 weeks"),
     (_COMING_WEEKDAY, lambda _: "this "),
+    (_DAY_BEFORE_CLOCK, lambda found: f"{found['day']}at "),
+    (_SPAN_BARE_END, lambda _: ""),
     (_LUNCHTIME, lambda _: "noon"),
     (_ORDINAL_DAY, _ordinal_day),
     (_AND_A_HALF, _and_a_half),
