@@ -251,6 +251,13 @@ def test_numerals(text: str, value: float | None) -> None:
         # "before" / "by" a time on a day: the reminder is at that time.
         ("tomorrow before 4pm", "America/New_York", "2026-11-25T16:00:00-05:00"),
         ("friday by noon", "America/New_York", "2026-11-27T12:00:00-05:00"),
+        ("tomorrow lunch", "America/New_York", "2026-11-25T12:00:00-05:00"),
+        ("in about half an hour", "America/New_York", "2026-11-24T16:00:00-05:00"),
+        ("in three-quarters of an hour", "America/New_York", "2026-11-24T16:15:00-05:00"),
+        ("around 4 in the afternoon", "America/New_York", "2026-11-24T16:00:00-05:00"),
+        ("quarter of 5", "America/New_York", "2026-11-24T16:45:00-05:00"),
+        ("the friday after next at 9am", "America/New_York", "2026-12-04T09:00:00-05:00"),
+        ("on thursday the 26th at 9", "America/New_York", "2026-11-26T09:00:00-05:00"),
     ],
 )
 def test_expressions_the_library_misreads(parser: TimeParser, text: str, tz: str, expected: str) -> None:
@@ -380,6 +387,9 @@ _TIME_WORDS = (
     "10am-11am",
     "1pm-",
     "tomorrow before",
+    "quarter of",
+    "after next",
+    "tuesday the 19th",
     "下午2点到",
     "of next month at 10",
     "the 14th",

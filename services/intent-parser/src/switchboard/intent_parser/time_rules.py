@@ -98,6 +98,8 @@ _LAST_WEEKDAY_OF = re.compile(
     r"|(?P<month>jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*)\b",
     re.I,
 )
+# "Friday after next": the Friday of the week after the coming one.
+_WEEKDAY_AFTER_NEXT = re.compile(rf"\b(?:the\s+)?{_WEEKDAY_NAMES}\s+after\s+next\b", re.I)
 # "at 10 on the 15th of next month", "next month on the 15th": the library loses the day.
 _DAY_OF_MONTH_AHEAD = re.compile(
     r"\b(?:the\s+)?(?P<d>\d{1,2})(?:st|nd|rd|th)?\s+of\s+(?P<rel>next|this|the\s+following|the\s+coming)\s+month\b"
@@ -154,6 +156,7 @@ def read_rules(text: str, now: datetime, parts: Parts) -> list[tuple[int, int]]:
         _weekdays_ahead(text, now, parts),
         _last_weekday_of(text, now, parts),
         _day_of_month_ahead(text, now, parts),
+        _weekday_after_next(text, now, parts),
     ):
         if found is not None:
             reserved.append(found)
@@ -247,4 +250,15 @@ def _day_of_month_ahead(text: str, now: datetime, parts: Parts) -> tuple[int, in
         parts.date = first.replace(day=int(found["d"] or found["d2"]))
     except ValueError:
         parts.unresolved = True  # "the 31st of next month" when it has 30 days
+    return found.span()
+
+
+def _weekday_after_next(text: str, now: datetime, parts: Parts) -> tuple[int, int] | None:
+    """ "Friday after next": a week after the coming Friday."""
+    found = _WEEKDAY_AFTER_NEXT.search(text)
+    if found is None:
+        return None
+    today = now.date()
+    weekday = _WEEKDAY_INDEX[found["wd"][:3].lower()]
+    parts.date = today + timedelta(days=(weekday - today.weekday()) % 7 or 7) + timedelta(weeks=1)
     return found.span()

@@ -41,20 +41,23 @@ _DOTTED_CLOCK = re.compile(
     r"|(?<![\d.])(?P<h2>[01]?\d|2[0-3])\.(?P<m2>[0-5]\d)(?:\s*(?:h|hrs)\b|(?=\s*[ap]\.?m\b))",
     re.I,
 )
+_PART_OF_DAY_AFTER = (
+    r"(?:in\s+the\s+(?:morning|afternoon|evening)|at\s+night|tonight|this\s+(?:morning|afternoon|evening))"
+)
 _HOUR_WORD_CLOCK = r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)\s+(?:o'?clock|[ap]\.?m\b)"
 # "around 5pm", "at about 8", "approximately 17.30", "in about 10 minutes": a reminder fires at
 # one instant, so the approximation is dropped ("around 5pm" -> "at 5pm").
 _APPROXIMATE = re.compile(
     r"(?P<at>\bat\s+)?\b(?:around|about|approximately|approx\.?|roughly|circa|ca\.|sometime\s+around)\s+"
     r"(?=(?:\d{1,2}(?:[:.][0-5]\d)?\s*(?:[ap]\.?m\b|o'?clock|h\b|ish\b)|\d{1,2}[:.][0-5]\d|\d{3,4}\b"
-    rf"|noon\b|midnight\b|{_HOUR_WORD_CLOCK}))"
+    rf"|noon\b|midnight\b|{_HOUR_WORD_CLOCK}|\d{{1,2}}\s+{_PART_OF_DAY_AFTER}|\d{{1,2}}\s*(?:$|[,.!?;]|on\b|tomorrow\b|to\s+(?!\d))))"
     r"|(?P<lead>\b(?:in|within|after)\s+)(?:around|about|approximately|approx\.?|roughly|some|exactly|just)\s+"
-    r"(?=\S+\s+(?:min|hour|hr|day|week))",
+    r"(?=\S+\s+(?:min|hour|hr|day|week)|half\s+an?\s+hour|an?\s+hour)",
     re.I,
 )
 _ISH = re.compile(r"(?<=\d)\s*-?ish\b|(?<=[ap]m)-?ish\b", re.I)
 # "a quarter of an hour", "three quarters of an hour": the library reads "an hour" only.
-_QUARTERS_OF_HOUR = re.compile(r"\b(?P<n>a|one|two|three)\s+quarters?\s+(?:of\s+)?an\s+hour\b", re.I)
+_QUARTERS_OF_HOUR = re.compile(r"\b(?P<n>a|one|two|three)[\s-]+quarters?\s+(?:of\s+)?an\s+hour\b", re.I)
 _QUARTERS = {"a": 15, "one": 15, "two": 30, "three": 45}
 # "in 5m": minutes (the library reads a bare "m" as nothing).
 _M_MINUTES = re.compile(r"(?P<lead>\b(?:in|within|after)\s+)(?P<n>\d{1,3})\s*m\b(?![.'\u2019])", re.I)
@@ -97,7 +100,7 @@ _HOUR_WORDS = "|".join(w for w, n in _NUMBER_WORDS.items() if n <= 12 and " " no
 _MINUTE_WORDS = "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True))
 # "ten after 4pm", "a quarter past noon", "20 minutes to 5": minutes before or after an hour.
 _MINUTES_PAST = re.compile(
-    rf"\b(?P<min>{_MINUTE_WORDS}|\d{{1,2}})(?P<unit>\s+min(?:ute)?s?)?\s+(?P<dir>past|after|to|before|till|til)\s+"
+    rf"\b(?P<min>{_MINUTE_WORDS}|\d{{1,2}})(?P<unit>\s+min(?:ute)?s?)?\s+(?P<dir>past|after|to|before|till|til|of)\s+"
     rf"(?P<hour>\d{{1,2}}(?!\d)|(?:noon|midnight|{_HOUR_WORDS})\b)(?![:.]\d)(?:\s*o'?clock)?(?:\s*(?P<ap>[ap])\.?m\b\.?)?"
     r"(?!\s*(?:%|(?:people|persons|guests|times|min|minutes|hours?|days?|weeks?|months?|years?|kg|km|miles|pages)\b))",
     re.I,
@@ -194,7 +197,11 @@ _DAY_BEFORE_CLOCK = re.compile(
 _SPAN_BARE_END = re.compile(r"(?<=[ap]m)\s*-\s*\d{1,2}(?::[0-5]\d)?\b(?!\s*(?:[ap]\.?m|[:/.]\d))", re.I)
 # "a fortnight": two weeks; "lunchtime": noon.
 _FORTNIGHT = re.compile(r"\b(?:a|one)\s+fortnight\b", re.I)
-_LUNCHTIME = re.compile(r"\blunch\s?time\b|(?<=\bat\s)lunch\b", re.I)
+_LUNCHTIME = re.compile(r"\blunch\s?time\b|(?:(?<=\bat\s)|(?<=\btoday\s)|(?<=\btomorrow\s))lunch\b", re.I)
+# "on tuesday the 19th": the day of the month says it all (the library reads the weekday only).
+_WEEKDAY_THE_DAY = re.compile(
+    r"\b(?:mon|tues?|wed(?:nes)?|thu(?:rs?)?|fri|sat(?:ur)?|sun)(?:day)?,?\s+(?=the\s+\d{1,2}(?:st|nd|rd|th)\b)", re.I
+)
 # Ordinal words for a day of the month where a day is meant ("on the twentieth at 9").
 _ORDINAL_WORDS = {
     "first": 1,
@@ -362,6 +369,8 @@ def _compact_clock(found: re.Match[str]) -> str:
 def _minutes_past(found: re.Match[str]) -> str | None:
     raw, word = found["min"].lower(), found["hour"].lower()
     backwards = found["dir"].lower() not in ("past", "after")
+    if found["dir"].lower() == "of" and (found["unit"] or raw not in _BARE_MINUTES):
+        return None  # "quarter of 5" is 4:45; "3 of 5" is not a time
     bare_digits_ok = found["dir"].lower() == "past" or word in ("noon", "midnight")
     if not found["unit"] and (raw not in _BARE_MINUTES if not raw.isdigit() else not bare_digits_ok):
         return None  # "3 to 4pm" is a range, "buy two after 5pm" counts things; "ten after 4pm" is 16:10
@@ -422,6 +431,7 @@ _REWRITES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str | None]]] =
     (_DAY_BEFORE_CLOCK, lambda found: f"{found['day']}at "),
     (_SPAN_BARE_END, lambda _: ""),
     (_LUNCHTIME, lambda _: "noon"),
+    (_WEEKDAY_THE_DAY, lambda _: ""),
     (_ORDINAL_DAY, _ordinal_day),
     (_AND_A_HALF, _and_a_half),
     (_HALF_HOUR_BRITISH, lambda found: f"half past {found['h']}"),
