@@ -1,16 +1,16 @@
 """A message rewritten into the forms Recognizers-Text reads, with an index back into it.
 
 The library misreads or misses some ways of writing a time that it reads well written
-otherwise, so each rewrite below turns one into the other before the library sees the text:
-"ten after 4pm" -> "4:10pm", "a quarter past noon" -> "12:15pm", "16h45" -> "16:45",
-"at 845" -> "at 8:45", "in 1/2 hour" -> "in half an hour", "31 of next month" -> "31st of
-next month", "sat" -> "saturday", "四点零五" -> "四点五分", "alarm for 7" -> "alarm at 7",
-"tmrw" -> "tomorrow", "今晚 11 点" -> "今晚11点", "1 hour and 30 minutes" -> "90 minutes",
-"around 5pm" -> "at 5pm", "at 7.15" -> "at 7:15", "1 Dec 0710" -> "1 Dec at 7:10", "the 14th at
-8pm" -> "on the 14th at 8pm", "a quarter of an hour" -> "15 minutes", "3号" -> "3日", "过十分钟" -> "十分钟后",
-"a timer for 10 minutes" / "a 10 minute
-timer" -> "a timer in 10 minutes", "十分钟的计时器" / "倒计时十分钟" -> "十分钟后" (a timer is a
-reminder when it runs out), traditional characters -> simplified.
+otherwise, so each rewrite below turns one into the other before the library sees the text.
+Clock times and days: "ten after 4pm" -> "4:10pm", "a quarter past noon" -> "12:15pm", "16h45"
+-> "16:45", "at 845" / "at 7.15" -> "at 8:45" / "at 7:15", "1 Dec 0710" -> "1 Dec at 7:10",
+"around 5pm" -> "at 5pm", "half three" -> "half past three", "the 14th at 8pm" -> "on the 14th
+at 8pm", "on the twentieth" -> "on the 20th", "31 of next month" -> "31st of next month", "sat"
+-> "saturday", "this coming Friday" -> "this Friday", "tomorrow before 4pm" -> "tomorrow at
+4pm", "alarm for 7" -> "alarm at 7", "tmrw" -> "tomorrow"; in Chinese "四点零五" -> "四点五分",
+"今晚 11 点" -> "今晚11点", "3号" -> "3日", "十点差五分" -> "9点55分", traditional characters ->
+simplified. Durations and timers are rewritten by ``time_durations`` ("in 1/2 hour", "1 hour
+and 30 minutes", "a timer for 10 minutes"...), in the order of ``_REWRITES`` below.
 Every character of the rewritten text keeps the index of the character it came from, so
 spans and source text still point into what the user wrote.
 """
@@ -21,17 +21,13 @@ import re
 from collections.abc import Callable
 
 from switchboard.intent_parser import numerals
+from switchboard.intent_parser import time_durations as durations
 
 _TRADITIONAL = str.maketrans("點週號後鐘個兩時晚", "点周号后钟个两时晚")
 # Spelling the library does not know.
 _SLANG = re.compile(r"\b(2morrow|2moro|tmrw|tmr|tmrrw|tomoz|tomorow|tommorow|tommorrow)\b", re.I)
 # "今晚 11 点": the Chinese model wants the number against its unit.
 _SPACE_IN_ZH = re.compile(r"(?<=[\u3400-\u9fff])\s+(?=\d+\s*[点时号日月分])|(?<=\d)\s+(?=[点时号日月分])")
-_HALF_HOUR = re.compile(
-    r"(?:\b(?P<n>\d+)\s+(?:and\s+(?:a\s+)?)?)?(?:\b1/2|½)\s*(?:an?\s+)?(?:hours?|hrs?)\b"
-    r"|(?P<zh>(?:1/2|½)\s*个?(?=小时|钟头))",
-    re.I,
-)
 # "16h45", "15h" (not "in 2h30" or "2h", durations).
 _H_CLOCK = re.compile(r"(?<![\w.:])(?P<h>[01]?\d|2[0-3])h(?P<m>[0-5]\d)?\b", re.I)
 _CLOCK_LEAD = re.compile(r"(?:\bat|@)\s*$", re.I)
@@ -56,11 +52,6 @@ _APPROXIMATE = re.compile(
     re.I,
 )
 _ISH = re.compile(r"(?<=\d)\s*-?ish\b|(?<=[ap]m)-?ish\b", re.I)
-# "a quarter of an hour", "three quarters of an hour": the library reads "an hour" only.
-_QUARTERS_OF_HOUR = re.compile(r"\b(?P<n>a|one|two|three)[\s-]+quarters?\s+(?:of\s+)?an\s+hour\b", re.I)
-_QUARTERS = {"a": 15, "one": 15, "two": 30, "three": 45}
-# "in 5m": minutes (the library reads a bare "m" as nothing).
-_M_MINUTES = re.compile(r"(?P<lead>\b(?:in|within|after)\s+)(?P<n>\d{1,3})\s*m\b(?![.'\u2019])", re.I)
 # "the 14th at 8pm": a day of this month, as "on the 14th" (not "the 3rd floor", "by the 14th").
 _MONTHS_AHEAD = r"(?:of\s+)?(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)"
 _THE_DAY = re.compile(
@@ -138,35 +129,13 @@ _ZH_MINUTES_TO = re.compile(
     r"(?P<h>[\d零一二两三四五六七八九十]+)点差(?P<m>[\d一二三四五六七八九十]+)分?钟?"
     r"|差(?P<m2>[\d一二三四五六七八九十]+)分?钟?(?P<h2>[\d零一二两三四五六七八九十]+)点"
 )
-# "过十分钟", "再过半小时": the same as "十分钟后".
-_ZH_AFTER_WAIT = re.compile(
-    r"再?过(?P<d>(?:[\d零一二两三四五六七八九十]+个?半?|半个?)(?:分钟|分|小时|钟头|天)|一刻钟)(?![之以]?后)"
-)
 _ALARM_FOR = re.compile(
     r"\b(?P<lead>alarms?|wake[- ]?up(?:\s+call)?)\s+for\s+"
     r"(?=\d{1,2}(?::[0-5]\d)?(?:\s*(?:[ap]\.?m\.?|o'?clock))?(?![\d:]|\s*(?:min|hour|day|%)))",
     re.I,
 )
 
-# Timers: the duration says when it runs out. "timer for 10 minutes", "countdown of an hour",
-# "timer 20 min"; "a 25-minute timer"; "十分钟的计时器", "倒计时五分钟", "定时器设成两分钟".
-_EN_AMOUNT = rf"(?:\d+(?:\.\d+)?|half\s+an?|an?|{'|'.join(sorted(numerals.EN_WORDS, key=len, reverse=True))})"
-_EN_UNIT = r"(?:sec(?:ond)?s?|min(?:ute)?s?|h(?:ou)?rs?|hours?)\b"
-_TIMER_FOR = re.compile(
-    rf"\b(?P<lead>timers?|countdown)\s+(?:(?:for|of|set\s+(?:for|to))\s+)?(?={_EN_AMOUNT}\s*-?\s*{_EN_UNIT})", re.I
-)
-_MINUTE_TIMER = re.compile(
-    rf"\b(?P<n>{_EN_AMOUNT})\s*-?\s*(?P<unit>sec(?:ond)?|min(?:ute)?|h(?:ou)?r|hour)\s+(?P<lead>timer|countdown)\b",
-    re.I,
-)
-_ZH_DURATION = r"(?:[\d零一二两三四五六七八九十百]+(?:\.\d+)?个?半?(?:秒钟?|分钟?|小时|钟头)|半个?(?:小时|钟头)|一刻钟)"
-_ZH_TIMER = re.compile(
-    rf"(?P<d>{_ZH_DURATION})的?(?:倒计时|计时器?|定时器)"
-    rf"|(?:倒计时|计时器?|定时器)(?:设置?[为成到]?|定[为成]?|调到)?(?P<d2>{_ZH_DURATION})"
-)
 
-# "2 and a half hours", "two and a half days": the library reads none of it.
-_AND_A_HALF = re.compile(rf"\b(?P<n>{_EN_AMOUNT})\s+and\s+a\s+half\s+(?P<unit>minutes?|hours?|days?|weeks?)\b", re.I)
 # "half three" (British: 3:30), "half 7 tonight".
 _HALF_HOUR_BRITISH = re.compile(
     r"(?<!\ban\s)\bhalf\s+(?P<h>one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|1[0-2]|[1-9])\b"
@@ -177,12 +146,6 @@ _HALF_HOUR_BRITISH = re.compile(
 _ZERO_CLOCK = re.compile(r"(?<![\w:/.,-])0(?P<h>\d)(?P<m>[0-5]\d)\b(?![:/.,-]?\d|\s*%|\s+\d)")
 # "midnight tonight": the midnight that ends today (the library reads it as noon).
 _MIDNIGHT_TONIGHT = re.compile(r"\bmidnight\s+tonight\b|\btonight\s+at\s+midnight\b", re.I)
-# "in 1h30", "1h30 from now": a duration ("16h45" alone is a clock time).
-_H_DURATION = re.compile(
-    r"(?P<lead>\b(?:in|for|within|after)\s+)(?P<h>\d{1,2})\s*h\s*(?P<m>[0-5]\d)\b"
-    r"|\b(?P<h2>\d{1,2})\s*h\s*(?P<m2>[0-5]\d)(?=\s+(?:from\s+now|later)\b)",
-    re.I,
-)
 # "this coming Friday", "upcoming Friday": the next Friday ahead, not next week's.
 _COMING_WEEKDAY = re.compile(
     r"\b(?:this\s+|the\s+)?(?:up)?coming\s+(?=(?:mon|tues?|wed(?:nes)?|thu(?:rs?)?|fri|sat(?:ur)?|sun)(?:day)?\b)", re.I
@@ -195,8 +158,7 @@ _DAY_BEFORE_CLOCK = re.compile(
 )
 # "1pm-3", "8pm - 11": a span whose end has no am/pm, which the library cannot read; its start stays.
 _SPAN_BARE_END = re.compile(r"(?<=[ap]m)\s*-\s*\d{1,2}(?::[0-5]\d)?\b(?!\s*(?:[ap]\.?m|[:/.]\d))", re.I)
-# "a fortnight": two weeks; "lunchtime": noon.
-_FORTNIGHT = re.compile(r"\b(?:a|one)\s+fortnight\b", re.I)
+# "lunchtime", "at lunch": noon.
 _LUNCHTIME = re.compile(r"\blunch\s?time\b|(?:(?<=\bat\s)|(?<=\btoday\s)|(?<=\btomorrow\s))lunch\b", re.I)
 # "on tuesday the 19th": the day of the month says it all (the library reads the weekday only).
 _WEEKDAY_THE_DAY = re.compile(
@@ -232,29 +194,6 @@ _ORDINAL_DAY = re.compile(
     + r")\b(?!\s+(?:time|floor|one|place|of\s+(?!jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|next|this)))",
     re.I,
 )
-# "1 hour and 30 minutes", "two hours 15 min": the library reads the hours only.
-_HOURS_AND_MINUTES = re.compile(
-    rf"\b(?P<h>{_EN_AMOUNT})\s*(?:hours?|hrs?)\s*,?\s*(?:and\s+)?(?P<m>{_EN_AMOUNT})\s*(?:minutes?|mins?)\b", re.I
-)
-
-
-def _amount(word: str) -> float | None:
-    word = " ".join(word.lower().split())
-    if word in ("a", "an"):
-        return 1
-    if word.startswith("half"):
-        return 0.5
-    if word in numerals.EN_WORDS:
-        return numerals.EN_WORDS[word]
-    try:
-        return float(word)
-    except ValueError:
-        return None
-
-
-def _h_duration(found: re.Match[str]) -> str:
-    hours, minutes = int(found["h"] or found["h2"]), int(found["m"] or found["m2"])
-    return f"{found['lead'] or ''}{hours * 60 + minutes} minutes"
 
 
 def _ordinal_day(found: re.Match[str]) -> str | None:
@@ -263,25 +202,6 @@ def _ordinal_day(found: re.Match[str]) -> str | None:
         return None
     suffix = "th" if 11 <= day <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
     return f"{found['lead']}{day}{suffix}"
-
-
-def _and_a_half(found: re.Match[str]) -> str | None:
-    amount = _amount(found["n"])
-    if amount is None:
-        return None
-    return f"{amount + 0.5:g} {found['unit'].rstrip('s').lower()}s"
-
-
-def _hours_and_minutes(found: re.Match[str]) -> str | None:
-    hours, minutes = _amount(found["h"]), _amount(found["m"])
-    if hours is None or minutes is None:
-        return None
-    return f"{round(hours * 60 + minutes):d} minutes"
-
-
-def _minute_timer(found: re.Match[str]) -> str:
-    unit = {"sec": "second", "second": "second", "min": "minute", "minute": "minute"}.get(found["unit"].lower(), "hour")
-    return f"{found['lead']} in {found['n']} {unit}s"
 
 
 def normalise(text: str) -> tuple[str, list[int]]:
@@ -317,12 +237,6 @@ def _rewrite(
     out.append(text[pos:])
     new_index.extend(index[pos:])
     return "".join(out), new_index
-
-
-def _half_hour(found: re.Match[str]) -> str:
-    if found["zh"]:
-        return "半"
-    return f"{found['n']}.5 hours" if found["n"] else "half an hour"
 
 
 def _h_clock(found: re.Match[str]) -> str | None:
@@ -422,18 +336,18 @@ _REWRITES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str | None]]] =
     (_SPACE_IN_ZH, lambda _: ""),
     (_APPROXIMATE, _approximate),
     (_ISH, lambda _: ""),
-    (_QUARTERS_OF_HOUR, lambda found: f"{_QUARTERS[found['n'].lower()]} minutes"),
-    (_M_MINUTES, lambda found: f"{found['lead']}{found['n']} minutes"),
-    (_HALF_HOUR, _half_hour),
-    (_H_DURATION, _h_duration),
-    (_FORTNIGHT, lambda _: "2 weeks"),
+    (durations.QUARTERS_OF_HOUR, lambda found: f"{durations.QUARTERS[found['n'].lower()]} minutes"),
+    (durations.M_MINUTES, lambda found: f"{found['lead']}{found['n']} minutes"),
+    (durations.HALF_HOUR, durations.half_hour),
+    (durations.H_DURATION, durations.h_duration),
+    (durations.FORTNIGHT, lambda _: "2 weeks"),
     (_COMING_WEEKDAY, lambda _: "this "),
     (_DAY_BEFORE_CLOCK, lambda found: f"{found['day']}at "),
     (_SPAN_BARE_END, lambda _: ""),
     (_LUNCHTIME, lambda _: "noon"),
     (_WEEKDAY_THE_DAY, lambda _: ""),
     (_ORDINAL_DAY, _ordinal_day),
-    (_AND_A_HALF, _and_a_half),
+    (durations.AND_A_HALF, durations.and_a_half),
     (_HALF_HOUR_BRITISH, lambda found: f"half past {found['h']}"),
     (_MIDNIGHT_TONIGHT, lambda _: "at midnight"),
     (_H_CLOCK, _h_clock),
@@ -450,10 +364,10 @@ _REWRITES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str | None]]] =
     (_ZH_DAY_HAO, lambda found: f"{found['d']}日"),
     (_ZH_MIDNIGHT, lambda _: "晚上12点"),
     (_ZH_MINUTES_TO, _zh_minutes_to),
-    (_ZH_AFTER_WAIT, lambda found: f"{found['d']}后"),
+    (durations.ZH_AFTER_WAIT, lambda found: f"{found['d']}后"),
     (_ALARM_FOR, lambda found: f"{found['lead']} at "),
-    (_HOURS_AND_MINUTES, _hours_and_minutes),
-    (_TIMER_FOR, lambda found: f"{found['lead']} in "),
-    (_MINUTE_TIMER, _minute_timer),
-    (_ZH_TIMER, lambda found: f"{found['d'] or found['d2']}后"),
+    (durations.HOURS_AND_MINUTES, durations.hours_and_minutes),
+    (durations.TIMER_FOR, lambda found: f"{found['lead']} in "),
+    (durations.MINUTE_TIMER, durations.minute_timer),
+    (durations.ZH_TIMER, lambda found: f"{found['d'] or found['d2']}后"),
 ]

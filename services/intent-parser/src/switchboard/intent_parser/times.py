@@ -4,9 +4,9 @@ Recognition is Microsoft Recognizers-Text's (``recognizers-text-date-time``, Eng
 Chinese cultures): it finds the expressions and gives each a TIMEX3 value. One message goes
 through these steps, each in its own module:
 
-1. ``time_text``: the text is rewritten into the forms the library reads ("ten after 4pm"
-   -> "4:10pm", "16h45" -> "16:45", "in 1/2 hour" -> "in half an hour"...), keeping an
-   index back into what the user wrote;
+1. ``time_text`` (with ``time_durations``): the text is rewritten into the forms the library
+   reads ("ten after 4pm" -> "4:10pm", "16h45" -> "16:45", "in 1/2 hour" -> "in half an
+   hour"...), keeping an index back into what the user wrote;
 2. ``time_zones``: a zone said with the clock time ("5pm CET", "北京时间") sets where the
    expression is read; the instant is then written in the user's zone;
 3. ``time_rules``: a small rule layer reads what the library misses ("每个工作日", "every
