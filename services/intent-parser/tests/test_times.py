@@ -258,6 +258,10 @@ def test_numerals(text: str, value: float | None) -> None:
         ("quarter of 5", "America/New_York", "2026-11-24T16:45:00-05:00"),
         ("the friday after next at 9am", "America/New_York", "2026-12-04T09:00:00-05:00"),
         ("on thursday the 26th at 9", "America/New_York", "2026-11-26T09:00:00-05:00"),
+        # "12 tonight" is midnight, "1am tonight" the night's 1 am (the library read noon and 13:00).
+        ("at 12 tonight", "America/New_York", "2026-11-25T00:00:00-05:00"),
+        ("at 12:30 tonight", "America/New_York", "2026-11-25T00:30:00-05:00"),
+        ("1am tonight", "America/New_York", "2026-11-25T01:00:00-05:00"),
     ],
 )
 def test_expressions_the_library_misreads(parser: TimeParser, text: str, tz: str, expected: str) -> None:
@@ -389,6 +393,8 @@ _TIME_WORDS = (
     "tomorrow before",
     "quarter of",
     "after next",
+    "12 tonight",
+    "am tonight",
     "tuesday the 19th",
     "下午2点到",
     "of next month at 10",

@@ -45,7 +45,14 @@ _PART_WORDS = [
 ]
 # Midnight said in Chinese, which the library reads as noon.
 _MIDNIGHT_ZERO = re.compile(r"(?<![\d十])(?:零|0|\u3007)点")
-_NIGHT_TWELVE = re.compile(r"(?:晚上|今晚|夜里|夜|凌晨|午夜)(?:十二|12)点")
+_NIGHT_TWELVE = re.compile(
+    r"(?:晚上|今晚|夜里|夜|凌晨|午夜)(?:十二|12)点|\b12(?::[0-5]\d)?\s*(?:tonight|at\s+night)\b|\btonight\s+at\s+12\b",
+    re.I,
+)
+# "1am tonight": the night's 1 am, which the library reads as 13:00.
+_AM_TONIGHT = re.compile(
+    r"\b(?P<h>[1-5])(?::[0-5]\d)?\s*a\.?m\.?\s+tonight\b|\btonight\s+at\s+(?P<h2>[1-5])(?::[0-5]\d)?\s*a\.?m\b", re.I
+)
 _RANGE_START = re.compile(r"^\((?P<start>[^,()]+),[^,()]+,[^,()]+\)$")
 _INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
 _TIMEX_DATE = re.compile(r"^(?P<y>\d{4}|XXXX)-(?P<m>\d{2}|XX)-(?P<d>\d{2}|XX)")
@@ -127,6 +134,8 @@ def _read_timex(timex: str, values: list[dict[str, Any]], kind: str, span: str, 
             parts.hour, parts.minute, parts.ambiguous = 0, parts.minute, False
             if ends_day and parts.date is not None:
                 parts.date += timedelta(days=1)
+        elif (night := _AM_TONIGHT.search(span)) and parts.hour == int(night["h"] or night["h2"]) + 12:
+            parts.hour, parts.ambiguous = parts.hour - 12, False  # today's has passed: it rolls to the night's
     return used
 
 
