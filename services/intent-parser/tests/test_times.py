@@ -214,6 +214,11 @@ def test_numerals(text: str, value: float | None) -> None:
         ("过十分钟提醒我", "Asia/Shanghai", "2026-11-24T15:40:00+08:00"),
         ("再过半小时叫我", "Asia/Shanghai", "2026-11-24T16:00:00+08:00"),
         ("半个小时以后", "Asia/Shanghai", "2026-11-24T16:00:00+08:00"),
+        ("一个钟以后", "Asia/Shanghai", "2026-11-24T16:30:00+08:00"),
+        # Minutes "past" the hour (过) are a clock time, not a wait; 早晨 is the morning.
+        ("下午3点过5分", "Asia/Shanghai", "2026-11-25T15:05:00+08:00"),
+        ("四点过一刻", "Asia/Shanghai", "2026-11-24T16:15:00+08:00"),
+        ("明天早晨6点", "Asia/Shanghai", "2026-11-25T06:00:00+08:00"),
         # Midnight in Chinese (the library reads it as noon) and minutes to the hour.
         ("今晚12点", "Asia/Shanghai", "2026-11-25T00:00:00+08:00"),
         ("明天晚上12点", "Asia/Shanghai", "2026-11-26T00:00:00+08:00"),
@@ -380,6 +385,8 @@ _TIME_WORDS = (
     "3号",
     "再过",
     "差五分",
+    "点过",
+    "早晨",
     "零点",
     "half three",
     "0730",

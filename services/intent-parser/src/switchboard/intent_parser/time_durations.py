@@ -27,9 +27,11 @@ QUARTERS = {"a": 15, "one": 15, "two": 30, "three": 45}
 # "in 5m": minutes (the library reads a bare "m" as nothing).
 M_MINUTES = re.compile(r"(?P<lead>\b(?:in|within|after)\s+)(?P<n>\d{1,3})\s*m\b(?![.'\u2019])", re.I)
 
-# "过十分钟", "再过半小时": the same as "十分钟后".
+# "一个钟以后": an hour.
+ZH_HOUR_CLOCK = re.compile(r"个钟(?=[之以]?后)")
+# "过十分钟", "再过半小时": the same as "十分钟后" (not "3点过5分", a clock time).
 ZH_AFTER_WAIT = re.compile(
-    r"再?过(?P<d>(?:[\d零一二两三四五六七八九十]+个?半?|半个?)(?:分钟|分|小时|钟头|天)|一刻钟)(?![之以]?后)"
+    r"(?<![点點])再?过(?P<d>(?:[\d零一二两三四五六七八九十]+个?半?|半个?)(?:分钟|分|小时|钟头|天)|一刻钟)(?![之以]?后)"
 )
 
 # Timers: the duration says when it runs out. "timer for 10 minutes", "countdown of an hour",

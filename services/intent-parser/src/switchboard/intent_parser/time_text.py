@@ -123,6 +123,9 @@ _ZH_DAY_HAO = re.compile(
     r"(?<![月\d零一二两三四五六七八九十])(?P<d>[12]?\d|3[01]|[一二三]?十[一二三四五六七八九]?|[一二三四五六七八九])号"
     r"(?=[上下中凌傍晚早夜]|[\d零一二两三四五六七八九十]+[点时:]|提醒|叫|之前|以前|前|[,，。!?\s\uff01\uff1f]|$)"
 )
+# "3点过5分", "下午3点过一刻": minutes past the hour (the library stops at 过); "早晨" is "早上".
+_ZH_PAST_THE_HOUR = re.compile(r"(?<=[点點])过(?=[\d一二三四五六七八九十]+分|[一三]刻)")
+_ZH_EARLY_MORNING = re.compile(r"早晨")
 # "午夜" alone is midnight; "十点差五分" / "差五分十点" is 09:55.
 _ZH_MIDNIGHT = re.compile(r"(?:半夜|午夜)(?![\d零一二两三四五六七八九十]+点)")
 _ZH_MINUTES_TO = re.compile(
@@ -362,6 +365,9 @@ _REWRITES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str | None]]] =
     (_WEEKDAY_ABBREVIATION, _weekday),
     (_ZH_ZERO_MINUTES, lambda found: f"{found['m']}分"),
     (_ZH_DAY_HAO, lambda found: f"{found['d']}日"),
+    (_ZH_PAST_THE_HOUR, lambda _: ""),
+    (_ZH_EARLY_MORNING, lambda _: "早上"),
+    (durations.ZH_HOUR_CLOCK, lambda _: "个小时"),
     (_ZH_MIDNIGHT, lambda _: "晚上12点"),
     (_ZH_MINUTES_TO, _zh_minutes_to),
     (durations.ZH_AFTER_WAIT, lambda found: f"{found['d']}后"),
