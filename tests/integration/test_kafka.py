@@ -25,7 +25,7 @@ from switchboard.common.kafka import (
     EventProducer,
 )
 from switchboard.common.kafka.headers import get as header
-from switchboard.events.v1 import messages_pb2
+from switchboard.events.v1 import envelope_pb2, messages_pb2
 from tests.conftest import Stack
 
 pytestmark = pytest.mark.integration
@@ -313,6 +313,40 @@ async def test_batches_arrive_prepared_in_partition_order_and_poison_is_dead_let
     dead = await _read_one(stack, dlq)
     assert dead.value == b"\xffnot a protobuf" and "undecodable" in (header(dead.headers, DLQ_CAUSE) or "")
     assert header(dead.headers, DLQ_SOURCE_OFFSET) == str(poison.offset)
+
+
+async def test_one_failing_event_in_a_batch_is_dead_lettered_alone(
+    stack: Stack, topics: tuple[str, str], unique: str
+) -> None:
+    """A batch handler that fails whenever one poison event is in its batch (as PostgreSQL
+    refuses a NUL in text): the batch is retried, then split until the poison is alone;
+    only it is dead-lettered, every other event of the batch is handled."""
+    topic, dlq = topics
+    settings = _settings(stack, handler_attempts=2)
+    handled: set[str] = set()
+    calls: list[int] = []
+
+    async def handle(batch: list[ConsumedEvent]) -> None:
+        calls.append(len(batch))
+        texts = [events.unwrap(event.envelope).text for event in batch]  # type: ignore[attr-defined]
+        if any("\x00" in text for text in texts):
+            raise ValueError("invalid byte sequence for encoding UTF8: 0x00")
+        handled.update(texts)
+
+    async with EventProducer(settings) as producer:
+        texts = [f"m{i}" for i in range(40)]
+        texts[17] = "poi\x00son"
+        for i, text in enumerate(texts):
+            await producer.send(topic, events.wrap(_inbound(text), conversation_key=f"k{i % 4}", source="t"))
+        async with _consuming(settings, producer, topic, dlq, f"g-{unique}", batch_handler=handle):
+            await _wait_for(lambda: len(handled) == 39)
+            dead = await _read_one(stack, dlq)
+    assert handled == {text for text in texts if "\x00" not in text}
+    assert max(calls) > 1  # the poison did arrive in a batch with others
+    poison = events.unwrap(envelope_pb2.Envelope.FromString(dead.value))
+    assert poison.text == "poi\x00son"  # type: ignore[attr-defined]
+    cause = header(dead.headers, DLQ_CAUSE) or ""
+    assert "after 2 attempts" in cause and "0x00" in cause
 
 
 async def test_concurrent_batches_start_in_order_and_overlap(

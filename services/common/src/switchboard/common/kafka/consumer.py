@@ -8,7 +8,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
@@ -23,6 +23,7 @@ from switchboard.common.kafka.security import connection_kwargs
 from switchboard.common.metrics import DEAD_LETTERED, EVENTS_CONSUMED, HANDLER_SECONDS
 from switchboard.events.v1 import envelope_pb2
 
+_T = TypeVar("_T")
 logger = logging.getLogger(__name__)
 
 
@@ -147,8 +148,10 @@ class EventConsumer:
     oldest record still in flight. With ``batch_handler`` instead of ``handler``, each
     poll is handed over at once (each partition's records in offset order), one poll after
     the other, for bulk writes; the handler may return :class:`Rejection` s, which are
-    dead-lettered one by one; a failing batch is retried, then dead-lettered record by
-    record. Batch records are decoded as they are polled, and ``prepare`` (if given) is
+    dead-lettered one by one; a batch that still fails after its retries is split in
+    halves, each handled alone, down to single events, so only the events that fail by
+    themselves are dead-lettered (one poison event never sends its batch-mates there).
+    Batch records are decoded as they are polled, and ``prepare`` (if given) is
     applied to each event then (its result is ``event.prepared``), so that this work
     overlaps the handling of the batch before. With ``batch_concurrency`` n > 1, a batch
     may start while the n - 1 before it are still being handled (e.g. waiting for a bulk
@@ -493,75 +496,80 @@ class EventConsumer:
             if isinstance(event, UndecodableRecordError):
                 await self._dead_letter(record, event.cause, reason=event.reason)
 
-    async def _handle_batch(self, good: list[tuple[ConsumerRecord[bytes, bytes], ConsumedEvent]]) -> None:
+    async def _handle_batch(
+        self, good: list[tuple[ConsumerRecord[bytes, bytes], ConsumedEvent]], attempts: int | None = None
+    ) -> None:
+        """Hand ``good`` to the batch handler. A batch that still fails after its attempts is
+        split in two and each half handled again (one attempt each, a single event all of
+        them), so only the events that fail alone are dead-lettered: one poison event costs
+        the others in its batch a few retries, never their delivery. The handler must leave
+        nothing behind when it raises (one transaction per call), as a retry redoes it all."""
         assert self._batch_handler is not None
-        attempts = max(1, self._settings.handler_attempts)
-        attempt = outage = 0
-        while attempt < attempts:
-            attempt += 1
-            started = time.perf_counter()
-            try:
-                rejected = await self._batch_handler([event for _, event in good])
-            except self._transient as exc:
-                outage += 1
-                attempt -= 1
-                await self._wait_out(exc, outage)
-            except Exception as exc:  # any other failure is retried, then dead-lettered
-                if attempt == attempts:
-                    logger.exception("batch handler failed, dead-lettering", extra={"records": len(good)})
-                    cause = f"batch handler failed after {attempts} attempts: {exc!r}"
-                    for record, _ in good:
-                        await self._dead_letter(record, cause, reason="handler_error")
-                    return
-                logger.warning("batch handler failed, retrying", extra={"attempt": attempt, "error": repr(exc)})
-                await asyncio.sleep(self._settings.handler_backoff_s * 2 ** (attempt - 1))
-            else:
-                by_position = {(e.topic, e.partition, e.offset): record for record, e in good} if rejected else {}
-                for rejection in rejected or ():
-                    event = rejection.event
-                    record = by_position[event.topic, event.partition, event.offset]
-                    await self._dead_letter(record, rejection.cause, rejection.reason)
-                consumed: dict[tuple[str, str], int] = defaultdict(int)
-                for _, event in good:
-                    consumed[event.topic, event.envelope.event_type] += 1
-                for (topic, event_type), count in consumed.items():
-                    EVENTS_CONSUMED.labels(topic=topic, event_type=event_type).inc(count)
+        handler = self._batch_handler
+        tries = attempts or max(1, self._settings.handler_attempts)
+        done, rejected, failure = await self._with_retries(
+            lambda: handler([event for _, event in good]), tries, "(batch)", {"records": len(good)}
+        )
+        if not done:
+            if len(good) == 1:
+                record, event = good[0]
+                logger.error("batch handler failed on one event, dead-lettering it", extra=_ids(event))
+                await self._dead_letter(record, f"handler failed after {tries} attempts: {failure!r}", "handler_error")
                 return
-            finally:
-                HANDLER_SECONDS.labels(topic="(batch)").observe(time.perf_counter() - started)
+            logger.warning("batch handler failed; handling each half alone", extra={"records": len(good)})
+            half = len(good) // 2
+            for part in (good[:half], good[half:]):
+                await self._handle_batch(part, None if len(part) == 1 else 1)
+            return
+        by_position = {(e.topic, e.partition, e.offset): record for record, e in good} if rejected else {}
+        for rejection in rejected or ():
+            event = rejection.event
+            record = by_position[event.topic, event.partition, event.offset]
+            await self._dead_letter(record, rejection.cause, rejection.reason)
+        consumed: dict[tuple[str, str], int] = defaultdict(int)
+        for _, event in good:
+            consumed[event.topic, event.envelope.event_type] += 1
+        for (topic, event_type), count in consumed.items():
+            EVENTS_CONSUMED.labels(topic=topic, event_type=event_type).inc(count)
 
     async def _handle_with_retries(self, event: ConsumedEvent, record: ConsumerRecord[bytes, bytes]) -> None:
+        assert self._handler is not None
+        handler = self._handler
         attempts = max(1, self._settings.handler_attempts)
+        done, _, failure = await self._with_retries(lambda: handler(event), attempts, event.topic, _ids(event))
+        if not done:
+            logger.error("handler failed, dead-lettering", extra={**_ids(event), "attempts": attempts})
+            await self._dead_letter(record, f"handler failed after {attempts} attempts: {failure!r}", "handler_error")
+            return
+        EVENTS_CONSUMED.labels(topic=event.topic, event_type=event.envelope.event_type).inc()
+
+    async def _with_retries(
+        self, call: Callable[[], Awaitable[_T]], attempts: int, timed_as: str, context: dict[str, Any]
+    ) -> tuple[bool, _T | None, BaseException | None]:
+        """The one retry policy: (True, result, None) once ``call`` succeeds; (False, None, the
+        last error) after ``attempts`` failures, with exponential backoff in between. An
+        error of a ``transient`` type (a dependency away) is waited out and not counted."""
         attempt = outage = 0
+        failure: BaseException | None = None
         while attempt < attempts:
             attempt += 1
             started = time.perf_counter()
             try:
-                assert self._handler is not None
-                await self._handler(event)
+                return True, await call(), None
             except self._transient as exc:
                 outage += 1
                 attempt -= 1
                 await self._wait_out(exc, outage)
-            except Exception as exc:  # any other handler failure is retried, then dead-lettered
-                if attempt == attempts:
-                    logger.exception(
-                        "handler failed, dead-lettering",
-                        extra={"event_id": event.envelope.event_id, "attempts": attempts},
-                    )
-                    cause = f"handler failed after {attempts} attempts: {exc!r}"
-                    await self._dead_letter(record, cause, reason="handler_error")
-                    return
-                logger.warning(
-                    "handler failed, retrying",
-                    extra={"event_id": event.envelope.event_id, "attempt": attempt, "error": repr(exc)},
-                )
-                await asyncio.sleep(self._settings.handler_backoff_s * 2 ** (attempt - 1))
-            else:
-                EVENTS_CONSUMED.labels(topic=event.topic, event_type=event.envelope.event_type).inc()
-                return
+            except Exception as exc:  # noqa: BLE001 -- retried, then the caller dead-letters the record(s)
+                failure = exc
+                if attempt < attempts:
+                    retry = {**context, "attempt": attempt, "error": repr(exc)}
+                    logger.warning("handler failed, retrying", extra=retry)
+                    await asyncio.sleep(self._settings.handler_backoff_s * 2 ** (attempt - 1))
             finally:
-                HANDLER_SECONDS.labels(topic=event.topic).observe(time.perf_counter() - started)
+                HANDLER_SECONDS.labels(topic=timed_as).observe(time.perf_counter() - started)
+        logger.warning("handler failed on every attempt", extra={**context, "error": repr(failure)}, exc_info=failure)
+        return False, None, failure
 
     async def _wait_out(self, exc: BaseException, outage: int) -> None:
         """Back off while a dependency is away (exponential, at most 10 s between tries)."""
@@ -598,6 +606,10 @@ class EventConsumer:
             return
         for tp, offset in offsets.items():
             self._progress[tp].committed = offset
+
+
+def _ids(event: ConsumedEvent) -> dict[str, Any]:
+    return {"event_id": event.envelope.event_id, "topic": event.topic, "offset": event.offset}
 
 
 def _by_key(records: list[ConsumerRecord[bytes, bytes]]) -> dict[bytes | None, list[ConsumerRecord[bytes, bytes]]]:
