@@ -146,7 +146,7 @@ async def test_mqtt5_and_311_devices_get_answers_where_they_asked(pipeline: Pipe
 
 def _malformed(rng: random.Random) -> bytes:
     """Payloads a broken or hostile device could send."""
-    choice = rng.randrange(8)
+    choice = rng.randrange(9)
     if choice == 0:
         return rng.randbytes(rng.randrange(0, 200))
     if choice == 1:
@@ -161,6 +161,8 @@ def _malformed(rng: random.Random) -> bytes:
         return json.dumps({"text": "hi", "id": "x" * rng.randrange(129, 300)}).encode()
     if choice == 6:
         return b'{"text": "' + b"\xff\xfe" * rng.randrange(1, 20) + b'"}'
+    if choice == 7:
+        return json.dumps({"text": "lights" + chr(rng.choice([0, 1, 8, 27, 127])) + "off"}).encode()
     return b"x" * rng.randrange(64 * 1024 + 1, 80 * 1024)  # over the size limit
 
 

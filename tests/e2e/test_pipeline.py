@@ -237,6 +237,7 @@ async def test_bad_input_gets_4xx_and_reaches_no_topic(echo_pipeline: Pipeline) 
             (client.post("/v1/messages", json={"conversation_id": conversation}), 422),
             (client.post("/v1/messages", json={"conversation_id": conversation, "text": ""}), 422),
             (client.post("/v1/messages", json={"conversation_id": conversation, "text": "x" * 1_000_000}), 413),
+            (client.post("/v1/messages", json={"conversation_id": conversation, "text": "hi\u0000there"}), 422),
             (client.post("/v1/messages", json={"conversation_id": "c-forged.0000", "text": "hi"}), 404),
             (client.post("/v1/messages", json={"conversation_id": conversation, "text": "x", "timeout_s": 9999}), 422),
             (client.get("/v1/messages/m-forged.0000"), 404),

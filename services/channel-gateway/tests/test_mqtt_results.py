@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from switchboard.channel_gateway.mqtt import parse_result
+from switchboard.channel_gateway.mqtt import parse_command, parse_result
 from switchboard.channel_gateway.rejections import Rejected
 
 
@@ -32,3 +32,10 @@ def test_a_malformed_result_is_refused_with_the_reason(payload: bytes, status: i
     with pytest.raises(Rejected) as refused:
         parse_result(payload, 1024)
     assert refused.value.status == status and reason in refused.value.detail
+
+
+def test_a_command_with_a_control_character_is_refused_with_the_reason() -> None:
+    with pytest.raises(Rejected) as refused:
+        parse_command(json.dumps({"text": "lights\u0000off"}).encode(), max_bytes=65536, max_chars=8000)
+    assert refused.value.status == 422 and "U+0000" in refused.value.detail
+    assert parse_command(json.dumps({"text": "lights\noff"}).encode(), max_bytes=65536, max_chars=8000).text

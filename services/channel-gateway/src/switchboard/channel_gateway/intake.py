@@ -11,6 +11,7 @@ from switchboard.channel_gateway.idempotency import IdempotencyKeys, KeyReused
 from switchboard.channel_gateway.ids import IdSigner
 from switchboard.channel_gateway.ratelimit import RateLimiter
 from switchboard.channel_gateway.rejections import Rejected
+from switchboard.common import text as text_rules
 from switchboard.events.v1 import messages_pb2 as m
 
 Publish = Callable[[m.InboundMessage, str], Awaitable[None]]
@@ -55,6 +56,8 @@ class Intake:
             raise Rejected(422, "text must not be empty")
         if len(text) > self._max_text_chars:
             raise Rejected(422, f"text is longer than {self._max_text_chars} characters")
+        if (why := text_rules.refusal(text)) is not None:
+            raise Rejected(422, why)
         request_hash = hashlib.sha256(f"{conversation_id}\n{text}".encode()).hexdigest()
         earlier = None
         if idempotency_key is not None:

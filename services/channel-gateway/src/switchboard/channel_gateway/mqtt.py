@@ -49,6 +49,7 @@ from switchboard.channel_gateway.dedupe import Deliveries
 from switchboard.channel_gateway.rejections import Record, Rejected
 from switchboard.channel_gateway.targets import ReplyTargets
 from switchboard.common import events
+from switchboard.common import text as text_rules
 from switchboard.common.kafka import ConsumedEvent
 from switchboard.common.lifecycle import sleep_unless_stopped
 from switchboard.events.v1 import messages_pb2 as m
@@ -145,6 +146,8 @@ def parse_command(payload: bytes, max_bytes: int, max_chars: int) -> CommandIn:
         raise Rejected(422, f"{where}: {first['msg']}") from exc
     if len(command.text) > max_chars:
         raise Rejected(422, f"text is longer than {max_chars} characters")
+    if (why := text_rules.refusal(command.text)) is not None:
+        raise Rejected(422, why)
     return command
 
 
