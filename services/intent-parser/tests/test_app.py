@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import time
+import types
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -14,6 +15,7 @@ from typing import Any
 
 import faust
 import pytest
+from aiokafka.errors import KafkaConnectionError
 
 from switchboard.common import events
 from switchboard.common.kafka import headers as hdr
@@ -331,3 +333,78 @@ async def test_a_close_call_is_asked_and_the_answer_picks_the_intent_of_the_earl
 )
 def test_the_answer_to_a_question(text: str, picked: int | None) -> None:
     assert choice(text) == picked
+
+
+# --- issue 21: one record's failure stops nobody else's; nothing is skipped ------------------
+
+
+class _Record:
+    """The parts of a Faust event ``guarded`` and ``_dead_letter`` read."""
+
+    def __init__(self) -> None:
+        self.key, self.value, self.headers = b"k", b"v", {}
+        self.message = types.SimpleNamespace(topic="t", partition=0, offset=7, headers=[])
+
+
+def _understanding(parser: Parser, tmp_path: Path, deadletter: Any, on_fatal: Any = None) -> Understanding:
+    settings = Settings(data_dir=tmp_path)
+    settings.kafka.handler_backoff_s = 0.001
+    app = faust.App(f"test-{uuid.uuid4().hex[:8]}", store="memory://", datadir=str(tmp_path))
+    channels = {name: app.channel() for name in (*OUTPUTS, "inbound")}
+    channels["deadletter"] = deadletter
+    return Understanding(settings, parser, Topics(**channels), Tables(app, settings), on_fatal=on_fatal)
+
+
+class _DeadLetters:
+    def __init__(self, fail: bool = False) -> None:
+        self.sent: list[bytes] = []
+        self.fail = fail
+
+    async def send(self, key: bytes, value: bytes, headers: Any) -> None:
+        if self.fail:
+            raise RuntimeError("the dead-letter topic refuses it too")
+        self.sent.append(value)
+
+
+async def test_a_retriable_kafka_error_is_waited_out_and_a_failure_retried_before_dead_lettering(
+    parser: Parser, tmp_path: Path
+) -> None:
+    dead = _DeadLetters()
+    understanding = _understanding(parser, tmp_path, dead)
+    calls: list[str] = []
+
+    async def flaky(event: Any) -> None:
+        calls.append("call")
+        if len(calls) <= 5:
+            raise KafkaConnectionError("broker away")  # retriable: waited out, not counted
+        if len(calls) == 6:
+            raise ValueError("once")  # counted, retried
+
+    await understanding.guarded(flaky, _Record())
+    assert len(calls) == 7 and dead.sent == []
+
+    async def broken(event: Any) -> None:
+        calls.append("broken")
+        raise ValueError("always")
+
+    calls.clear()
+    await understanding.guarded(broken, _Record())
+    assert len(calls) == understanding.settings.kafka.handler_attempts and dead.sent == [b"v"]
+
+
+async def test_a_record_that_cannot_be_dead_lettered_stops_the_worker_instead_of_being_skipped(
+    parser: Parser, tmp_path: Path
+) -> None:
+    stopped: list[BaseException] = []
+
+    async def on_fatal(exc: BaseException) -> None:
+        stopped.append(exc)
+
+    understanding = _understanding(parser, tmp_path, _DeadLetters(fail=True), on_fatal)
+
+    async def broken(event: Any) -> None:
+        raise ValueError("always")
+
+    with pytest.raises(RuntimeError):
+        await understanding.guarded(broken, _Record())
+    assert len(stopped) == 1

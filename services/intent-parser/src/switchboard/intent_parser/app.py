@@ -28,6 +28,7 @@ with the same ids (:func:`switchboard.common.events.derived_id`), which consumer
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import logging
@@ -41,6 +42,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import faust
 import mode
+from aiokafka.errors import KafkaError
 from google.protobuf.message import DecodeError, Message
 
 from switchboard.common import events, tracing
@@ -181,7 +183,7 @@ def create_app(settings: Settings, parser: Parser | None = None) -> faust.App:
         deadletter=app.topic(settings.topics.deadletter, **_RAW),
     )
     tables = Tables(app, settings)
-    understanding = Understanding(settings, parser or _load_parser(settings), topics, tables)
+    understanding = Understanding(settings, parser or _load_parser(settings), topics, tables, on_fatal=app.crash)
 
     @app.agent(topics.inbound)
     async def route(stream: faust.StreamT[bytes]) -> None:
@@ -222,22 +224,62 @@ def _headers(event: Any) -> list[tuple[str, bytes]]:
 class Understanding:
     """What the two agents do with each record (kept apart from Faust's wiring for tests)."""
 
-    def __init__(self, settings: Settings, parser: Parser, topics: Topics, tables: Tables) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        parser: Parser,
+        topics: Topics,
+        tables: Tables,
+        on_fatal: Callable[[BaseException], Awaitable[None]] | None = None,
+    ) -> None:
         self.settings = settings
         self.parser = parser
         self.topics = topics
         self.tables = tables
+        # Called when a record can be neither handled nor dead-lettered (the app's crash:
+        # the worker stops with the record uncommitted, and it is read again on restart).
+        self._on_fatal = on_fatal
 
     async def guarded(self, handler: Callable[[Any], Awaitable[None]], event: Any) -> None:
-        """``handler(event)``; a failure dead-letters the record instead of stopping the agent."""
-        try:
-            await handler(event)
-        except Exception as exc:
-            logger.exception("record failed", extra={"topic": event.message.topic, "offset": event.message.offset})
+        """``handler(event)``, retried, so that one record's failure stops nobody else's.
+
+        A Kafka error the client calls retriable (the broker away, a leader moving) is waited
+        out however long it lasts; any other failure is retried ``kafka.handler_attempts``
+        times with exponential backoff, then the record is dead-lettered with its cause. A
+        record that cannot even be dead-lettered is never skipped: ``on_fatal`` stops the
+        worker with it uncommitted."""
+        attempts = max(1, self.settings.kafka.handler_attempts)
+        backoff = self.settings.kafka.handler_backoff_s
+        where = {"topic": event.message.topic, "offset": event.message.offset}
+        attempt = outage = 0
+        while True:
             try:
-                await self._dead_letter(event, f"{type(exc).__name__}: {exc}"[:500], reason="handler-error")
-            except Exception:  # e.g. the record is too large for the dead-letter topic too
-                logger.exception("record could not be dead-lettered; skipped")
+                await handler(event)
+                return
+            except Exception as exc:
+                if isinstance(exc, KafkaError) and exc.retriable:
+                    outage += 1
+                    delay = min(10.0, backoff * 2 ** min(outage - 1, 10))
+                    logger.warning(
+                        "Kafka is unavailable; retrying", extra={**where, "error": repr(exc), "retry_in_s": delay}
+                    )
+                    await asyncio.sleep(delay)
+                    continue
+                attempt += 1
+                if attempt < attempts:
+                    logger.warning("record failed, retrying", extra={**where, "attempt": attempt, "error": repr(exc)})
+                    await asyncio.sleep(backoff * 2 ** (attempt - 1))
+                    continue
+                logger.exception("record failed on every attempt; dead-lettering", extra=where)
+                cause = f"{type(exc).__name__}: {exc}"[:500]
+            break
+        try:
+            await self._dead_letter(event, cause, reason="handler-error")
+        except Exception as exc:  # e.g. the record is too large for the dead-letter topic too
+            logger.critical("record could not be dead-lettered; stopping with it uncommitted", extra=where)
+            if self._on_fatal is not None:
+                await self._on_fatal(exc)
+            raise
 
     # --- route and resolve: inbound (by conversation) -> users (by identity) -> people ------
 
