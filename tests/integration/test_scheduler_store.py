@@ -1,11 +1,19 @@
 """The scheduler's batch SQL and outbox against the real PostgreSQL."""
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.structs import ConsumerRecord
 
 from switchboard.common import events, postgres
+from switchboard.common.config import KafkaSettings
+from switchboard.common.kafka import EventProducer
+from switchboard.common.kafka import headers as hdr
+from switchboard.events.v1 import envelope_pb2
 from switchboard.events.v1 import messages_pb2 as m
 from switchboard.scheduler import handlers, store
 from switchboard.scheduler.outbox import Outbox
@@ -75,3 +83,51 @@ async def test_outbox_rows_keep_the_order_they_were_added_in(pool: asyncpg.Pool,
     assert [(r["topic"], r["key"], r["value"]) for r in rows] == [
         (topic, e.conversation_key.encode(), e.SerializeToString()) for topic, e in added
     ]
+
+
+async def test_a_row_kafka_will_never_take_is_dead_lettered_and_the_rows_behind_it_go_out(
+    pool: asyncpg.Pool, stack: Stack, unique: str
+) -> None:
+    """A plugin's request topic that does not exist once stopped the relay (and, on restart,
+    stopped it again on the same row): now that row goes to the dead-letter topic with its
+    cause, and the others are sent and deleted."""
+    sent_to, dead_to = f"test.outbox.{unique}", f"test.outbox.dead.{unique}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(sent_to, 1, 1), NewTopic(dead_to, 1, 1)])
+        outbox = Outbox(pool, f"test_{unique}", dead_to)
+        added = [
+            (topic, events.wrap(m.OutboundMessage(text=f"r{i}"), conversation_key="c", source="t"))
+            for i, topic in enumerate([sent_to, f"test.no.such.topic.{unique}", sent_to])
+        ]
+        async with pool.acquire() as conn, conn.transaction():
+            await outbox.add(conn, added)
+        settings = KafkaSettings(bootstrap_servers=stack.kafka_bootstrap)
+        async with EventProducer(settings, request_timeout_ms=3000) as producer:
+            assert await outbox.relay_once(producer, 10) == 3
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+        delivered = await _read(stack, sent_to, 2)
+        assert [events.unwrap(envelope_pb2.Envelope.FromString(r.value)).text for r in delivered] == ["r0", "r2"]  # type: ignore[attr-defined]
+        (dead,) = await _read(stack, dead_to, 1)
+        assert events.unwrap(envelope_pb2.Envelope.FromString(dead.value)).text == "r1"  # type: ignore[attr-defined]
+        cause = hdr.get(dead.headers, hdr.DLQ_CAUSE) or ""
+        assert f"test.no.such.topic.{unique}" in cause and "refused" in cause
+    finally:
+        await admin.delete_topics([sent_to, dead_to])
+        await admin.close()
+
+
+async def _read(stack: Stack, topic: str, count: int) -> list[ConsumerRecord[bytes, bytes]]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=stack.kafka_bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        found: list[ConsumerRecord[bytes, bytes]] = []
+        async with asyncio.timeout(30):
+            while len(found) < count:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    found.extend(records)
+        return found
+    finally:
+        await consumer.stop()

@@ -335,7 +335,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         if settings.plugins_enabled:
             registered = sorted(catalogue.plugins)
             logger.info("plugins enabled", extra={"enabled": settings.plugins_enabled, "registered": registered})
-        outbox = Outbox(pool, settings.database_schema)
+        outbox = Outbox(pool, settings.database_schema, settings.topics.deadletter)
         dispatcher = Dispatcher(
             pool,
             outbox,

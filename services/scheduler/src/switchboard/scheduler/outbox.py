@@ -5,7 +5,9 @@ visible together at commit. One replica at a time relays (it holds a PostgreSQL 
 lock; the others stand by and take over within ``poll_s`` when its session ends), so
 rows leave in id order and one conversation's events keep their order on Kafka. The
 relay sends a batch, waits for Kafka's acknowledgement and only then deletes the rows. A
-crash before the delete sends a row again; consumers dedupe on the event id.
+crash before the delete sends a row again; consumers dedupe on the event id. A row Kafka
+will never take (a topic that does not exist, a record too large) goes to the dead-letter
+topic with its cause and the relay goes on; while Kafka is away, rows wait and nothing stops.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ import logging
 from collections.abc import Sequence
 
 import asyncpg
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, UnknownTopicOrPartitionError
 
 from switchboard.common import postgres
 from switchboard.common.kafka import EventProducer
 from switchboard.common.kafka import headers as hdr
 from switchboard.common.lifecycle import sleep_until_woken
+from switchboard.common.metrics import DEAD_LETTERED
 from switchboard.events.v1 import envelope_pb2
 
 logger = logging.getLogger(__name__)
@@ -39,8 +43,11 @@ def _record(queued: Queued) -> tuple[str, bytes, bytes, hdr.Headers]:
 
 
 class Outbox:
-    def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, schema: str, deadletter_topic: str | None = None) -> None:
         self._pool = pool
+        # Where a row Kafka will never take goes (a topic that does not exist, a record too
+        # large), with its cause, so that the rows behind it still go out; None: it stays.
+        self._deadletter_topic = deadletter_topic
         # One NOTIFY channel per schema, so test schemas never wake production relays.
         self._channel = f"{schema}_outbox"
         self._wake = asyncio.Event()
@@ -86,6 +93,10 @@ class Outbox:
                     logger.warning("outbox relay lost PostgreSQL; retrying", extra={"error": repr(exc)})
                     leader = False
                     await leadership.lost()
+                except KafkaError as exc:
+                    # Kafka away (or a row it refuses that could not be dead-lettered either):
+                    # the batch rolled back and stays queued; try again, never stop relaying.
+                    logger.warning("outbox relay could not reach Kafka; retrying", extra={"error": repr(exc)})
                 await sleep_until_woken(stop, self._wake, poll_s)
             if leader:
                 await self.relay_once(producer, batch)
@@ -104,15 +115,37 @@ class Outbox:
             )
             if not rows:
                 return 0
-            futures = [
-                await producer.enqueue_raw(
-                    row["topic"],
-                    row["value"],
-                    row["key"],
-                    [(name, value.encode()) for name, value in json.loads(row["headers"])],
-                )
-                for row in rows
-            ]
-            await asyncio.gather(*futures)
+            outcomes = await asyncio.gather(*[_send(producer, row) for row in rows], return_exceptions=True)
+            refused = [(row, exc) for row, exc in zip(rows, outcomes, strict=True) if isinstance(exc, BaseException)]
+            for _, exc in refused:
+                if self._deadletter_topic is None or not isinstance(exc, Exception) or _may_pass_later(exc):
+                    raise exc  # rolled back: the rows are sent again, in order, on the next try
+            for row, exc in refused:
+                await self._dead_letter(producer, row, exc)
             await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [row["id"] for row in rows])
         return len(rows)
+
+    async def _dead_letter(self, producer: EventProducer, row: asyncpg.Record, exc: Exception) -> None:
+        """The row Kafka refused, on the dead-letter topic with the cause (without its value
+        if the value is what was too large)."""
+        assert self._deadletter_topic is not None
+        cause = f"outbox relay: {row['topic']} refused the record: {exc!r}"[:500]
+        headers = hdr.for_dead_letter(_headers(row), cause, row["topic"], -1, row["id"])
+        value = None if isinstance(exc, MessageSizeTooLargeError) else row["value"]
+        await (await producer.enqueue_raw(self._deadletter_topic, value, row["key"], headers))
+        DEAD_LETTERED.labels(topic=row["topic"], reason="relay_refused").inc()
+        logger.error("outbox row dead-lettered", extra={"topic": row["topic"], "row": row["id"], "cause": cause})
+
+
+def _headers(row: asyncpg.Record) -> hdr.Headers:
+    return [(name, value.encode()) for name, value in json.loads(row["headers"])]
+
+
+async def _send(producer: EventProducer, row: asyncpg.Record) -> object:
+    return await (await producer.enqueue_raw(row["topic"], row["value"], row["key"], _headers(row)))
+
+
+def _may_pass_later(exc: Exception) -> bool:
+    """Whether a send error says Kafka is away for now (worth another try) rather than that it
+    will never take the record (no such topic after the metadata wait, too large, not allowed)."""
+    return isinstance(exc, KafkaError) and exc.retriable and not isinstance(exc, UnknownTopicOrPartitionError)
