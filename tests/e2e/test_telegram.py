@@ -93,6 +93,9 @@ async def test_webhook_registers_rejects_forgeries_and_answers(pipeline: Pipelin
         assert (await _post(url, _update(900 + i, "forged"), secret=f"{SECRET}{i}")).status_code == 401
     assert (await _post(url, _update(999, "no secret"), secret=None)).status_code == 401
     assert (await _post(url, "{not an update")).status_code == 422
+    # Text with a NUL: acknowledged (Telegram would hold up later updates behind a refused
+    # one), audited as refused, never passed on.
+    assert (await _post(url, _update(2, "bad\x00text"))).status_code == 200
 
     response = await _post(url, _update(1, "hello from telegram"))
     assert response.status_code == 200
@@ -101,12 +104,13 @@ async def test_webhook_registers_rejects_forgeries_and_answers(pipeline: Pipelin
     assert [c.params["action"] for c in bot_api.of("sendChatAction")] == ["typing"]
     inbound = await _read_all(pipeline.stack, pipeline.topics.inbound)
     assert [e.inbound_message.text for e in inbound] == ["hello from telegram"]
-    # The 52 refusals are audit events of the telegram channel.
+    # The 53 refusals are audit events of the telegram channel.
     async with asyncio.timeout(30):
-        while len(audited := await _read_all(pipeline.stack, pipeline.topics.audit)) < 52:
+        while len(audited := await _read_all(pipeline.stack, pipeline.topics.audit)) < 53:
             await asyncio.sleep(0.2)
     statuses = sorted(e.audit_event.labels["status"] for e in audited)
-    assert statuses == ["401"] * 51 + ["422"]
+    assert statuses == ["401"] * 51 + ["422"] * 2
+    assert any("U+0000" in e.audit_event.reason for e in audited)
     assert {e.audit_event.labels["channel"] for e in audited} == {"telegram"}
 
 

@@ -13,6 +13,7 @@ from switchboard.channel_gateway.intake import Publish
 from switchboard.channel_gateway.ratelimit import RateLimiter
 from switchboard.channel_gateway.rejections import Record
 from switchboard.channel_gateway.targets import ReplyTargets
+from switchboard.common import text as text_rules
 from switchboard.events.v1 import messages_pb2 as m
 
 logger = logging.getLogger(__name__)
@@ -90,11 +91,16 @@ class Deliveries:
             return False
         if converted is not None:
             inbound, conversation = converted
-            if await self.publish(channel, keys, inbound, conversation, target) is None:
+            if (why := text_rules.refusal(inbound.text)) is not None:
+                # Refused, not passed on; still acknowledged, as a webhook the platform had to
+                # redeliver would hold up the bot's later updates (everyone else's messages).
+                await self._record_rejection(422, "POST", path, f"{inbound.sender.user_id}: {why}")
+            elif await self.publish(channel, keys, inbound, conversation, target) is None:
                 return True
-            reason = f"{inbound.sender.user_id} over the per-minute message limit"
-            await self._record_rejection(429, "POST", path, reason)
-        # Left alone or over the limit: acknowledged to the platform and not passed on.
+            else:
+                reason = f"{inbound.sender.user_id} over the per-minute message limit"
+                await self._record_rejection(429, "POST", path, reason)
+        # Left alone, refused or over the limit: acknowledged to the platform and not passed on.
         await self._seen.remember(channel, *keys)
         return False
 
