@@ -290,3 +290,20 @@ async def test_an_enabled_plugin_is_asked_its_answer_is_relayed_once_and_silence
     assert envelope_pb2.Envelope.FromString(notice["value"]).outbound_message.text.startswith(
         "Sorry, the unit converter is not answering (2 tries)"
     )
+
+
+async def test_a_nul_in_a_reminder_is_scrubbed_before_postgresql_sees_it(
+    pool: asyncpg.Pool, schema: str, topics: TopicSettings
+) -> None:
+    """A record from something other than the gateway (which refuses control characters) can
+    still carry a NUL, which PostgreSQL refuses in text: the scheduler scrubs it."""
+    scheduler, _, _ = _scheduler(
+        pool, schema, topics, enabled=[], catalogue=_catalogue_with(_entry("u", "1", "t.u", "x"))
+    )
+    intent = _convert_intent("remind me tomorrow at 9 to call\x00 mom", "msg-nul")
+    intent.intent = "reminder.create"
+    intent.slots.add(name="datetime", value=(datetime.now(UTC) + timedelta(days=1)).isoformat(timespec="seconds"))
+    intent.slots.add(name="task", value="call\x00 mom")
+    await scheduler.handle([_consumed(intent, topics.intents)])
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT title FROM jobs WHERE kind = 'reminder'") == "call mom"

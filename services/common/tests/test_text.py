@@ -1,4 +1,5 @@
-from switchboard.common.text import control_characters, refusal
+from switchboard.common.text import control_characters, refusal, scrub
+from switchboard.events.v1 import messages_pb2 as m
 
 
 def test_control_characters_are_named_and_tabs_and_line_breaks_are_not() -> None:
@@ -7,3 +8,16 @@ def test_control_characters_are_named_and_tabs_and_line_breaks_are_not() -> None
     assert refusal("plain text\n") is None
     why = refusal("bad\x00")
     assert why is not None and "U+0000" in why
+
+
+def test_scrub_removes_nul_from_every_string_of_a_payload() -> None:
+    intent = m.ParsedIntent(
+        message=m.InboundMessage(text="remind\x00 me", metadata={"k\x00": "v\x00"}),
+        intent="reminder.create",
+        slots=[m.Slot(name="task", value="call\x00 mom")],
+        context=[m.ChatTurn(content="earlier\x00")],
+    )
+    scrub(intent)
+    assert intent.message.text == "remind me" and dict(intent.message.metadata) == {"k": "v"}
+    assert intent.slots[0].value == "call mom" and intent.context[0].content == "earlier"
+    assert "\x00" not in str(intent)

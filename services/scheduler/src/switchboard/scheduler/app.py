@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from switchboard.common import events, postgres
+from switchboard.common import text as text_rules
 from switchboard.common.kafka import ConsumedEvent
 from switchboard.common.plugins import Catalogue
 from switchboard.common.service import ServiceRuntime
@@ -53,7 +54,8 @@ class Scheduler:
         intents: list[tuple[ConsumedEvent, m.ParsedIntent]] = []
         results: list[tuple[ConsumedEvent, m.InferenceResult]] = []
         for event in batch:
-            payload = events.unwrap(event.envelope)
+            # NUL cannot be stored in PostgreSQL: scrubbed from whatever reached the topic.
+            payload = text_rules.scrub(events.unwrap(event.envelope))
             if isinstance(payload, m.ParsedIntent) and payload.intent in reminders.INTENTS:
                 await self.reminder(event, payload)
             elif isinstance(payload, m.ParsedIntent) and payload.intent == devices.INTENT:
