@@ -223,7 +223,9 @@ class Pipeline:
         await self._drop()
         return codes
 
-    async def _wait_serving(self, module: str, proc: subprocess.Popen[bytes], port: int, timeout: float = 90) -> None:
+    # Ten processes starting at once on two cores: each intent parser trains its classifier
+    # first (about 15 s alone, 55 s seen with a second replica training beside it).
+    async def _wait_serving(self, module: str, proc: subprocess.Popen[bytes], port: int, timeout: float = 180) -> None:
         async with asyncio.timeout(timeout):
             while True:
                 if proc.poll() is not None:
