@@ -61,7 +61,7 @@ H_DURATION = re.compile(
     re.I,
 )
 
-# "a fortnight": two weeks; "lunchtime": noon.
+# "a fortnight": two weeks.
 FORTNIGHT = re.compile(r"\b(?:a|one)\s+fortnight\b", re.I)
 
 # "1 hour and 30 minutes", "two hours 15 min": the library reads the hours only.

@@ -210,11 +210,14 @@ def _weekdays_ahead(text: str, now: datetime, parts: Parts) -> tuple[int, int] |
     count = int(raw) if raw.isdigit() else _EN_WORDS[raw]
     if count < 1:
         return None
-    today = now.date()
-    weekday = _WEEKDAY_INDEX[found["wd"][:3].lower()]
-    first = today + timedelta(days=(weekday - today.weekday()) % 7 or 7)
-    parts.date = first + timedelta(weeks=count - 1)
+    parts.date = _weekday_ahead(now.date(), found["wd"], count)
     return found.span()
+
+
+def _weekday_ahead(today: date, name: str, count: int) -> date:
+    """The ``count``-th ``name`` day ("fri", "Friday") after ``today``, today excluded."""
+    weekday = _WEEKDAY_INDEX[name[:3].lower()]
+    return today + timedelta(days=(weekday - today.weekday()) % 7 or 7, weeks=count - 1)
 
 
 def _last_weekday_of(text: str, now: datetime, parts: Parts) -> tuple[int, int] | None:
@@ -258,7 +261,5 @@ def _weekday_after_next(text: str, now: datetime, parts: Parts) -> tuple[int, in
     found = _WEEKDAY_AFTER_NEXT.search(text)
     if found is None:
         return None
-    today = now.date()
-    weekday = _WEEKDAY_INDEX[found["wd"][:3].lower()]
-    parts.date = today + timedelta(days=(weekday - today.weekday()) % 7 or 7) + timedelta(weeks=1)
+    parts.date = _weekday_ahead(now.date(), found["wd"], 2)  # the same day as "2 Fridays from now"
     return found.span()

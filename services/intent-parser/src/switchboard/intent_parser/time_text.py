@@ -37,6 +37,8 @@ _DOTTED_CLOCK = re.compile(
     r"|(?<![\d.])(?P<h2>[01]?\d|2[0-3])\.(?P<m2>[0-5]\d)(?:\s*(?:h|hrs)\b|(?=\s*[ap]\.?m\b))",
     re.I,
 )
+# A weekday, whole or abbreviated ("fri", "thurs", "saturday").
+_WEEKDAY = r"(?:mon|tues?|wed(?:nes)?|thu(?:rs?)?|fri|sat(?:ur)?|sun)(?:day)?"
 _PART_OF_DAY_AFTER = (
     r"(?:in\s+the\s+(?:morning|afternoon|evening)|at\s+night|tonight|this\s+(?:morning|afternoon|evening))"
 )
@@ -64,15 +66,14 @@ _DURATION_BEFORE = re.compile(r"\b(?:in|for|every|within|after|takes?|lasts?)\s*
 # "at 845", "by 1030", "845 in the evening": a clock time without its colon.
 _COMPACT_CLOCK = re.compile(
     r"\b(?P<lead>at|@|by|around|until|till)\s+(?P<h>[01]?\d|2[0-3])(?P<m>[0-5]\d)(?:h(?:rs)?)?\b(?![:.,/]\d|\s*%)"
-    r"|\b(?P<h2>0?[1-9]|1[0-2])(?P<m2>[0-5]\d)(?=\s+(?:in\s+the\s+(?:morning|afternoon|evening)|at\s+night|tonight"
-    r"|this\s+(?:morning|afternoon|evening)|o'?clock)\b)",
+    rf"|\b(?P<h2>0?[1-9]|1[0-2])(?P<m2>[0-5]\d)(?=\s+(?:{_PART_OF_DAY_AFTER}|o'?clock)\b)",
     re.I,
 )
 # "1 Dec 0710", "on Sunday 1925", "tomorrow 2330": four digits after a day are a clock time,
 # unless they could be the year ("3 Dec 2027").
 _MONTH_NAME = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
 _CLOCK_AFTER_DAY = re.compile(
-    r"(?P<day>\b(?:(?:mon|tues?|wed(?:nes)?|thu(?:rs?)?|fri|sat(?:ur)?|sun)(?:day)?|today|tomorrow|tonight"
+    rf"(?P<day>\b(?:{_WEEKDAY}|today|tomorrow|tonight"
     rf"|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH_NAME}|{_MONTH_NAME}\s+\d{{1,2}}(?:st|nd|rd|th)?)\b,?\s+)"
     r"(?P<h>[01]\d|2[0-3])(?P<m>[0-5]\d)\b(?![:.,/]\d|\s*(?:%|[ap]\.?m\b|hours?\b))",
     re.I,
@@ -150,12 +151,10 @@ _ZERO_CLOCK = re.compile(r"(?<![\w:/.,-])0(?P<h>\d)(?P<m>[0-5]\d)\b(?![:/.,-]?\d
 # "midnight tonight": the midnight that ends today (the library reads it as noon).
 _MIDNIGHT_TONIGHT = re.compile(r"\bmidnight\s+tonight\b|\btonight\s+at\s+midnight\b", re.I)
 # "this coming Friday", "upcoming Friday": the next Friday ahead, not next week's.
-_COMING_WEEKDAY = re.compile(
-    r"\b(?:this\s+|the\s+)?(?:up)?coming\s+(?=(?:mon|tues?|wed(?:nes)?|thu(?:rs?)?|fri|sat(?:ur)?|sun)(?:day)?\b)", re.I
-)
+_COMING_WEEKDAY = re.compile(rf"\b(?:this\s+|the\s+)?(?:up)?coming\s+(?={_WEEKDAY}\b)", re.I)
 # "tomorrow before 4pm", "friday by noon": the library reads nothing; the reminder is at that time.
 _DAY_BEFORE_CLOCK = re.compile(
-    r"(?P<day>\b(?:today|tomorrow|tonight|(?:mon|tues?|wed(?:nes)?|thu(?:rs?)?|fri|sat(?:ur)?|sun)(?:day)?)\s+)"
+    rf"(?P<day>\b(?:today|tomorrow|tonight|{_WEEKDAY})\s+)"
     r"(?:before|by|after|no\s+later\s+than)\s+(?=\d|noon\b|midnight\b)",
     re.I,
 )
@@ -164,9 +163,7 @@ _SPAN_BARE_END = re.compile(r"(?<=[ap]m)\s*-\s*\d{1,2}(?::[0-5]\d)?\b(?!\s*(?:[a
 # "lunchtime", "at lunch": noon.
 _LUNCHTIME = re.compile(r"\blunch\s?time\b|(?:(?<=\bat\s)|(?<=\btoday\s)|(?<=\btomorrow\s))lunch\b", re.I)
 # "on tuesday the 19th": the day of the month says it all (the library reads the weekday only).
-_WEEKDAY_THE_DAY = re.compile(
-    r"\b(?:mon|tues?|wed(?:nes)?|thu(?:rs?)?|fri|sat(?:ur)?|sun)(?:day)?,?\s+(?=the\s+\d{1,2}(?:st|nd|rd|th)\b)", re.I
-)
+_WEEKDAY_THE_DAY = re.compile(rf"\b{_WEEKDAY},?\s+(?=the\s+\d{{1,2}}(?:st|nd|rd|th)\b)", re.I)
 # Ordinal words for a day of the month where a day is meant ("on the twentieth at 9").
 _ORDINAL_WORDS = {
     "first": 1,
@@ -203,8 +200,7 @@ def _ordinal_day(found: re.Match[str]) -> str | None:
     day = _ORDINAL_WORDS[found["word"].lower()] + {"twenty": 20, "thirty": 30}.get((found["tens"] or "").lower(), 0)
     if day > 31 or (found["tens"] and _ORDINAL_WORDS[found["word"].lower()] > 9):
         return None
-    suffix = "th" if 11 <= day <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
-    return f"{found['lead']}{day}{suffix}"
+    return f"{found['lead']}{_nth(day)}"
 
 
 def normalise(text: str) -> tuple[str, list[int]]:
@@ -315,9 +311,12 @@ def _minutes_past(found: re.Match[str]) -> str | None:
 
 
 def _ordinal(found: re.Match[str]) -> str:
-    day = int(found["d"])
-    suffix = "th" if 11 <= day <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
-    return f"{day}{suffix}"
+    return _nth(int(found["d"]))
+
+
+def _nth(day: int) -> str:
+    """ "1st", "2nd", "13th", "22nd"."""
+    return f"{day}{'th' if 11 <= day <= 13 else {1: 'st', 2: 'nd', 3: 'rd'}.get(day % 10, 'th')}"
 
 
 def _weekday(found: re.Match[str]) -> str | None:

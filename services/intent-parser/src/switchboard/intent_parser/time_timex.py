@@ -131,7 +131,7 @@ def _read_timex(timex: str, values: list[dict[str, Any]], kind: str, span: str, 
         if _MIDNIGHT_ZERO.search(span) or (parts.hour == 12 and _NIGHT_TWELVE.search(span)):
             # "零点" is 00:00; "今晚12点" / "半夜十二点" is the midnight that ends the day said.
             ends_day = parts.hour == 12 and parts.date is not None and _TIMEX_DATE.match(timex)
-            parts.hour, parts.minute, parts.ambiguous = 0, parts.minute, False
+            parts.hour, parts.ambiguous = 0, False
             if ends_day and parts.date is not None:
                 parts.date += timedelta(days=1)
         elif (night := _AM_TONIGHT.search(span)) and parts.hour == int(night["h"] or night["h2"]) + 12:
