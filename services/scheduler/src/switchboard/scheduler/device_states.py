@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from switchboard.common.text import without_nul
 from switchboard.events.v1 import messages_pb2 as m
 from switchboard.scheduler.devices import Device, Registry
 from switchboard.scheduler.reminders import language_of, say, slots_of, when
@@ -66,7 +67,7 @@ async def record(
 ) -> None:
     """Keep what ``device_id`` said at ``at`` unless something later is already kept; ``replace``
     (a full status) drops readings it no longer reports, else (a command result) they merge."""
-    state = {k.replace("\0", ""): v.replace("\0", "") for k, v in state.items()}  # PostgreSQL text has no NUL
+    state = {without_nul(k): without_nul(v) for k, v in state.items()}  # PostgreSQL text has no NUL
     await conn.execute(
         """
         INSERT INTO device_states (device_id, state, online, observed_at, changed_at)
