@@ -7,10 +7,10 @@
   their cause, and consumption goes on.
 """
 
-from switchboard.common.kafka.consumer import (
+from switchboard.common.kafka.consumer import EventConsumer
+from switchboard.common.kafka.events import (
     BatchHandler,
     ConsumedEvent,
-    EventConsumer,
     Handler,
     Rejection,
     UndecodableRecordError,
