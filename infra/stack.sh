@@ -7,6 +7,7 @@
 #   infra/stack.sh up [COMPONENT...]  start (all by default)
 #   infra/stack.sh down               stop everything this script started, by PID
 #   infra/stack.sh restart COMPONENT  stop one component and start it again (fault tests)
+#   infra/stack.sh broker kill|start N  SIGKILL or start Kafka node N (SB_KAFKA_BROKERS=3)
 #   infra/stack.sh status             one line per component
 #   infra/stack.sh logs [COMPONENT]   tail the logs
 set -euo pipefail
@@ -76,20 +77,34 @@ cmd_install() {
   triton_install
 }
 
+# What the components to start need (everything when none are named).
+install_for() {
+  [ $# -gt 0 ] || { cmd_install; return; }
+  mkdir -p "$SB_LOGS" "$SB_RUN"
+  ensure_run_user
+  python_env
+  local name
+  for name in "$@"; do
+    if declare -F "$(prefix_of "$name")_install" >/dev/null; then "$(prefix_of "$name")_install"; fi
+  done
+}
+
 # Before installing anything: every port a component to start needs must be free.
 preflight() {
-  local name var
+  local name var offset
   for name in $(selected "$@"); do
     is_running "$name" && continue
-    for var in $("$(prefix_of "$name")_ports" "$name"); do
-      require_free_port "${!var}" "$var" "$name"
+    for var in $("$(prefix_of "$name")_ports" "$name"); do  # VARIABLE or VARIABLE+OFFSET
+      offset=0
+      [[ $var == *+* ]] && offset=${var#*+} var=${var%%+*}
+      require_free_port "$((${!var} + offset))" "$var" "$name"
     done
   done
 }
 
 cmd_up() {
   preflight "$@"
-  cmd_install
+  install_for "$@"
   local name
   for name in $(selected "$@"); do
     if is_running "$name"; then
@@ -102,7 +117,8 @@ cmd_up() {
     if [ "$name" = kafka ]; then kafka_topics; fi
   done
   write_env
-  cmd_status && is_running channel-gateway && try_it
+  cmd_status "$@" || return 1
+  if is_running channel-gateway; then try_it; fi
 }
 
 try_it() {
@@ -149,10 +165,10 @@ cmd_restart() {
   done
 }
 
-cmd_status() {
+cmd_status() { # [COMPONENT...]: all by default
   local name state detail rc=0
   printf '%-17s %-9s %-8s %s\n' COMPONENT STATE PID DETAIL
-  for name in "${COMPONENTS[@]%%:*}"; do
+  for name in $(selected "$@"); do
     if ! is_running "$name"; then
       state=stopped detail="" rc=1
     elif detail=$("$(prefix_of "$name")_health" "$name" 2>/dev/null | head -n 1); then
@@ -174,7 +190,7 @@ cmd_logs() {
 # Connection settings for services and tests, secrets included: mode 600, git-ignored.
 write_env() {
   (umask 077 && cat >"$SB_STATE/stack.env" <<ENV
-SB_KAFKA_BOOTSTRAP=127.0.0.1:$SB_KAFKA_PORT
+SB_KAFKA_BOOTSTRAP=$(kafka_bootstrap)
 SB_ES_URL=http://127.0.0.1:$SB_ES_PORT
 SB_PG_DSN=postgresql://$SB_PG_USER:$(secret postgres-scheduler)@127.0.0.1:$SB_PG_PORT/$SB_PG_DATABASE
 SB_MQTT_HOST=127.0.0.1
@@ -201,9 +217,10 @@ main() {
     up) cmd_up "$@" ;;
     down) cmd_down ;;
     restart) cmd_restart "$@" ;;
+    broker) kafka_broker "$@" ;;
     status) cmd_status ;;
     logs) cmd_logs "$@" ;;
-    *) sed -n '2,13p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,14p' "$0" >&2; exit 2 ;;
   esac
 }
 

@@ -1,4 +1,8 @@
-# Apache Kafka in KRaft mode (one combined broker+controller), jars from Maven Central.
+# Apache Kafka in KRaft mode, jars from Maven Central. One combined broker+controller by
+# default; SB_KAFKA_BROKERS=3 starts three (each broker and controller: a quorum of three),
+# with internal topics at replication 3 and min.insync.replicas 2, like production, for
+# fault tests (tests/chaos). Node 1 is the daemon "kafka"; nodes 2 and 3 are "kafka-2" and
+# "kafka-3". Node N listens on SB_KAFKA_PORT + 2(N-1), its controller on the port after.
 # shellcheck shell=bash
 
 KAFKA_HOME=$SB_STATE/kafka
@@ -15,33 +19,70 @@ kafka_install() {
   cp "$SB_ROOT/infra/kafka/pom.xml" "$KAFKA_HOME/libs.ok"
 }
 
+kafka_brokers() {
+  case "$SB_KAFKA_BROKERS" in
+    1 | 3) echo "$SB_KAFKA_BROKERS" ;;
+    *) die "SB_KAFKA_BROKERS must be 1 or 3, not '$SB_KAFKA_BROKERS'" ;;
+  esac
+}
+
+kafka_node_port() { echo $((SB_KAFKA_PORT + 2 * ($1 - 1))); }          # kafka_node_port N
+kafka_controller_port() { echo $((SB_KAFKA_CONTROLLER_PORT + 2 * ($1 - 1))); }
+kafka_daemon() { if [ "$1" = 1 ]; then echo kafka; else echo "kafka-$1"; fi; }
+kafka_data() { if [ "$1" = 1 ]; then echo "$KAFKA_HOME/data"; else echo "$KAFKA_HOME/data-$1"; fi; }
+
+kafka_bootstrap() { # every broker, comma-separated
+  local n out=
+  for ((n = 1; n <= $(kafka_brokers); n++)); do out+="${out:+,}127.0.0.1:$(kafka_node_port "$n")"; done
+  echo "$out"
+}
+
 kafka_configure() {
-  mkdir -p "$KAFKA_HOME/data"
-  cat >"$KAFKA_HOME/server.properties" <<PROPS
+  local brokers n voters= replication
+  brokers=$(kafka_brokers)
+  replication=$((brokers == 3 ? 3 : 1))
+  for ((n = 1; n <= brokers; n++)); do voters+="${voters:+,}$n@127.0.0.1:$(kafka_controller_port "$n")"; done
+  # Storage formatted for another cluster shape cannot join this one: start it afresh.
+  local before
+  before=$(cat "$KAFKA_HOME/brokers" 2>/dev/null || echo 1)  # storage older than this file: one broker
+  if [ "$before" != "$brokers" ] && [ -d "$KAFKA_HOME/data" ]; then
+    info "Kafka changes from $before to $brokers broker(s): its data starts empty"
+    rm -rf "$KAFKA_HOME"/data "$KAFKA_HOME"/data-*
+  fi
+  mkdir -p "$KAFKA_HOME"
+  echo "$brokers" >"$KAFKA_HOME/brokers"
+  local cluster_id=
+  for ((n = 1; n <= brokers; n++)); do
+    mkdir -p "$(kafka_data "$n")"
+    cat >"$KAFKA_HOME/server-$n.properties" <<PROPS
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$SB_KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$SB_KAFKA_PORT,CONTROLLER://127.0.0.1:$SB_KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$SB_KAFKA_PORT
+node.id=$n
+controller.quorum.voters=$voters
+listeners=PLAINTEXT://127.0.0.1:$(kafka_node_port "$n"),CONTROLLER://127.0.0.1:$(kafka_controller_port "$n")
+advertised.listeners=PLAINTEXT://127.0.0.1:$(kafka_node_port "$n")
 controller.listener.names=CONTROLLER
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
-log.dirs=$KAFKA_HOME/data
+log.dirs=$(kafka_data "$n")
 num.partitions=6
 auto.create.topics.enable=false
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+default.replication.factor=$replication
+min.insync.replicas=$((replication == 3 ? 2 : 1))
+offsets.topic.replication.factor=$replication
+transaction.state.log.replication.factor=$replication
+transaction.state.log.min.isr=$((replication == 3 ? 2 : 1))
+share.coordinator.state.topic.replication.factor=$replication
+share.coordinator.state.topic.min.isr=$((replication == 3 ? 2 : 1))
 group.initial.rebalance.delay.ms=0
 PROPS
-  if [ ! -f "$KAFKA_HOME/data/meta.properties" ]; then
-    local cluster_id
-    cluster_id=$(kafka_java kafka.tools.StorageTool random-uuid) || die "the Kafka storage tool failed to run; check that java works and the jars in $KAFKA_HOME/libs"
-    kafka_java kafka.tools.StorageTool format -t "$cluster_id" -c "$KAFKA_HOME/server.properties" \
-      >"$SB_LOGS/kafka-format.log" 2>&1 || die "formatting Kafka storage failed; see $SB_LOGS/kafka-format.log"
-  fi
+    if [ ! -f "$(kafka_data "$n")/meta.properties" ]; then
+      # Every node of one cluster is formatted with the same cluster id.
+      [ -n "$cluster_id" ] || cluster_id=$(kafka_java kafka.tools.StorageTool random-uuid) ||
+        die "the Kafka storage tool failed to run; check that java works and the jars in $KAFKA_HOME/libs"
+      kafka_java kafka.tools.StorageTool format -t "$cluster_id" -c "$KAFKA_HOME/server-$n.properties" \
+        >"$SB_LOGS/kafka-format.log" 2>&1 || die "formatting Kafka storage failed; see $SB_LOGS/kafka-format.log"
+    fi
+  done
 }
 
 kafka_java() {
@@ -49,30 +90,63 @@ kafka_java() {
     -Dlog4j2.configurationFile="$SB_ROOT/infra/kafka/log4j2.yaml" "$@"
 }
 
+kafka_start_node() { # kafka_start_node N: start one node of a configured cluster
+  start_daemon "$(kafka_daemon "$1")" "$(java_home)/bin/java" "-Xms$SB_KAFKA_HEAP" "-Xmx$SB_KAFKA_HEAP" -XX:+UseG1GC \
+    -cp "$KAFKA_HOME/libs/*" -Dlog4j2.configurationFile="$SB_ROOT/infra/kafka/log4j2.yaml" \
+    kafka.Kafka "$KAFKA_HOME/server-$1.properties"
+}
+
 kafka_start() {
   kafka_configure
-  start_daemon kafka "$(java_home)/bin/java" "-Xms$SB_KAFKA_HEAP" "-Xmx$SB_KAFKA_HEAP" -XX:+UseG1GC \
-    -cp "$KAFKA_HOME/libs/*" -Dlog4j2.configurationFile="$SB_ROOT/infra/kafka/log4j2.yaml" \
-    kafka.Kafka "$KAFKA_HOME/server.properties"
-  wait_ready kafka 90 kafka_ready
+  local n brokers
+  brokers=$(kafka_brokers)
+  # All at once: a node of three waits for a quorum before it reports started.
+  for ((n = 1; n <= brokers; n++)); do is_running "$(kafka_daemon "$n")" || kafka_start_node "$n"; done
+  for ((n = 1; n <= brokers; n++)); do wait_ready "$(kafka_daemon "$n")" 90 kafka_node_ready "$n"; done
+}
+
+# Fault tests: `infra/stack.sh broker kill|start N` (kill is SIGKILL, as a crash).
+kafka_broker() { # kafka_broker kill|start N
+  local action=$1 n=${2:-}
+  [ -n "$n" ] && [ "$n" -ge 1 ] && [ "$n" -le "$(kafka_brokers)" ] || die "broker $action N: N is 1 to $(kafka_brokers)"
+  case "$action" in
+    kill) kill -KILL -- "-$(pid_of "$(kafka_daemon "$n")")" 2>/dev/null || true; rm -f "$SB_RUN/$(kafka_daemon "$n").pid" ;;
+    start) is_running "$(kafka_daemon "$n")" || kafka_start_node "$n"; wait_ready "$(kafka_daemon "$n")" 90 kafka_node_ready "$n" ;;
+    *) die "broker: kill or start, not '$action'" ;;
+  esac
 }
 
 # Run on every `up`, so a topic added to the list appears on a running broker too.
 kafka_topics() {
-  info "applying infra/kafka/topics.yaml"
-  "$SB_ROOT/.venv/bin/python" "$SB_ROOT/scripts/create_topics.py" --bootstrap "127.0.0.1:$SB_KAFKA_PORT" \
-    --environment local >"$SB_LOGS/kafka-topics.log" 2>&1 ||
+  local environment=local
+  [ "$(kafka_brokers)" = 3 ] && environment=cluster
+  info "applying infra/kafka/topics.yaml ($environment)"
+  "$SB_ROOT/.venv/bin/python" "$SB_ROOT/scripts/create_topics.py" --bootstrap "$(kafka_bootstrap)" \
+    --environment "$environment" >"$SB_LOGS/kafka-topics.log" 2>&1 ||
     die "creating topics failed; see $SB_LOGS/kafka-topics.log"
 }
 
-kafka_ready() {
-  grep -q "Kafka Server started" "$SB_LOGS/kafka.log" && port_in_use "$SB_KAFKA_PORT"
+kafka_node_ready() { # kafka_node_ready N
+  grep -q "Kafka Server started" "$SB_LOGS/$(kafka_daemon "$1").log" && port_in_use "$(kafka_node_port "$1")"
 }
 
 kafka_health() {
-  port_in_use "$SB_KAFKA_PORT" && echo "127.0.0.1:$SB_KAFKA_PORT"
+  local n
+  for ((n = 1; n <= $(kafka_brokers); n++)); do
+    is_running "$(kafka_daemon "$n")" && port_in_use "$(kafka_node_port "$n")" || return 1
+  done
+  kafka_bootstrap
 }
 
-kafka_ports() { echo SB_KAFKA_PORT SB_KAFKA_CONTROLLER_PORT; }
+kafka_ports() { # VARIABLE+OFFSET, one pair per node
+  local n
+  for ((n = 1; n <= $(kafka_brokers); n++)); do
+    echo "SB_KAFKA_PORT+$((2 * (n - 1))) SB_KAFKA_CONTROLLER_PORT+$((2 * (n - 1)))"
+  done
+}
 
-kafka_stop() { stop_daemon kafka TERM 60; }
+kafka_stop() { # all nodes at once: one stopped after the others would wait for a quorum
+  local n
+  for ((n = 1; n <= 3; n++)); do stop_daemon "$(kafka_daemon "$n")" TERM 60 & done
+  wait
+}

@@ -28,7 +28,7 @@ svc_start() {
   local name=$1 p
   p=$(svc_prefix "$name")
   local env=(
-    "${p}_KAFKA__BOOTSTRAP_SERVERS=127.0.0.1:$SB_KAFKA_PORT"
+    "${p}_KAFKA__BOOTSTRAP_SERVERS=$(kafka_bootstrap)"
     "${p}_HEALTH_PORT=$(eval echo "\$${p}_HEALTH_PORT")"
     "${p}_METRICS_PORT=$(eval echo "\$${p}_METRICS_PORT")"
   )

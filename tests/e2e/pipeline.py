@@ -21,7 +21,9 @@ from typing import Any
 import asyncpg
 import grpc
 import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.structs import ConsumerRecord
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from switchboard.cli.tokens import mint
@@ -41,6 +43,24 @@ SERVICES = {  # module -> environment prefix
 }
 CORE = ("channel_gateway", "intent_parser", "scheduler", "inference_client", "audit_logger")
 ECHO_ROUTES = {"general": {"model": "echo_stream", "kind": "echo"}}
+
+
+async def read_records(stack: Stack, topic: str, partitions: int = 6) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record on ``topic`` now, in partition order."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=stack.kafka_bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        out: list[ConsumerRecord[bytes, bytes]] = []
+        for tp in tps:
+            while await consumer.position(tp) < ends[tp]:
+                out += (await consumer.getmany(tp, timeout_ms=1000)).get(tp, [])
+        return out
+    finally:
+        await consumer.stop()
 
 
 def free_port() -> int:
@@ -190,19 +210,29 @@ class Pipeline:
         self, module: str, while_down: Callable[[], Awaitable[None]] | None = None, sig: int = signal.SIGTERM
     ) -> None:
         """Stop every replica of ``module`` (``sig``), run ``while_down``, start it again."""
-        for entry in [entry for entry in self.processes if entry[0] == module]:
-            entry[1].send_signal(sig)
-            await asyncio.to_thread(entry[1].wait, 30)
-            self.processes.remove(entry)
+        for entry in self.replicas_of(module):
+            await self.end(entry, sig)
             if while_down is not None:
                 await while_down()
-            replica = len([e for e in self.processes if e[0] == module])
-            self.processes.append(self._spawn(module, replica))
-            await self._wait_serving(*self.processes[-1])
+            await self.add_replica(module)
+
+    def replicas_of(self, module: str) -> list[tuple[str, subprocess.Popen[bytes], int]]:
+        return [entry for entry in self.processes if entry[0] == module]
+
+    async def end(self, entry: tuple[str, subprocess.Popen[bytes], int], sig: int = signal.SIGTERM) -> None:
+        """Send ``sig`` to one process and wait until it is gone."""
+        entry[1].send_signal(sig)
+        await asyncio.to_thread(entry[1].wait, 30)
+        self.processes.remove(entry)
+
+    async def add_replica(self, module: str) -> None:
+        """Start one more replica of ``module`` and wait until it serves."""
+        self.processes.append(self._spawn(module, len(self.replicas_of(module))))
+        await self._wait_serving(*self.processes[-1])
 
     async def stop_module(self, module: str) -> None:
         """SIGTERM every replica of ``module`` and wait for it to exit (cleanly)."""
-        for entry in [entry for entry in self.processes if entry[0] == module]:
+        for entry in self.replicas_of(module):
             entry[1].send_signal(signal.SIGTERM)
             code = await asyncio.to_thread(entry[1].wait, 30)
             assert code == 0, f"{module} exited with {code}"

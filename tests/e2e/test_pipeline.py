@@ -10,12 +10,11 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from elasticsearch import AsyncElasticsearch
 
 from switchboard.events.v1 import envelope_pb2
 from tests.conftest import Stack
-from tests.e2e.pipeline import Pipeline
+from tests.e2e.pipeline import Pipeline, read_records
 
 pytestmark = pytest.mark.integration
 
@@ -40,21 +39,7 @@ async def echo_pipeline(stack: Stack, request: pytest.FixtureRequest) -> AsyncIt
 
 async def _read_all(stack: Stack, topic: str) -> list[envelope_pb2.Envelope]:
     """Every record on ``topic`` now, in partition order."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=stack.kafka_bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in range(6)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        out: list[envelope_pb2.Envelope] = []
-        for tp in tps:
-            while await consumer.position(tp) < ends[tp]:
-                batch = await consumer.getmany(tp, timeout_ms=1000)
-                out += [envelope_pb2.Envelope.FromString(r.value) for r in batch.get(tp, [])]
-        return out
-    finally:
-        await consumer.stop()
+    return [envelope_pb2.Envelope.FromString(r.value) for r in await read_records(stack, topic)]
 
 
 async def _conversation(client: httpx.AsyncClient) -> str:

@@ -169,6 +169,8 @@ def create_app(settings: Settings, parser: Parser | None = None) -> faust.App:
         # below this; a record from elsewhere is trimmed (``route``), never a crash.
         producer_max_request_size=1_048_576,
         web_enabled=False,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         store="memory://",
         datadir=str(settings.data_dir / settings.app_id),
     )

@@ -63,6 +63,11 @@ class Settings(ServiceSettings):
     default_time_zone: str = "UTC"
     # How long a "/link" code may be used from the other account.
     link_code_ttl_s: int = 600
+    # A replica that stops heartbeating (killed, frozen) loses its partitions after this
+    # long, and another replica takes them over. Faust's default is 60 s, which left a
+    # killed replica's conversations unanswered for over a minute (tests/chaos); 10 s is
+    # Kafka's own default, the one the other services' consumers use.
+    session_timeout_s: float = Field(default=10.0, ge=6.0)
 
     def own_topic(self, name: str) -> str:
         """Name of the parser's own topic ``name`` ("users", "people" or "links")."""

@@ -1,0 +1,105 @@
+"""Chaos scenarios against real components, and a report table of what each cost.
+
+    make up && .venv/bin/python -m scripts.chaos [--only NAME ...] [--rounds 3] [--json report.json]
+
+Broker scenarios start a three-broker Kafka of their own (tests/chaos/cluster.py: a state
+folder and ports of its own, beside the `make up` stack); the others run the services as
+real processes against the `make up` stack. Each runs under steady load and prints:
+events sent (accepted), replies (distinct events answered), lost, duplicated, redelivered
+to a handler (absorbed by event-id idempotence), whether per-conversation order held,
+replies overtaken by another kind's, audit documents missing, and the time to recover
+from each fault (p50 / max). The same scenarios run, with assertions, in tests/chaos.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from tests.chaos import broker_failover, poison, service_kills
+from tests.chaos.cluster import KafkaCluster
+from tests.chaos.outcome import Outcome, table
+from tests.conftest import load_stack
+from tests.e2e.pipeline import Pipeline
+
+
+async def _broker(rounds: int) -> Outcome:
+    cluster = KafkaCluster()
+    await asyncio.to_thread(cluster.start)
+    try:
+        return await broker_failover.run(cluster.bootstrap, cluster.kill, cluster.restart, rounds=rounds)
+    finally:
+        await asyncio.to_thread(cluster.stop)
+
+
+async def _services(rounds: int) -> Outcome:
+    pipeline = service_kills.pipeline_for(load_stack())
+    await pipeline.start()
+    try:
+        return await service_kills.run(pipeline)
+    finally:
+        await pipeline.stop()
+
+
+async def _poison(rounds: int) -> Outcome:
+    pipeline = Pipeline(load_stack())
+    await pipeline.start()
+    try:
+        outcome, report = await poison.run(pipeline)
+    finally:
+        await pipeline.stop()
+    console = Console()
+    for kind, (status, detail) in report.http.items():
+        console.print(f"  poison at the door, {kind}: HTTP {status} ({detail[:90]})")
+    for kind in (*poison.UNREADABLE, *poison.READABLE):
+        if kind in report.dead_lettered:
+            console.print(f"  poison behind the door, {kind}: dead-lettered ({report.dead_lettered[kind][:90]})")
+        else:
+            console.print(f"  poison behind the door, {kind}: answered ({report.answered.get(kind, 'no reply yet')!r})")
+    console.print(f"  other users' records dead-lettered: {report.others_dead_lettered}")
+    return outcome
+
+
+SCENARIOS = {  # name -> (what the spinner says, run(rounds))
+    "broker": ("killing the partition leader's broker under load (own 3-broker cluster)", _broker),
+    "services": ("kill -9 of each service replica in turn under mixed traffic", _services),
+    "poison": ("one user's poison among a thousand messages", _poison),
+}
+
+
+async def _scenarios(names: list[str], rounds: int, console: Console) -> list[Outcome]:
+    outcomes = []
+    for name in names:
+        says, scenario = SCENARIOS[name]
+        with console.status(f"{name}: {says}"):
+            outcomes.append(await scenario(rounds))
+        console.print(table(outcomes[-1:]))
+    return outcomes
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="+", choices=sorted(SCENARIOS), help="run these scenarios (default all)")
+    parser.add_argument("--rounds", type=int, default=3, help="broker faults (default 3)")
+    parser.add_argument("--json", type=Path, help="also write the outcomes here")
+    args = parser.parse_args()
+    # The clients log every refused connection while a broker is down: expected here, and
+    # the table says what it cost.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    console = Console(width=max(140, Console().width))
+    outcomes = asyncio.run(_scenarios(args.only or list(SCENARIOS), args.rounds, console))
+    console.print(table(outcomes))
+    if args.json:
+        args.json.write_text(json.dumps([dataclasses.asdict(o) for o in outcomes], indent=2) + "\n")
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
