@@ -2,7 +2,9 @@
 through schemathesis and mutated bodies, Telegram and Feishu webhooks, WebSocket frames; MQTT
 has its own in test_mqtt.py). The gateway must answer each with a 4xx (or 200 where the
 platform's protocol wants an acknowledgement), never a 5xx, and never die (the pipeline
-checks every process exits cleanly).
+checks every process exits cleanly). Meanwhile other users chat as usual: every one of their
+messages must be answered, and nothing may reach the dead-letter topic (what the gateway
+lets through must be fit for every service behind it).
 """
 
 from __future__ import annotations
@@ -28,12 +30,13 @@ from schemathesis.specs.openapi.checks import (
 from websockets.asyncio.client import connect
 
 from tests.conftest import Stack
-from tests.e2e.pipeline import Pipeline
+from tests.e2e.pipeline import Pipeline, read_records
 from tests.e2e.test_feishu import APP_ID, APP_SECRET, KEY, TOKEN
 from tests.e2e.test_pipeline import _started
 from tests.e2e.test_telegram import SECRET as TELEGRAM_SECRET
 from tests.e2e.test_telegram import TOKEN as BOT_TOKEN
 from tests.e2e.test_telegram import _update
+from tests.e2e.traffic import Traffic
 from tests.fakes.feishu_open_api import FakeFeishu, encrypt, message_event, signed_headers
 from tests.fakes.telegram_bot_api import FakeBotApi
 
@@ -69,6 +72,19 @@ async def pipeline(stack: Stack) -> AsyncIterator[Pipeline]:
     finally:
         await telegram.stop()
         await feishu.stop()
+
+
+@pytest_asyncio.fixture(autouse=True, loop_scope="module")
+async def bystanders(pipeline: Pipeline, request: pytest.FixtureRequest) -> AsyncIterator[Traffic]:
+    """Five users chatting (one message every 3 s each) while a test fuzzes; afterwards all
+    their messages are answered and the dead-letter topic is still empty."""
+    traffic = Traffic(pipeline, conversations=5, interval_s=3.0, user=f"bystander-{request.node.name}")
+    async with traffic:
+        yield traffic
+    replies = await traffic.replies(timeout_s=120)
+    assert traffic.sent and not traffic.unanswered(replies), f"{len(traffic.unanswered(replies))} unanswered"
+    dead = await read_records(pipeline.stack, pipeline.topics.deadletter)
+    assert not dead, [dict(r.headers) for r in dead[:5]]
 
 
 def _value(rng: random.Random, depth: int = 0) -> Any:
