@@ -7,6 +7,8 @@
 #   infra/stack.sh up [COMPONENT...]  start (all by default)
 #   infra/stack.sh down               stop everything this script started, by PID
 #   infra/stack.sh restart COMPONENT  stop one component and start it again (fault tests)
+#   infra/stack.sh stop COMPONENT...  stop these (fault tests; `up` starts them again)
+#   infra/stack.sh kill COMPONENT...  SIGKILL these, as a crash (fault tests)
 #   infra/stack.sh broker kill|start N  SIGKILL or start Kafka node N (SB_KAFKA_BROKERS=3)
 #   infra/stack.sh status             one line per component
 #   infra/stack.sh logs [COMPONENT]   tail the logs
@@ -209,7 +211,7 @@ ENV
 }
 
 main() {
-  local cmd=${1:-}
+  local cmd=${1:-} name
   shift || true
   mkdir -p "$SB_LOGS" "$SB_RUN"
   case "$cmd" in
@@ -218,9 +220,11 @@ main() {
     down) cmd_down ;;
     restart) cmd_restart "$@" ;;
     broker) kafka_broker "$@" ;;
+    stop) for name in "$@"; do "$(prefix_of "$name")_stop" "$name"; done ;;
+    kill) for name in "$@"; do prefix_of "$name" >/dev/null && stop_daemon "$name" KILL 10; done ;;
     status) cmd_status ;;
     logs) cmd_logs "$@" ;;
-    *) sed -n '2,14p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,16p' "$0" >&2; exit 2 ;;
   esac
 }
 

@@ -23,32 +23,36 @@ from pathlib import Path
 
 from rich.console import Console
 
-from tests.chaos import broker_failover, poison, service_kills
+from tests.chaos import broker_failover, broker_pipeline, mixed, outages, poison, service_kills
 from tests.chaos.cluster import KafkaCluster
 from tests.chaos.outcome import Outcome, table
 from tests.conftest import load_stack
 from tests.e2e.pipeline import Pipeline
 
 
-async def _broker(rounds: int) -> Outcome:
+async def _broker(rounds: int) -> list[Outcome]:
     cluster = KafkaCluster()
     await asyncio.to_thread(cluster.start)
     try:
-        return await broker_failover.run(cluster.bootstrap, cluster.kill, cluster.restart, rounds=rounds)
+        clients = await broker_failover.run(cluster.bootstrap, cluster.kill, cluster.restart, rounds=rounds)
+        on_cluster = dataclasses.replace(load_stack(), kafka_bootstrap=cluster.bootstrap)
+        async with mixed.running(on_cluster, replicas=1, replication=3) as pipeline:
+            return [clients, await broker_pipeline.run(pipeline, cluster, rounds=rounds)]
     finally:
         await asyncio.to_thread(cluster.stop)
 
 
-async def _services(rounds: int) -> Outcome:
-    pipeline = service_kills.pipeline_for(load_stack())
-    await pipeline.start()
-    try:
-        return await service_kills.run(pipeline)
-    finally:
-        await pipeline.stop()
+async def _services(rounds: int) -> list[Outcome]:
+    async with mixed.running(load_stack()) as pipeline:
+        return [await service_kills.run(pipeline)]
 
 
-async def _poison(rounds: int) -> Outcome:
+async def _outages(rounds: int) -> list[Outcome]:
+    async with mixed.running(load_stack(), replicas=1) as pipeline:
+        return [await outages.run(pipeline)]
+
+
+async def _poison(rounds: int) -> list[Outcome]:
     pipeline = Pipeline(load_stack())
     await pipeline.start()
     try:
@@ -64,12 +68,13 @@ async def _poison(rounds: int) -> Outcome:
         else:
             console.print(f"  poison behind the door, {kind}: answered ({report.answered.get(kind, 'no reply yet')!r})")
     console.print(f"  other users' records dead-lettered: {report.others_dead_lettered}")
-    return outcome
+    return [outcome]
 
 
 SCENARIOS = {  # name -> (what the spinner says, run(rounds))
-    "broker": ("killing the partition leader's broker under load (own 3-broker cluster)", _broker),
+    "broker": ("killing the partition leader's broker under load, then under the services (own 3 brokers)", _broker),
     "services": ("kill -9 of each service replica in turn under mixed traffic", _services),
+    "outages": ("PostgreSQL restarted, Elasticsearch stopped, Triton killed under mixed traffic", _outages),
     "poison": ("one user's poison among a thousand messages", _poison),
 }
 
@@ -79,8 +84,9 @@ async def _scenarios(names: list[str], rounds: int, console: Console) -> list[Ou
     for name in names:
         says, scenario = SCENARIOS[name]
         with console.status(f"{name}: {says}"):
-            outcomes.append(await scenario(rounds))
-        console.print(table(outcomes[-1:]))
+            done = await scenario(rounds)
+        console.print(table(done))
+        outcomes += done
     return outcomes
 
 

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import pytest
+
+from switchboard.common import postgres
 
 STACK_ENV = Path(__file__).resolve().parent.parent / ".state" / "stack.env"
 
@@ -89,3 +93,18 @@ def stack() -> Stack:
 def unique() -> str:
     """A short unique suffix for topic, group, index and schema names."""
     return uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+async def scheduler_pool(stack: Stack, unique: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on a fresh schema with the scheduler's tables (``test_<unique>``), dropped afterwards."""
+    schema = f"test_{unique}"
+    pool = await asyncpg.create_pool(stack.pg_dsn, min_size=1, max_size=2, server_settings={"search_path": schema})
+    try:
+        async with pool.acquire() as conn:
+            await postgres.migrate(conn, schema, "switchboard.scheduler")
+        yield pool
+    finally:
+        async with pool.acquire() as conn:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await pool.close()

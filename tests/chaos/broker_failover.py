@@ -80,14 +80,14 @@ async def run(
             faults = []  # (when, the partitions the killed node led)
             await asyncio.sleep(3)
             for _ in range(rounds):
-                leaders = await _leaders(admin, topic)
-                node = leaders[0]
-                led = {p for p, leader in leaders.items() if leader == node}
+                leader_of = await leaders(admin, topic)
+                node = leader_of[0]
+                led = {p for p, leader in leader_of.items() if leader == node}
                 killed_at = time.monotonic()
                 await asyncio.to_thread(kill, node)
                 await asyncio.sleep(down_s)
                 await asyncio.to_thread(restart, node)
-                await _wait_in_sync(admin, topic)
+                await wait_in_sync(admin, topic)
                 await asyncio.sleep(2)
                 faults.append((killed_at, led))
             stop_sending.set()
@@ -163,13 +163,13 @@ async def _acknowledged(future: Awaitable[object], event_id: str, ledger: _Ledge
     ledger.partition[event_id] = metadata.partition  # type: ignore[attr-defined]
 
 
-async def _leaders(admin: AIOKafkaAdminClient, topic: str) -> dict[int, int]:
+async def leaders(admin: AIOKafkaAdminClient, topic: str) -> dict[int, int]:
     """Partition -> the node id of its leader (the stack numbers its nodes 1 to 3)."""
     (described,) = await admin.describe_topics([topic])
     return {p["partition"]: p["leader"] for p in described["partitions"]}
 
 
-async def _wait_in_sync(admin: AIOKafkaAdminClient, topic: str, timeout_s: float = 90) -> None:
+async def wait_in_sync(admin: AIOKafkaAdminClient, topic: str, timeout_s: float = 90) -> None:
     """Until every partition has its three replicas in sync again."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

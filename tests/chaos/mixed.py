@@ -1,22 +1,22 @@
-"""Scenario: kill -9 of each service's replicas in turn under steady mixed traffic.
+"""Mixed traffic for the fault scenarios that run the services, and how it is counted.
 
-The five services (and the example plugin) run as two real replicas each on the local
-stack. Conversations, one user each, keep sending at a steady pace over HTTP
+Conversations, one user each, keep sending at a steady pace over HTTP
 (tests/e2e/traffic.py): chat (answered by the deterministic echo model), reminders
-(confirmed by the scheduler) and unit conversions (answered by the plugin). Meanwhile
-every replica of every service is killed with SIGKILL, one at a time, and a new one started
-in its place. Afterwards every accepted message is counted by id: its reply through the
-gateway, its final reply event on the outbound topic (two different ones: duplicated), the
-order of finals per conversation and kind, and one audit document per event.
+(confirmed by the scheduler) and unit conversions (answered by the example plugin), round
+and round. Afterwards every accepted message is counted by id: its reply through the
+gateway (the right one, a polite failure, or none), its final reply events on the outbound
+topic (two different ones: duplicated), the order of finals per conversation and kind,
+and one audit document per event.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import time
 from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from elasticsearch import AsyncElasticsearch
 
@@ -32,7 +32,7 @@ def _path(seq: int) -> str:
     return {4: "reminder", 5: "conversion"}.get(seq % 6, "chat")
 
 
-def _text(conversation: int, seq: int) -> str:
+def text(conversation: int, seq: int) -> str:
     """Mixed traffic: four chats, then a reminder, then a conversion, round and round."""
     path = _path(seq)
     if path == "reminder":
@@ -52,28 +52,38 @@ def _answers(sent: Sent, reply: str) -> bool:
     return reply == sent.text
 
 
-def pipeline_for(stack: Stack) -> Pipeline:
+def pipeline_for(stack: Stack, replicas: int = 2, replication: int = 1) -> Pipeline:
+    """The five services and the example plugin, ``replicas`` of each, the plugin enabled;
+    topics with ``replication`` replicas."""
     return Pipeline(
         stack,
-        replicas=2,
+        replicas=replicas,
+        replication=replication,
         modules=(*CORE, "plugin_units"),
         extra_env={"scheduler": {"PLUGINS_ENABLED": json.dumps(["units"])}},
     )
 
 
-async def run(pipeline: Pipeline, *, conversations: int = 12, interval_s: float = 3.0) -> Outcome:
-    """Run the scenario on a started ``pipeline_for`` pipeline."""
-    traffic = Traffic(pipeline, conversations, interval_s, text=_text, user="chaos-user")
-    faults: list[tuple[float, float]] = []  # (killed at, replacement serving at), wall clock
-    async with traffic:
-        await asyncio.sleep(10)
-        for module in CORE:
-            for entry in pipeline.replicas_of(module):
-                killed = time.time()
-                await pipeline.end(entry, signal.SIGKILL)
-                await pipeline.add_replica(module)
-                faults.append((killed, time.time()))
-                await asyncio.sleep(3)
+@asynccontextmanager
+async def running(stack: Stack, replicas: int = 2, replication: int = 1) -> AsyncIterator[Pipeline]:
+    """A started ``pipeline_for`` pipeline, stopped (its topics and schemas dropped) afterwards."""
+    pipeline = pipeline_for(stack, replicas, replication)
+    await pipeline.start()
+    try:
+        yield pipeline
+    finally:
+        await pipeline.stop()
+
+
+def mixed_traffic(pipeline: Pipeline, conversations: int = 12, interval_s: float = 3.0) -> Traffic:
+    """Steady mixed traffic (see the module): ``conversations`` users, one message every ``interval_s`` each."""
+    return Traffic(pipeline, conversations, interval_s, text=text, user="chaos-user")
+
+
+async def count(scenario: str, pipeline: Pipeline, traffic: Traffic, faults: list[tuple[float, float]]) -> Outcome:
+    """The outcome of ``traffic`` through ``pipeline`` after ``faults`` (each: from when,
+    until when, wall clock); a fault's recovery is the slowest reply to a message sent
+    while it lasted."""
     sent = traffic.sent
     replies = await traffic.replies()
     finals = await _finals(pipeline)
@@ -95,16 +105,18 @@ async def run(pipeline: Pipeline, *, conversations: int = 12, interval_s: float 
             first[conversation_key, _path(seq)].append(seq)
             every[conversation_key].append(seq)
     recovery = []
-    for killed, serving in faults:
-        during = [reply_at[s.message_id] - s.at for s in sent if killed <= s.at <= serving and s.message_id in reply_at]
+    for began, ended in faults:
+        during = [reply_at[s.message_id] - s.at for s in sent if began <= s.at <= ended and s.message_id in reply_at]
         if during:
             recovery.append(max(during))
     answered = {s.message_id for s in sent if _answers(s, replies.get(s.message_id, ""))}
+    polite = {s.message_id for s in sent if s.message_id in replies and s.message_id not in answered}
     return Outcome(
-        scenario="kill -9 of every service replica",
+        scenario=scenario,
         sent=len(sent),
         replies=len(answered),
-        lost=len(sent) - len(answered),
+        failed_politely=len(polite),
+        lost=len(sent) - len(answered) - len(polite),
         duplicated=sum(1 for ids in by_message.values() if len(ids) > 1),
         redelivered=0,
         order_violations=first_order_violations(first),

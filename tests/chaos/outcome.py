@@ -13,9 +13,12 @@ from rich.table import Table
 class Outcome:
     """One scenario's count, by event id.
 
-    ``sent``: events the cluster acknowledged; ``replies``: distinct events handled;
-    ``lost``: acknowledged, never handled; ``duplicated``: events written to the log more
-    than once (a second copy a handler would see as a new delivery); ``redelivered``:
+    ``sent``: events accepted (by the gateway, or acknowledged by the cluster);
+    ``replies``: distinct events handled, or messages given the right answer;
+    ``failed_politely``: messages answered with a failure message instead (a dependency
+    was away past the request's deadline); ``lost``: accepted, never answered;
+    ``duplicated``: events written to the log more than once, or messages answered by two
+    different reply events (a second copy a user would see); ``redelivered``:
     handler calls for an event already handled (at-least-once delivery after a crash,
     absorbed by the handlers' idempotence on the event id); ``order_violations``:
     conversations whose events were first handled out of order; ``recovery_s``: per
@@ -35,6 +38,7 @@ class Outcome:
     order_violations: int
     recovery_s: Sequence[float] = field(default_factory=list)
     audit_missing: int | None = None  # None: the scenario does not audit
+    failed_politely: int = 0
     overtaken: int = 0
 
     @property
@@ -43,7 +47,7 @@ class Outcome:
             self.lost == 0
             and self.duplicated == 0
             and self.order_violations == 0
-            and self.replies == self.sent
+            and self.replies + self.failed_politely == self.sent
             and not self.audit_missing
         )
 
@@ -65,7 +69,17 @@ def overtaken(first_handled: Mapping[str, Iterable[int]]) -> int:
     return count
 
 
-COLUMNS = ("sent", "replies", "lost", "duplicated", "redelivered", "order kept", "overtaken", "unaudited")
+COLUMNS = (
+    "sent",
+    "replies",
+    "polite failures",
+    "lost",
+    "duplicated",
+    "redelivered",
+    "order kept",
+    "overtaken",
+    "unaudited",
+)
 
 
 def table(outcomes: Iterable[Outcome]) -> Table:
@@ -79,6 +93,7 @@ def table(outcomes: Iterable[Outcome]) -> Table:
             o.scenario,
             str(o.sent),
             str(o.replies),
+            str(o.failed_politely),
             str(o.lost),
             str(o.duplicated),
             str(o.redelivered),

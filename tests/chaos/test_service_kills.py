@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.chaos import service_kills
+from tests.chaos import mixed, service_kills
 from tests.conftest import Stack
 from tests.e2e.pipeline import Pipeline
 
@@ -14,12 +14,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def pipeline(stack: Stack) -> AsyncIterator[Pipeline]:
-    started = service_kills.pipeline_for(stack)
-    await started.start()
-    try:
+    async with mixed.running(stack) as started:
         yield started
-    finally:
-        await started.stop()
 
 
 @pytest.mark.timeout(900)
@@ -28,6 +24,7 @@ async def test_every_replica_killed_in_turn_loses_and_doubles_no_reply(pipeline:
 
     assert outcome.sent > 200
     assert outcome.lost == 0, pipeline.log_tails()
+    assert outcome.failed_politely == 0
     assert outcome.duplicated == 0
     assert outcome.order_violations == 0
     assert outcome.audit_missing == 0

@@ -82,6 +82,9 @@ class Pipeline:
     jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     # Which services to start (the five unless a test adds the plugin or a benchmark wants one alone).
     modules: tuple[str, ...] = CORE
+    # Replicas of each topic it creates (3 on the chaos suite's three-broker cluster, with
+    # min.insync.replicas 2, like production).
+    replication: int = 1
     # Processes started so far (numbers each one's log file).
     spawned: int = 0
     log_dir: Path = LOGS
@@ -275,7 +278,10 @@ class Pipeline:
         admin = AIOKafkaAdminClient(bootstrap_servers=self.stack.kafka_bootstrap)
         await admin.start()
         try:
-            await admin.create_topics([NewTopic(t, 6, 1) for t in self.all_topics()])
+            configs = {"min.insync.replicas": "2"} if self.replication >= 3 else {}
+            await admin.create_topics(
+                [NewTopic(t, 6, self.replication, topic_configs=configs) for t in self.all_topics()]
+            )
         finally:
             await admin.close()
 

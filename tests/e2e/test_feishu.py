@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from switchboard.channel_gateway.dedupe import UNREADABLE_REPLY
 from tests.conftest import Stack
 from tests.e2e.pipeline import Pipeline
 from tests.e2e.test_pipeline import _read_all, _started
@@ -142,6 +143,14 @@ async def test_webhook_verifies_and_answers_in_a_streamed_card(pipeline: Pipelin
     statuses = sorted(e.audit_event.labels["status"] for e in audited)
     assert statuses == ["400"] * 2 + ["401"] * 80 + ["422"]
     assert {e.audit_event.labels["channel"] for e in audited} == {"feishu"}
+
+    # Text with a NUL: acknowledged, audited, not passed on, and the sender told why.
+    nul = message_event("bad\u0000text", token=TOKEN, app_id=APP_ID, message_id="om_nul")
+    assert (await _send(url, nul)).status_code == 200
+    _, told = await feishu.wait_for("reply", count=2)
+    assert told.message_id == "om_nul" and told.body["msg_type"] == "text"
+    assert json.loads(str(told.body["content"])) == {"text": UNREADABLE_REPLY}
+    assert [e.inbound_message.text for e in await _read_all(pipeline.stack, pipeline.topics.inbound)] == [text]
 
 
 async def test_groups_answer_mentions_only_in_a_thread(pipeline: Pipeline, feishu: FakeFeishu) -> None:

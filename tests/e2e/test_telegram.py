@@ -11,6 +11,7 @@ import httpx
 import pytest
 from aiogram.types import Chat, Message, Update, User
 
+from switchboard.channel_gateway.dedupe import UNREADABLE_REPLY
 from tests.conftest import Stack
 from tests.e2e.pipeline import Pipeline
 from tests.e2e.test_pipeline import _read_all, _started
@@ -94,13 +95,16 @@ async def test_webhook_registers_rejects_forgeries_and_answers(pipeline: Pipelin
     assert (await _post(url, _update(999, "no secret"), secret=None)).status_code == 401
     assert (await _post(url, "{not an update")).status_code == 422
     # Text with a NUL: acknowledged (Telegram would hold up later updates behind a refused
-    # one), audited as refused, never passed on.
-    assert (await _post(url, _update(2, "bad\x00text"))).status_code == 200
+    # one), audited as refused, never passed on; the sender is told why in the chat.
+    assert (await _post(url, _update(2, "bad\x00text", chat_id=77))).status_code == 200
 
     response = await _post(url, _update(1, "hello from telegram"))
     assert response.status_code == 200
-    (sent,) = await bot_api.wait_for("sendMessage")
-    assert (sent.params["chat_id"], sent.params["text"]) == ("4242", "hello from telegram")
+    sent = await bot_api.wait_for("sendMessage", count=2)
+    assert sorted((s.params["chat_id"], s.params["text"]) for s in sent) == [
+        ("4242", "hello from telegram"),
+        ("77", UNREADABLE_REPLY),
+    ]
     assert [c.params["action"] for c in bot_api.of("sendChatAction")] == ["typing"]
     inbound = await _read_all(pipeline.stack, pipeline.topics.inbound)
     assert [e.inbound_message.text for e in inbound] == ["hello from telegram"]

@@ -1,7 +1,6 @@
 """The scheduler's batch SQL and outbox against the real PostgreSQL."""
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -9,7 +8,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import ConsumerRecord
 
-from switchboard.common import events, postgres
+from switchboard.common import events
 from switchboard.common.config import KafkaSettings
 from switchboard.common.kafka import EventProducer
 from switchboard.common.kafka import headers as hdr
@@ -23,17 +22,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def pool(stack: Stack, unique: str) -> AsyncIterator[asyncpg.Pool]:
-    schema = f"test_{unique}"
-    pool = await asyncpg.create_pool(stack.pg_dsn, min_size=1, max_size=2, server_settings={"search_path": schema})
-    try:
-        async with pool.acquire() as conn:
-            await postgres.migrate(conn, schema, "switchboard.scheduler")
-        yield pool
-    finally:
-        async with pool.acquire() as conn:
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        await pool.close()
+def pool(scheduler_pool: asyncpg.Pool) -> asyncpg.Pool:
+    return scheduler_pool
 
 
 def _dispatch(message_id: str, event_id: str) -> store.Dispatch:

@@ -64,6 +64,20 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             )
             await runtime.producer.send(settings.topics.inbound, envelope)
 
+        async def tell(message: m.InboundMessage, conversation_id: str, text: str) -> None:
+            reply = m.OutboundMessage(
+                message_id=f"{message.message_id}:refused",
+                in_reply_to=message.message_id,
+                channel=message.channel,
+                channel_chat_id=message.channel_chat_id,
+                text=text,
+                final=True,
+            )
+            envelope = events.wrap(
+                reply, conversation_key=conversation_id, source=settings.service_name, tenant_id=settings.tenant_id
+            )
+            await runtime.producer.send(settings.topics.outbound, envelope)
+
         record = rejections.recorder(runtime.producer, settings.topics.audit, settings.service_name, settings.tenant_id)
         routers, consumers, background = [], [], []
         ready: list[Awaitable[None]] = []  # what must be up before the gateway reports SERVING
@@ -79,7 +93,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         seen = SeenDeliveries(pool, settings.dedupe_keep_s)
         targets = ReplyTargets(pool, settings.dedupe_keep_s)
         idempotency = IdempotencyKeys(pool)
-        deliveries = Deliveries(seen, limiter, targets, publish, record)
+        deliveries = Deliveries(seen, limiter, targets, publish, record, tell)
         background.append(_housekeeping(stop, seen.purge, limiter.purge, targets.purge, idempotency.purge))
         modes = {"http": "on", "telegram": settings.telegram_mode, "feishu": settings.feishu_mode}
         modes["mqtt"] = "on" if settings.mqtt_host else "off"

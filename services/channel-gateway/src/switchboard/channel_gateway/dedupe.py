@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from switchboard.channel_gateway.intake import Publish
+from switchboard.channel_gateway.intake import Publish, Tell
 from switchboard.channel_gateway.ratelimit import RateLimiter
 from switchboard.channel_gateway.rejections import Record
 from switchboard.channel_gateway.targets import ReplyTargets
@@ -55,11 +55,19 @@ class SeenDeliveries:
         return int(result.split()[-1])
 
 
+# What the sender of a refused chat message is told, in the chat (the platform itself only
+# ever sees an acknowledgement).
+UNREADABLE_REPLY = (
+    "Sorry, I could not read that message: it contains control characters. Please send it again as plain text."
+)
+
+
 class Deliveries:
     """What every platform webhook or poller does with a delivery: drop it if it was accepted
     before (platforms retry for hours), hold each user to the per-minute limit (an over-limit
-    message is acknowledged to the platform, remembered and audited, not passed on), put the
-    rest on Kafka."""
+    message is acknowledged to the platform, remembered and audited, not passed on), refuse
+    text with control characters (acknowledged, audited, and the sender told why in the
+    chat), put the rest on Kafka."""
 
     def __init__(
         self,
@@ -68,12 +76,14 @@ class Deliveries:
         targets: ReplyTargets,
         publish: Publish,
         record_rejection: Record,
+        tell: Tell,
     ) -> None:
         self._seen = seen
         self._limiter = limiter
         self._targets = targets
         self._publish = publish
         self._record_rejection = record_rejection
+        self._tell = tell
 
     async def accept(
         self,
@@ -95,6 +105,11 @@ class Deliveries:
                 # Refused, not passed on; still acknowledged, as a webhook the platform had to
                 # redeliver would hold up the bot's later updates (everyone else's messages).
                 await self._record_rejection(422, "POST", path, f"{inbound.sender.user_id}: {why}")
+                if target is not None:
+                    await self._targets.remember(inbound.message_id, channel, target)
+                # Through the outbound topic, as every reply: delivered, paced and retried
+                # like one. Acknowledged by Kafka before the platform gets its answer.
+                await self._tell(inbound, conversation, UNREADABLE_REPLY)
             elif await self.publish(channel, keys, inbound, conversation, target) is None:
                 return True
             else:

@@ -15,6 +15,9 @@ from switchboard.common import text as text_rules
 from switchboard.events.v1 import messages_pb2 as m
 
 Publish = Callable[[m.InboundMessage, str], Awaitable[None]]
+# Reply to an inbound message from the gateway itself (it was refused): the message, its
+# conversation, the text; sent as a final OutboundMessage.
+Tell = Callable[[m.InboundMessage, str, str], Awaitable[None]]
 
 
 def user_id(caller: Principal) -> str:

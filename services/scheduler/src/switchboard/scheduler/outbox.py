@@ -117,9 +117,11 @@ class Outbox:
                 return 0
             outcomes = await asyncio.gather(*[_send(producer, row) for row in rows], return_exceptions=True)
             refused = [(row, exc) for row, exc in zip(rows, outcomes, strict=True) if isinstance(exc, BaseException)]
-            for _, exc in refused:
+            for row, exc in refused:
                 if self._deadletter_topic is None or not isinstance(exc, Exception) or _may_pass_later(exc):
                     raise exc  # rolled back: the rows are sent again, in order, on the next try
+                if isinstance(exc, UnknownTopicOrPartitionError) and not await producer.topic_missing(row["topic"]):
+                    raise exc  # no metadata because the brokers are away, not because the topic is
             for row, exc in refused:
                 await self._dead_letter(producer, row, exc)
             await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [row["id"] for row in rows])
@@ -147,5 +149,7 @@ async def _send(producer: EventProducer, row: asyncpg.Record) -> object:
 
 def _may_pass_later(exc: Exception) -> bool:
     """Whether a send error says Kafka is away for now (worth another try) rather than that it
-    will never take the record (no such topic after the metadata wait, too large, not allowed)."""
+    will never take the record (no such topic after the metadata wait, too large, not
+    allowed). No such topic is confirmed with the cluster before a row is dead-lettered:
+    aiokafka says the same when no broker answers."""
     return isinstance(exc, KafkaError) and exc.retriable and not isinstance(exc, UnknownTopicOrPartitionError)

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from aiokafka.structs import RecordMetadata
 
 from switchboard.common.config import KafkaSettings
@@ -86,3 +87,13 @@ class EventProducer:
         """Queue bytes as they are; await the returned future for the acknowledgement."""
         future: asyncio.Future[RecordMetadata] = await self._producer.send(topic, value=value, key=key, headers=headers)
         return future
+
+    async def topic_missing(self, topic: str) -> bool:
+        """Whether the cluster answers and has no topic ``topic``. False when it cannot be
+        asked: a send that gave up waiting for a topic's metadata says the same whether the
+        topic does not exist or every broker is away, and only the second passes."""
+        try:
+            metadata = await self._producer.client.fetch_all_metadata()
+        except KafkaError:
+            return False
+        return topic not in metadata.topics(exclude_internal_topics=False)
