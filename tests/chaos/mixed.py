@@ -1,12 +1,13 @@
 """Mixed traffic for the fault scenarios that run the services, and how it is counted.
 
 Conversations, one user each, keep sending at a steady pace over HTTP
-(tests/e2e/traffic.py): chat (answered by the deterministic echo model), reminders
-(confirmed by the scheduler) and unit conversions (answered by the example plugin), round
-and round. Afterwards every accepted message is counted by id: its reply through the
-gateway (the right one, a polite failure, or none), its final reply events on the outbound
-topic (two different ones: duplicated), the order of finals per conversation and kind,
-and one audit document per event.
+(tests/e2e/traffic.py): chat (answered by the deterministic echo model), orders for the
+bedroom light (the scheduler commands it over MQTT through the gateway; the light, a real
+MQTT client, does it and answers), reminders (confirmed by the scheduler) and unit
+conversions (answered by the example plugin), round and round. Afterwards every accepted
+message is counted by id: its reply through the gateway (the right one, a polite failure,
+or none), its final reply events on the outbound topic (two different ones: duplicated),
+the order of finals per conversation and kind, and one audit document per event.
 """
 
 from __future__ import annotations
@@ -23,18 +24,26 @@ from elasticsearch import AsyncElasticsearch
 from switchboard.events.v1 import envelope_pb2
 from tests.chaos.outcome import Outcome, first_order_violations, overtaken
 from tests.conftest import Stack
+from tests.e2e import home
 from tests.e2e.pipeline import CORE, Pipeline, read_records
 from tests.e2e.traffic import Sent, Traffic, chat
 
 
 def _path(seq: int) -> str:
-    """Which services answer message ``seq`` of a conversation (see _text)."""
-    return {4: "reminder", 5: "conversion"}.get(seq % 6, "chat")
+    """Which services answer message ``seq`` of a conversation (see text)."""
+    return {3: "device", 4: "reminder", 5: "conversion"}.get(seq % 6, "chat")
+
+
+def _power(seq: int) -> str:
+    return "on" if seq // 6 % 2 else "off"
 
 
 def text(conversation: int, seq: int) -> str:
-    """Mixed traffic: four chats, then a reminder, then a conversion, round and round."""
+    """Mixed traffic: three chats, an order for the light (off, then on next time), a
+    reminder and a conversion, round and round."""
     path = _path(seq)
+    if path == "device":
+        return f"turn {_power(seq)} the {home.LIGHT}"
     if path == "reminder":
         return f"remind me in 3 hours to stretch {conversation}-{seq}"
     if path == "conversion":
@@ -45,6 +54,8 @@ def text(conversation: int, seq: int) -> str:
 def _answers(sent: Sent, reply: str) -> bool:
     """Whether ``reply`` is the right one for ``sent`` (the echo model returns the text)."""
     path = _path(sent.seq)
+    if path == "device":
+        return reply == f"Done: {home.LIGHT}, {_power(sent.seq)}."
     if path == "reminder":
         return reply.startswith("OK, I'll remind you to stretch")
     if path == "conversion":
@@ -53,24 +64,27 @@ def _answers(sent: Sent, reply: str) -> bool:
 
 
 def pipeline_for(stack: Stack, replicas: int = 2, replication: int = 1) -> Pipeline:
-    """The five services and the example plugin, ``replicas`` of each, the plugin enabled;
-    topics with ``replication`` replicas."""
-    return Pipeline(
-        stack,
-        replicas=replicas,
-        replication=replication,
-        modules=(*CORE, "plugin_units"),
-        extra_env={"scheduler": {"PLUGINS_ENABLED": json.dumps(["units"])}},
-    )
+    """The five services and the example plugin, ``replicas`` of each, the plugin enabled,
+    the gateway on MQTT and the bedroom light registered; topics with ``replication`` replicas."""
+    pipeline = Pipeline(stack, replicas=replicas, replication=replication, modules=(*CORE, "plugin_units"))
+    pipeline.log_dir.mkdir(parents=True, exist_ok=True)
+    devices = home.registry(stack, pipeline.log_dir / f"{pipeline.run_id}-devices.yaml")
+    pipeline.extra_env = {
+        "channel_gateway": home.mqtt_env(pipeline),
+        "scheduler": {"PLUGINS_ENABLED": json.dumps(["units"]), "DEVICES_FILE": str(devices)},
+    }
+    return pipeline
 
 
 @asynccontextmanager
 async def running(stack: Stack, replicas: int = 2, replication: int = 1) -> AsyncIterator[Pipeline]:
-    """A started ``pipeline_for`` pipeline, stopped (its topics and schemas dropped) afterwards."""
+    """A started ``pipeline_for`` pipeline with the light obeying, stopped (its topics and
+    schemas dropped) afterwards."""
     pipeline = pipeline_for(stack, replicas, replication)
     await pipeline.start()
     try:
-        yield pipeline
+        async with home.Light(pipeline):
+            yield pipeline
     finally:
         await pipeline.stop()
 
@@ -91,9 +105,10 @@ async def count(scenario: str, pipeline: Pipeline, traffic: Traffic, faults: lis
     by_message: dict[str, set[str]] = defaultdict(set)
     for _, in_reply_to, event_id, _ in finals:
         by_message[in_reply_to].add(event_id)
-    # Order is kept per path: chats (parser, inference client), reminders (scheduler) and
-    # conversions (scheduler, plugin) are answered by different services, and one kind's
-    # reply is not held back for another's (a slow plugin must not delay a chat answer).
+    # Order is kept per path: chats (parser, inference client), light orders (scheduler,
+    # gateway, the light), reminders (scheduler) and conversions (scheduler, plugin) are
+    # answered by different services, and one kind's reply is not held back for another's
+    # (a slow plugin must not delay a chat answer).
     first: dict[tuple[str, str], list[int]] = defaultdict(list)
     every: dict[str, list[int]] = defaultdict(list)
     seq_of = {s.message_id: s for s in sent}

@@ -87,6 +87,8 @@ class Pipeline:
     replication: int = 1
     # Processes started so far (numbers each one's log file).
     spawned: int = 0
+    # Each running process's replica slot, by pid (a replacement takes the lowest free one).
+    slots: dict[int, int] = field(default_factory=dict)
     log_dir: Path = LOGS
 
     def __post_init__(self) -> None:
@@ -139,6 +141,10 @@ class Pipeline:
                     "JWT_SECRET": self.jwt_secret,
                     "DATABASE_URL": self.stack.pg_dsn,
                     "DATABASE_SCHEMA": self.gateway_schema,
+                    # One MQTT session per replica slot, taken over by the slot's next
+                    # process (as a StatefulSet's pod keeps its name): a killed replica's
+                    # queued device messages go to its successor. Unused without MQTT_HOST.
+                    "MQTT_CLIENT_ID": f"e2e-{self.run_id}-gateway-{replica}",
                 }
             )
         elif module == "intent_parser":
@@ -199,6 +205,7 @@ class Pipeline:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+        self.slots[proc.pid] = replica
         return module, proc, port
 
     def log_tails(self, lines: int = 25) -> str:
@@ -229,8 +236,9 @@ class Pipeline:
         self.processes.remove(entry)
 
     async def add_replica(self, module: str) -> None:
-        """Start one more replica of ``module`` and wait until it serves."""
-        self.processes.append(self._spawn(module, len(self.replicas_of(module))))
+        """Start one more replica of ``module`` in its lowest free slot and wait until it serves."""
+        taken = {self.slots[proc.pid] for _, proc, _ in self.replicas_of(module)}
+        self.processes.append(self._spawn(module, min(set(range(len(taken) + 1)) - taken)))
         await self._wait_serving(*self.processes[-1])
 
     async def stop_module(self, module: str) -> None:

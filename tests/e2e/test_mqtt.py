@@ -9,7 +9,6 @@ import json
 import random
 import re
 import signal
-import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +16,6 @@ from pathlib import Path
 import aiomqtt
 import asyncpg
 import pytest
-import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from paho.mqtt.packettypes import PacketTypes
@@ -26,6 +24,7 @@ from paho.mqtt.properties import Properties
 from switchboard.common import events
 from switchboard.events.v1 import messages_pb2 as m
 from tests.conftest import Stack
+from tests.e2e import home
 from tests.e2e.pipeline import Pipeline
 from tests.e2e.test_pipeline import _conversation, _read_all, _started
 from tests.e2e.test_reminders import _say
@@ -36,19 +35,8 @@ pytestmark = pytest.mark.integration
 async def pipeline_with_mqtt(stack: Stack) -> AsyncIterator[Pipeline]:
     """A pipeline (not started) whose gateway speaks MQTT under the run's own namespace."""
     pipeline = Pipeline(stack)
-    pipeline.extra_env = {
-        "channel_gateway": {
-            "MQTT_HOST": stack.mqtt_host,
-            "MQTT_PORT": str(stack.mqtt_port),
-            "MQTT_USERNAME": stack.mqtt_gateway_user,
-            "MQTT_PASSWORD": stack.mqtt_gateway_password,
-            "MQTT_CLIENT_ID": f"e2e-{pipeline.run_id}-gateway",
-            "MQTT_NAMESPACE": pipeline.namespace,
-            "MQTT_SHARE_GROUP": f"e2e{pipeline.run_id}",
-            "MQTT_GROUP_ID": f"e2e-{pipeline.run_id}-mqtt",
-            "RATE_LIMIT_PER_MINUTE": "0",  # the malformed flood is not what is measured here
-        }
-    }
+    # No rate limit: the malformed flood is not what is measured here.
+    pipeline.extra_env = {"channel_gateway": {**home.mqtt_env(pipeline), "RATE_LIMIT_PER_MINUTE": "0"}}
     yield pipeline
 
 
@@ -60,22 +48,12 @@ async def pipeline(stack: Stack) -> AsyncIterator[Pipeline]:
 
 
 @pytest.fixture
-async def home(stack: Stack, tmp_path: Path) -> AsyncIterator[Pipeline]:
+async def light(stack: Stack, tmp_path: Path) -> AsyncIterator[Pipeline]:
     """The MQTT pipeline with one registered device, the stack's device account: the
     bedroom light; it must answer a command within 3 s, and gets 2 tries."""
-    registry = tmp_path / "devices.yaml"
-    registry.write_text(
-        yaml.safe_dump(
-            {
-                "devices": [
-                    {"id": stack.mqtt_device_user, "kind": "light", "room": "bedroom", "name": {"en": "bedroom light"}}
-                ]
-            }
-        )
-    )
     async for pipeline in pipeline_with_mqtt(stack):
         pipeline.extra_env["scheduler"] = {
-            "DEVICES_FILE": str(registry),
+            "DEVICES_FILE": str(home.registry(stack, tmp_path / "devices.yaml")),
             "DEVICE_ANSWER_S": "3",
             "DEVICE_ATTEMPTS": "2",
             "RETRY_BASE_S": "0.5",
@@ -83,19 +61,6 @@ async def home(stack: Stack, tmp_path: Path) -> AsyncIterator[Pipeline]:
         }
         async for started in _started(pipeline):
             yield started
-
-
-def _device(stack: Stack, name: str, protocol: aiomqtt.ProtocolVersion = aiomqtt.ProtocolVersion.V5) -> aiomqtt.Client:
-    return aiomqtt.Client(
-        stack.mqtt_host,
-        stack.mqtt_port,
-        username=stack.mqtt_device_user,
-        password=stack.mqtt_device_password,
-        identifier=name,
-        protocol=protocol,
-        timeout=10,
-        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
-    )
 
 
 def _topics(pipeline: Pipeline) -> tuple[str, str]:
@@ -120,7 +85,7 @@ def _asking(response_topic: str, correlation: bytes) -> Properties:
 async def test_mqtt5_and_311_devices_get_answers_where_they_asked(pipeline: Pipeline) -> None:
     commands, replies = _topics(pipeline)
     mine = f"{replies}/session-1"
-    async with _device(pipeline.stack, f"dev5-{pipeline.run_id}") as device:
+    async with home.device(pipeline.stack, f"dev5-{pipeline.run_id}") as device:
         await device.subscribe(f"{replies}/#", qos=1)
         await device.subscribe(replies, qos=1)
         body = json.dumps({"text": "tell me a joke", "id": "cmd-1"}).encode()
@@ -137,7 +102,7 @@ async def test_mqtt5_and_311_devices_get_answers_where_they_asked(pipeline: Pipe
         assert refused.topic.value == replies and json.loads(refused.payload)["status"] == 403
         assert refused.properties is not None and refused.properties.CorrelationData == b"corr-2"
 
-    async with _device(pipeline.stack, f"dev3-{pipeline.run_id}", aiomqtt.ProtocolVersion.V311) as device:
+    async with home.device(pipeline.stack, f"dev3-{pipeline.run_id}", aiomqtt.ProtocolVersion.V311) as device:
         await device.subscribe(replies, qos=1)
         await device.publish(commands, json.dumps({"text": "status please"}).encode(), qos=1)
         answer = await _next(device)
@@ -170,7 +135,7 @@ async def test_ten_thousand_malformed_commands_get_error_answers_and_nothing_bre
     commands, replies = _topics(pipeline)
     rng = random.Random(20261124)
     count = 10_000
-    async with _device(pipeline.stack, f"fuzz-{pipeline.run_id}") as device:
+    async with home.device(pipeline.stack, f"fuzz-{pipeline.run_id}") as device:
         await device.subscribe(replies, qos=1)
         for _ in range(count):
             await device.publish(commands, _malformed(rng), qos=1)
@@ -191,7 +156,7 @@ async def test_ten_thousand_malformed_commands_get_error_answers_and_nothing_bre
 
 async def test_a_command_sent_while_the_gateway_is_down_is_answered_after(pipeline: Pipeline) -> None:
     commands, replies = _topics(pipeline)
-    async with _device(pipeline.stack, f"down-{pipeline.run_id}") as device:
+    async with home.device(pipeline.stack, f"down-{pipeline.run_id}") as device:
         await device.subscribe(replies, qos=1)
 
         async def publish_while_down() -> None:
@@ -211,7 +176,7 @@ async def test_device_commands_reach_the_control_topic_and_status_is_retained(pi
     device_id = pipeline.stack.mqtt_device_user
     control = f"{pipeline.namespace}/devices/{device_id}/control"
     status = f"{pipeline.namespace}/devices/{device_id}/status"
-    async with _device(pipeline.stack, f"ctl-{pipeline.run_id}") as device:
+    async with home.device(pipeline.stack, f"ctl-{pipeline.run_id}") as device:
         await device.publish(status, b'{"online": true, "power": "off"}', qos=1, retain=True)
         await device.subscribe(control, qos=1)
         command = m.DeviceCommand(command_id="dc-1", device_id=device_id, action="turn_on", room="living room")
@@ -256,10 +221,10 @@ async def test_device_commands_reach_the_control_topic_and_status_is_retained(pi
         await watcher.publish(status, b"", qos=1, retain=True)  # clear the retained status
 
 
-async def test_a_device_control_intent_commands_the_device_and_its_answer_is_the_reply(home: Pipeline) -> None:
-    commands, replies = _topics(home)
-    control = f"{home.namespace}/devices/{home.stack.mqtt_device_user}/control"
-    async with _device(home.stack, f"light-{home.run_id}") as device:
+async def test_a_device_control_intent_commands_the_device_and_its_answer_is_the_reply(light: Pipeline) -> None:
+    commands, replies = _topics(light)
+    control = home.control_topic(light)
+    async with home.device(light.stack, f"light-{light.run_id}") as device:
         await device.subscribe(replies, qos=1)
         await device.subscribe(control, qos=1)
         # Said on the wall panel (the device account itself): the light answers the command.
@@ -281,9 +246,9 @@ async def test_a_device_control_intent_commands_the_device_and_its_answer_is_the
         assert orders[0]["command_id"] == orders[1]["command_id"] != sent["command_id"]
         told = await _next(device)
         assert json.loads(told.payload)["text"].startswith("The bedroom light did not answer (2 tries)")
-    dead = [r for r in await _read_raw(home.stack, home.topics.deadletter)]
+    dead = [r for r in await _read_raw(light.stack, light.topics.deadletter)]
     assert any(orders[0]["command_id"] in r.value.decode() for r in dead)
-    results = await _read_all(home.stack, home.topics.device_results)
+    results = await _read_all(light.stack, light.topics.device_results)
     assert [(r.device_command_result.command_id, r.device_command_result.state["power"]) for r in results] == [
         (sent["command_id"], "off")
     ]
@@ -305,26 +270,26 @@ async def _kept(pipeline: Pipeline, device_id: str, power: str) -> None:
         await conn.close()
 
 
-async def test_a_state_question_is_answered_from_the_devices_retained_status(home: Pipeline) -> None:
-    device_id = home.stack.mqtt_device_user
-    status = f"{home.namespace}/devices/{device_id}/status"
-    async with _device(home.stack, f"status-{home.run_id}") as device:
+async def test_a_state_question_is_answered_from_the_devices_retained_status(light: Pipeline) -> None:
+    device_id = light.stack.mqtt_device_user
+    status = f"{light.namespace}/devices/{device_id}/status"
+    async with home.device(light.stack, f"status-{light.run_id}") as device:
         try:
             await device.publish(status, b'{"online": true, "power": "on", "brightness": 80}', qos=1, retain=True)
-            await _kept(home, device_id, "on")
-            async with home.client(home.gateway_urls[0], timeout=60) as client:
+            await _kept(light, device_id, "on")
+            async with light.client(light.gateway_urls[0], timeout=60) as client:
                 conversation = await _conversation(client)
                 answer = await _say(client, conversation, "is the bedroom light on?")
                 assert re.fullmatch(r"Yes, the bedroom light is on \(since \d\d:\d\d\)\.", answer), answer
                 await device.publish(status, b'{"power": "off"}', qos=1, retain=True)
-                await _kept(home, device_id, "off")
+                await _kept(light, device_id, "off")
                 answer = await _say(client, conversation, "is the bedroom light on")
                 assert re.fullmatch(r"No, the bedroom light is off \(since \d\d:\d\d\)\.", answer), answer
         finally:
             await device.publish(status, b"", qos=1, retain=True)  # clear the retained status
     # Answered from the state: no inference request was made for either question.
-    requests = await _read_all(home.stack, home.topics.requests_routine)
-    requests += await _read_all(home.stack, home.topics.requests_urgent)
+    requests = await _read_all(light.stack, light.topics.requests_routine)
+    requests += await _read_all(light.stack, light.topics.requests_urgent)
     assert not [r for r in requests if "bedroom light" in r.inference_request.messages[-1].content]
 
 
