@@ -137,7 +137,7 @@ class Pipeline:
             values.update(
                 {
                     "HTTP_PORT": str(port),
-                    "ID_SECRET": f"e2e-{self.run_id}",
+                    "ID_SECRET": f"e2e-ids-{self.run_id}",
                     "JWT_SECRET": self.jwt_secret,
                     "DATABASE_URL": self.stack.pg_dsn,
                     "DATABASE_SCHEMA": self.gateway_schema,

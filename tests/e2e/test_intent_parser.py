@@ -5,6 +5,7 @@ an intent."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -234,16 +235,17 @@ async def test_identity_link_shares_one_context_across_channels(parser: Harness)
     await parser.intents_of([first])
     ask = await parser.send("telegram:10", "/link")
     code_reply = await parser.caused_by(parser.pipeline.topics.outbound, ask)
-    code = next(
-        word.strip('"“”/link') for word in code_reply.outbound_message.text.split() if word.strip('"”').isdigit()
-    )
-    wrong = await parser.send("web:10", "/link 00000000")
+    code = re.search(r"/link ([a-z2-7]{26})", code_reply.outbound_message.text)
+    assert code is not None, code_reply.outbound_message.text
+    wrong = await parser.send("web:10", "/link " + "a" * 26)
     assert (
         "unknown or has expired"
         in (await parser.caused_by(parser.pipeline.topics.outbound, wrong)).outbound_message.text
     )
-    claim = await parser.send("web:10", f"/link {code}")
-    assert "Linked" in (await parser.caused_by(parser.pipeline.topics.outbound, claim)).outbound_message.text
+    claim = await parser.send("web:10", f"/link {code[1]}")
+    assert "confirm" in (await parser.caused_by(parser.pipeline.topics.outbound, claim)).outbound_message.text
+    allow = await parser.send("telegram:10", f"/link allow {code[1]}")
+    assert "Allowed" in (await parser.caused_by(parser.pipeline.topics.outbound, allow)).outbound_message.text
     from_web = await parser.send("web:10", "now on the web")
     got = await parser.intents_of([from_web])
     assert _contents(got[from_web.event_id]) == ["I am on Telegram"]

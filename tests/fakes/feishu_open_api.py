@@ -102,9 +102,10 @@ def encrypt(plaintext: str, encrypt_key: str) -> bytes:
     return json.dumps({"encrypt": sealed}).encode()
 
 
-def signed_headers(body: bytes, encrypt_key: str) -> dict[str, str]:
-    """X-Lark-Request-Timestamp/-Nonce/-Signature of a body, as Feishu computes them."""
-    timestamp, nonce = str(int(time.time())), uuid.uuid4().hex
+def signed_headers(body: bytes, encrypt_key: str, at: float | None = None) -> dict[str, str]:
+    """X-Lark-Request-Timestamp/-Nonce/-Signature of a body, as Feishu computes them, signed
+    ``at`` (a Unix time; now by default)."""
+    timestamp, nonce = str(int(time.time() if at is None else at)), uuid.uuid4().hex
     digest = hashlib.sha256((timestamp + nonce + encrypt_key).encode() + body).hexdigest()
     return {
         lark.LARK_REQUEST_TIMESTAMP: timestamp,

@@ -227,3 +227,22 @@ def test_free_text_is_masked_in_nested_messages_lists_and_maps() -> None:
     bare = Mapper(Masker(), TextMode.NONE)
     assert "content" not in bare.document(_event(request))["switchboard"]["payload"]["messages"][0]
     assert bare.document(_event(reply))["switchboard"]["payload"]["metadata"] == {"source": "bob@example.com"}
+
+
+def test_reasons_and_labels_are_masked_too() -> None:
+    refusal = m.AuditEvent(
+        action="request.rejected",
+        outcome=m.OUTCOME_BLOCKED,
+        reason="text: bad value from alice@example.com",
+        labels={"channel": "http", "status": "422", "query": "who is 13812345678"},
+    )
+    doc = Mapper(Masker()).document(_event(refusal, topic="switchboard.audit.v1"))
+    assert doc["event"]["reason"] == "text: bad value from [email]"
+    assert doc["labels"]["query"] == "who is [phone]" and doc["labels"]["status"] == "422"
+    assert doc["switchboard"]["blocked_reason"] == "text: bad value from [email]"
+    assert doc["switchboard"]["masked"] == ["email", "phone"]
+    assert "alice@example.com" not in repr(doc) and "13812345678" not in repr(doc)
+    failed = m.DeviceCommandResult(
+        command_id="c-1", device_id="lamp-1", ok=False, error="no answer from +1 415 555 2671"
+    )
+    assert "2671" not in repr(Mapper(Masker()).document(_event(failed)))

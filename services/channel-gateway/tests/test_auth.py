@@ -82,3 +82,17 @@ def test_routes_answer_401_without_a_token_and_403_without_the_scope() -> None:
     assert no_scope.status_code == 403 and 'error="insufficient_scope"' in no_scope.headers["www-authenticate"]
     ok = client.get("/chat", headers={"Authorization": f"Bearer {_token()}"})
     assert ok.status_code == 200 and ok.json() == {"sub": "ada"}
+
+
+async def test_while_the_secret_is_rotated_tokens_of_the_previous_one_are_taken() -> None:
+    new = "the-new-secret-of-at-least-32-bytes!"
+    rotating = Authenticator(issuer=ISS, audience=AUD, secret=new, previous_secret=SECRET)
+    for signed_with in (SECRET, new):
+        token = mint(signed_with, "alice", ["chat"])
+        assert (await rotating.verify(token)).subject == "alice"
+    # Once the previous secret is gone, its tokens are not.
+    with pytest.raises(InvalidToken, match="Signature"):
+        await Authenticator(issuer=ISS, audience=AUD, secret=new).verify(mint(SECRET, "alice", ["chat"]))
+    forged = mint("some-other-secret-of-32-bytes-long", "mallory", ["chat"])
+    with pytest.raises(InvalidToken):
+        await rotating.verify(forged)

@@ -1,6 +1,7 @@
 """Feishu events in: decryption, signature and token checks, and what a message becomes."""
 
 import json
+import time
 
 import pytest
 from lark_oapi.api.im.v1 import P2ImMessageReceiveV1
@@ -10,7 +11,7 @@ from switchboard.channel_gateway.rejections import Rejected
 from switchboard.events.v1 import messages_pb2 as m
 from tests.fakes.feishu_open_api import BOT_OPEN_ID, challenge_event, encrypt, message_event, signed_headers
 
-TOKEN, KEY, APP = "token", "key", "cli_1"
+TOKEN, KEY, APP = "verification-token-0123", "encrypt-key-0123456789", "cli_1"
 
 
 def _received(text: str = "", **options: object) -> P2ImMessageReceiveV1:
@@ -30,13 +31,18 @@ def test_an_encrypted_signed_event_opens_and_forgeries_do_not() -> None:
         (b"[1, 2]", {}, KEY, TOKEN),
         (b'{"encrypt": "bm90IGNpcGhlcnRleHQ="}', {}, KEY, TOKEN),  # not decryptable
         (message_event("hi", token=TOKEN, app_id=APP).encode(), {}, KEY, TOKEN),  # not encrypted
+        (body, signed_headers(body, KEY, at=time.time() - 301), KEY, TOKEN),  # signed over 5 min ago
+        (body, signed_headers(body, KEY, at=time.time() + 301), KEY, TOKEN),  # or ahead
     ]
     statuses = []
     for args in refusals:
         with pytest.raises(Rejected) as refused:
             open_event(*args)
         statuses.append(refused.value.status)
-    assert statuses == [401, 401, 401, 400, 400, 400, 400]
+    assert statuses == [401, 401, 401, 400, 400, 400, 400, 401, 401]
+    # Within the window either side, a signed event opens.
+    for skew in (-290, 290):
+        assert open_event(body, signed_headers(body, KEY, at=time.time() + skew), KEY, TOKEN)
 
 
 def test_the_url_challenge_needs_the_token_but_no_signature() -> None:
@@ -44,8 +50,9 @@ def test_the_url_challenge_needs_the_token_but_no_signature() -> None:
     assert open_event(body, {}, KEY, TOKEN)["challenge"] == "c-1"
     with pytest.raises(Rejected):
         open_event(encrypt(challenge_event("forged", "c-1"), KEY), {}, KEY, TOKEN)
-    # Without an encrypt key, plain JSON with the right token.
-    assert open_event(challenge_event(TOKEN).encode(), {}, "", TOKEN)["type"] == "url_verification"
+    # Without an encrypt key there is no webhook: nothing could be authenticated.
+    with pytest.raises(ValueError, match="encrypt key"):
+        open_event(challenge_event(TOKEN).encode(), {}, "", TOKEN)
 
 
 def test_a_private_text_message_becomes_an_inbound_message() -> None:

@@ -22,9 +22,6 @@ from switchboard.common.kafka import headers as hdr
 from switchboard.events.v1 import envelope_pb2
 from switchboard.events.v1 import messages_pb2 as m
 from switchboard.intent_parser.app import (
-    LINK_CLAIM,
-    LINK_OFFER,
-    LINK_TO,
     Tables,
     Topics,
     Understanding,
@@ -34,6 +31,7 @@ from switchboard.intent_parser.app import (
 )
 from switchboard.intent_parser.config import Settings
 from switchboard.intent_parser.handlers import Parser, choice
+from switchboard.intent_parser.linking import LINK_ALLOW, LINK_CLAIM, LINK_OFFER, LINK_TO
 
 SERVICE = Path(__file__).resolve().parents[1]
 OUTPUTS = ("users", "people", "links", "intents", "outbound", "audit", "deadletter")
@@ -204,20 +202,40 @@ async def test_timezone_command_sets_the_zone_of_later_time_slots(harness: Harne
     assert "Unknown time zone" in harness.envelopes("outbound")[0].outbound_message.text
 
 
-async def test_link_offer_claim_and_resolve(harness: Harness) -> None:
+async def _through_links(harness: Harness) -> None:
+    """Hand what was sent to the links topic to the links agent (keyed by its code)."""
+    for record in harness.taken("links"):
+        await harness.put("links", record.value, record.key.decode(), list(record.headers.items()))
+
+
+async def test_link_offer_claim_confirm_and_resolve(harness: Harness) -> None:
     await say(harness, "telegram:1", inbound("telegram:1", "/link"))
     offer = harness.taken("links")[0]
     code = offer.key.decode()
-    assert len(code) == 8 and code.isdigit() and code in harness.envelopes("outbound")[0].outbound_message.text
+    assert len(code) == 26 and code.isalnum() and code in harness.envelopes("outbound")[0].outbound_message.text
+    assert dict(offer.headers)[LINK_OFFER] == b"telegram:1"
     await harness.put("links", offer.value, code, list(offer.headers.items()))  # the links agent stores it
     assert harness.understanding.tables.link_codes[code]["person"] == "telegram:1"
-    assert dict(offer.headers)[LINK_OFFER] == b"telegram:1"
 
-    claim = inbound("web:9", f"/link {code}")
-    await say(harness, "web:9", claim)
-    forwarded = harness.taken("links")[0]
-    assert dict(forwarded.headers)[LINK_CLAIM] == b"web:9"
-    await harness.put("links", forwarded.value, code, list(forwarded.headers.items()))
+    await say(harness, "web:9", inbound("web:9", f"/link {code}"))
+    claim = harness.taken("links")[0]
+    assert dict(claim.headers)[LINK_CLAIM] == b"web:9"
+    await harness.put("links", claim.value, code, list(claim.headers.items()))
+    # Nothing is linked yet: telegram:1 is asked in its own conversation, web:9 told to wait.
+    assert harness.taken("users") == []
+    asked, waiting = harness.envelopes("outbound")
+    assert asked.conversation_key == "conv-telegram:1" and f"/link allow {code}" in asked.outbound_message.text
+    assert "web:9" in asked.outbound_message.text
+    assert waiting.conversation_key == "conv-web:9" and "confirm" in waiting.outbound_message.text
+
+    # Only the offering person can allow it.
+    await say(harness, "web:9", inbound("web:9", f"/link allow {code}"))
+    await _through_links(harness)
+    assert harness.taken("users") == [] and "unknown" in harness.envelopes("outbound")[-1].outbound_message.text
+    await say(harness, "telegram:1", inbound("telegram:1", f"/link allow {code}"))
+    allow = harness.taken("links")[0]
+    assert dict(allow.headers)[LINK_ALLOW] == b"telegram:1"
+    await harness.put("links", allow.value, code, list(allow.headers.items()))
     accepted = harness.taken("users")[0]
     assert accepted.key == b"web:9" and dict(accepted.headers)[LINK_TO] == b"telegram:1"
     assert code not in harness.understanding.tables.link_codes  # used once
@@ -234,8 +252,30 @@ async def test_link_offer_claim_and_resolve(harness: Harness) -> None:
     parsed = harness.envelopes("intents")[-1].parsed_intent
     assert (parsed.message.sender.user_id, parsed.person_id) == ("web:9", "telegram:1")  # its reminders are his
     # A second claim of the same code fails.
-    await harness.put("links", forwarded.value, code, list(forwarded.headers.items()))
+    await harness.put("links", claim.value, code, list(claim.headers.items()))
     assert "unknown or has expired" in harness.envelopes("outbound")[-1].outbound_message.text
+
+
+async def test_link_claims_are_locked_out_after_five_an_hour(harness: Harness) -> None:
+    await say(harness, "telegram:1", inbound("telegram:1", "/link"))
+    await _through_links(harness)
+    code = next(iter(harness.understanding.tables.link_codes.keys()))
+    harness.taken("outbound")
+    for guess in range(5):
+        harness.clock += 60  # past the message rate limit's window: this is about link claims
+        await say(harness, "web:6", inbound("web:6", f"/link {guess:026d}"))
+        await _through_links(harness)
+    assert ["unknown" in e.outbound_message.text for e in harness.envelopes("outbound")] == [True] * 5
+    # The sixth claim, even of the right code, goes nowhere.
+    harness.clock += 60
+    await say(harness, "web:6", inbound("web:6", f"/link {code}"))
+    assert harness.taken("links") == []
+    assert "Too many link attempts" in harness.envelopes("outbound")[0].outbound_message.text
+    audit = harness.envelopes("audit")[-1].audit_event
+    assert audit.action == "identity.link.lockout" and "locked out" in audit.reason
+    # Someone else is not locked out.
+    await say(harness, "web:7", inbound("web:7", f"/link {code}"))
+    assert [dict(r.headers)[LINK_CLAIM] for r in harness.taken("links")] == [b"web:7"]
 
 
 async def test_route_keys_by_identity_trims_and_dead_letters(harness: Harness) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
 
 from switchboard.audit_logger.documents import TextMode
 from switchboard.audit_logger.masking import KINDS
 from switchboard.common.auth import TokenSettings
-from switchboard.common.config import KafkaSettings, ServiceSettings
+from switchboard.common.config import KafkaSettings, Secret, ServiceSettings
 from switchboard.common.http import KEEPALIVE_S
 
 
@@ -42,7 +42,7 @@ class Settings(ServiceSettings, TokenSettings):
     health_port: int = 18140
     metrics_port: int = 18141
     elasticsearch_url: str = "http://127.0.0.1:19200"
-    elasticsearch_api_key: SecretStr | None = None
+    elasticsearch_api_key: Secret | None = None
     # Documents go to the data stream logs-<dataset>-<namespace>.
     dataset: str = "switchboard.audit"
     namespace: str = "default"

@@ -48,6 +48,11 @@ class UnmappableEventError(ValueError):
     """The event cannot be turned into a document (it is dead-lettered with this cause)."""
 
 
+# Maps of the payload whose every value is free text (an AuditEvent's labels may hold
+# anything a service put there: a search term, a device name).
+TEXT_MAPS: Final = frozenset({"labels"})
+# Labels every document gets from its envelope (not free text, never masked).
+_OWN_LABELS: Final = frozenset({"tenant", "schema_version"})
 # Fields of the payload that carry free text: masked (or dropped) like ``message``.
 TEXT_FIELDS: Final = frozenset({"text", "content", "reason", "error", "source_text", "value", "display_name"})
 
@@ -147,9 +152,29 @@ class Mapper:
             if stored:
                 doc["message"] = stored
         doc["switchboard"]["payload"] = plain(payload, lambda value: self._free_text(value, masked))
+        self._mask_reasons(doc, masked)
         if masked:
             doc["switchboard"]["masked"] = sorted(masked)
         return doc
+
+    def _mask_reasons(self, doc: dict[str, Any], masked: set[str]) -> None:
+        """Mask what else may quote a user: reasons, error messages and label values (a
+        refusal's reason may quote the refused input; a label may hold a search term)."""
+        if self._raw_text:
+            return
+        for section, field in (("event", "reason"), ("error", "message"), ("switchboard", "blocked_reason")):
+            value = doc.get(section, {}).get(field)
+            if isinstance(value, str) and value:
+                doc[section][field] = self._mask(value, masked)
+        labels = doc["labels"]
+        for key, value in labels.items():
+            if key not in _OWN_LABELS and isinstance(value, str):
+                labels[key] = self._mask(value, masked)
+
+    def _mask(self, text: str, masked: set[str]) -> str:
+        stored, kinds = self._masker.mask(text)
+        masked |= kinds
+        return stored
 
     def _free_text(self, text: str, masked: set[str]) -> str:
         if self._raw_text:
@@ -192,11 +217,12 @@ def _writer(field: FieldDescriptor) -> tuple[Write, bool, bool]:
     value); whether it is free text."""
     free_text = field.name in TEXT_FIELDS and field.type == FieldDescriptor.TYPE_STRING
     if field.message_type is not None and field.message_type.GetOptions().map_entry:
-        return _map_writer(field.message_type.fields_by_name["value"]), False, False
+        return _map_writer(field.message_type.fields_by_name["value"], field.name in TEXT_MAPS), False, False
     return _value_writer(field, free_text), field.is_repeated, free_text
 
 
-def _map_writer(entry: FieldDescriptor) -> Write:
+def _map_writer(entry: FieldDescriptor, all_text: bool = False) -> Write:
+    """Writes a map; its string values named in TEXT_FIELDS (or all of them: ``all_text``) are free text."""
     write_value = _value_writer(entry, free_text=False)
 
     def write(value: Any, text: Text) -> dict[str, Any]:
@@ -204,7 +230,7 @@ def _map_writer(entry: FieldDescriptor) -> Write:
         for key in value:
             name = ("true" if key else "false") if isinstance(key, bool) else str(key)
             item = write_value(value[key], text)
-            if name in TEXT_FIELDS and isinstance(item, str):
+            if (all_text or name in TEXT_FIELDS) and isinstance(item, str):
                 item = text(item)
                 if not item:
                     continue

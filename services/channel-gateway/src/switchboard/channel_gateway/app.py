@@ -140,10 +140,6 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             )
             await feishu.start()
             if settings.feishu_mode == "webhook":
-                if not settings.feishu_encrypt_key:
-                    logger.warning(
-                        "SB_GATEWAY_FEISHU_ENCRYPT_KEY not set: Feishu events are neither encrypted nor signed"
-                    )
                 routers.append(feishu.router())
             else:
                 background.append(LongConnection(feishu).run(stop))

@@ -10,7 +10,7 @@ from pydantic_settings import SettingsConfigDict
 
 from switchboard.common import postgres
 from switchboard.common.auth import TokenSettings
-from switchboard.common.config import ServiceSettings
+from switchboard.common.config import Secret, ServiceSettings
 from switchboard.common.http import KEEPALIVE_S
 
 
@@ -29,7 +29,7 @@ class Settings(ServiceSettings, TokenSettings):
     http_keepalive_s: int = Field(default=KEEPALIVE_S, ge=1)
     # Signs conversation and message ids, so any replica can tell ours from forged ones.
     # Set it (same value on every replica) in production; the default is per process.
-    id_secret: SecretStr | None = None
+    id_secret: Secret | None = None
     max_body_bytes: int = 64 * 1024
     max_text_chars: int = 8000
     default_wait_s: float = 30.0
@@ -59,9 +59,9 @@ class Settings(ServiceSettings, TokenSettings):
     # Telegram: "webhook" takes updates at /v1/channels/telegram/webhook; "polling" fetches
     # them with getUpdates (one replica at a time), for hosts Telegram cannot reach.
     telegram_mode: Literal["off", "webhook", "polling"] = "off"
-    telegram_bot_token: SecretStr | None = None
+    telegram_bot_token: Secret | None = None
     # Telegram sends it back in X-Telegram-Bot-Api-Secret-Token on every call.
-    telegram_webhook_secret: SecretStr | None = None
+    telegram_webhook_secret: Secret | None = None
     # The public URL Telegram should call; registered with setWebhook at start when set.
     telegram_webhook_url: str | None = None
     # A Bot API server other than Telegram's own (a self-hosted one, or the tests' stand-in).
@@ -73,11 +73,11 @@ class Settings(ServiceSettings, TokenSettings):
     # receives them over lark-oapi's websocket client (no public URL needed).
     feishu_mode: Literal["off", "webhook", "long_connection"] = "off"
     feishu_app_id: str | None = None
-    feishu_app_secret: SecretStr | None = None
+    feishu_app_secret: Secret | None = None
     # From the app's "Events & Callbacks" page: the token in every event, and the key
     # events are encrypted with (AES-256-CBC) and signed with (X-Lark-Signature).
-    feishu_verification_token: SecretStr | None = None
-    feishu_encrypt_key: SecretStr | None = None
+    feishu_verification_token: Secret | None = None
+    feishu_encrypt_key: Secret | None = None
     # The open platform: Feishu's (the default), Lark's (https://open.larksuite.com) or a stand-in.
     feishu_api_url: str | None = None
     feishu_group_id: str = "channel-gateway-feishu"
@@ -89,7 +89,7 @@ class Settings(ServiceSettings, TokenSettings):
     mqtt_host: str | None = None  # empty: off
     mqtt_port: int = 1883
     mqtt_username: str = "switchboard-gateway"
-    mqtt_password: SecretStr | None = None
+    mqtt_password: Secret | None = None
     # Fixed per replica (e.g. a StatefulSet pod name): the broker keeps its session, and the
     # commands not yet acknowledged, for mqtt_session_expiry_s while it is away.
     mqtt_client_id: str = Field(default_factory=lambda: f"switchboard-gateway-{socket.gethostname()}")
@@ -115,7 +115,7 @@ class Settings(ServiceSettings, TokenSettings):
         if self.feishu_mode != "off":
             needed["FEISHU_MODE"] = ["feishu_app_id", "feishu_app_secret"]
             if self.feishu_mode == "webhook":
-                needed["FEISHU_MODE"].append("feishu_verification_token")
+                needed["FEISHU_MODE"] += ["feishu_verification_token", "feishu_encrypt_key"]
         if self.mqtt_host:
             needed["MQTT_HOST"] = ["mqtt_password"]
         for setting, names in needed.items():

@@ -1,9 +1,10 @@
 """Feishu / Lark (lark-oapi): events in by webhook or long connection, replies in thread.
 
 In, by webhook (``POST /v1/channels/feishu/events``): the body is decrypted with the encrypt
-key (AES-256-CBC, lark-oapi's own cipher), its ``X-Lark-Signature`` checked (SHA-256 of
-timestamp + nonce + key + body) and its verification token compared in constant time; a
-failure is a 4xx with the reason and produces nothing. The ``url_verification`` challenge
+key (AES-256-CBC, lark-oapi's own cipher; webhook mode refuses to start without one), its
+``X-Lark-Signature`` checked (SHA-256 of timestamp + nonce + key + body), its timestamp
+within 5 minutes of now and its verification token compared in constant time; a failure
+is a 4xx with the reason and produces nothing. The ``url_verification`` challenge
 is answered at once. Message events are acknowledged once they are on Kafka, well within
 Feishu's 3 s. In, by long connection: lark-oapi's websocket client (authenticated by the app
 secret) hands over events, acknowledged the same way.
@@ -66,6 +67,8 @@ MAX_CARD_CHARS = 8000
 _TOKEN_REJECTED = {99991661, 99991663, 99991668}  # access token missing, invalid, expired
 _RATE_LIMITED = 99991400
 _IDS = uuid.UUID("5b2d0a8e-7c41-4f0b-9d3e-1a6c8f2e4b70")
+# A signed webhook call is taken this many seconds either side of its timestamp.
+SIGNATURE_WINDOW_S = 300
 
 
 class FeishuError(Exception):
@@ -77,32 +80,40 @@ def signature(timestamp: str, nonce: str, encrypt_key: str, body: bytes) -> str:
     return hashlib.sha256((timestamp + nonce + encrypt_key).encode() + body).hexdigest()
 
 
-def open_event(body: bytes, headers: Mapping[str, str], encrypt_key: str, verification_token: str) -> dict[str, Any]:
-    """The event of one webhook call, decrypted and authenticated; raises Rejected otherwise."""
+def open_event(
+    body: bytes, headers: Mapping[str, str], encrypt_key: str, verification_token: str, now: float | None = None
+) -> dict[str, Any]:
+    """The event of one webhook call, decrypted and authenticated; raises Rejected otherwise.
+
+    Events must be encrypted with ``encrypt_key``, signed with it, and signed within
+    ``SIGNATURE_WINDOW_S`` of ``now`` (a recorded call cannot be replayed later); the
+    ``url_verification`` challenge, which Feishu does not sign, needs only the token."""
+    if not encrypt_key:
+        raise ValueError("the Feishu webhook needs an encrypt key")
     try:
         outer = json.loads(body)
     except ValueError as exc:
         raise Rejected(400, "body is not JSON") from exc
     if not isinstance(outer, dict):
         raise Rejected(400, "body is not a JSON object")
-    event = outer
-    if encrypt_key:
-        encrypted = outer.get("encrypt")
-        if not isinstance(encrypted, str):
-            raise Rejected(400, "body is not encrypted, but an encrypt key is configured")
-        try:
-            event = json.loads(lark.AESCipher(encrypt_key).decrypt_str(encrypted))
-        except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-            raise Rejected(400, "body cannot be decrypted with the encrypt key") from exc
-        if not isinstance(event, dict):
-            raise Rejected(400, "decrypted body is not a JSON object")
-    challenge = event.get("type") == "url_verification"
-    if encrypt_key and not challenge:  # Feishu signs events, not the challenge
+    encrypted = outer.get("encrypt")
+    if not isinstance(encrypted, str):
+        raise Rejected(400, "body is not encrypted with the app's encrypt key")
+    try:
+        event = json.loads(lark.AESCipher(encrypt_key).decrypt_str(encrypted))
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise Rejected(400, "body cannot be decrypted with the encrypt key") from exc
+    if not isinstance(event, dict):
+        raise Rejected(400, "decrypted body is not a JSON object")
+    if event.get("type") != "url_verification":  # Feishu signs events, not the challenge
         given = headers.get(lark.LARK_REQUEST_SIGNATURE, "")
         timestamp = headers.get(lark.LARK_REQUEST_TIMESTAMP, "")
         nonce = headers.get(lark.LARK_REQUEST_NONCE, "")
         if not hmac.compare_digest(given.encode(), signature(timestamp, nonce, encrypt_key, body).encode()):
             raise Rejected(401, "missing or wrong X-Lark-Signature")
+        now = time.time() if now is None else now
+        if not timestamp.isdigit() or abs(int(timestamp) - now) > SIGNATURE_WINDOW_S:
+            raise Rejected(401, f"X-Lark-Request-Timestamp is more than {SIGNATURE_WINDOW_S} s from now")
     header = event.get("header")
     token = header.get("token") if isinstance(header, dict) else event.get("token")
     if not isinstance(token, str) or not hmac.compare_digest(token.encode(), verification_token.encode()):

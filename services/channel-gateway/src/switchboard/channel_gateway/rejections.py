@@ -90,8 +90,21 @@ class AuditRejections:
 
 
 def _detail(body: bytes) -> str:
+    """Why a request was refused, from the answer's body, without what the caller sent: a
+    422's details keep each error's location and message, never its ``input``."""
     try:
         detail = json.loads(body).get("detail", "")
     except (ValueError, AttributeError):
         return body.decode("utf-8", errors="replace")
-    return detail if isinstance(detail, str) else json.dumps(detail)
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, list):
+        return "; ".join(_validation_error(item) for item in detail)
+    return "refused (no reason given)"
+
+
+def _validation_error(item: object) -> str:
+    if not isinstance(item, dict):
+        return "invalid"
+    where = ".".join(str(part) for part in item.get("loc", ()) if isinstance(part, str | int))
+    return f"{where}: {item.get('msg', 'invalid')}"

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import jwt
-from pydantic import SecretStr
 from pydantic_settings import BaseSettings
+
+from switchboard.common.config import Secret
 
 SCOPE_ADMIN = "admin"
 
@@ -35,7 +36,10 @@ class Principal:
 
 
 class Authenticator:
-    """Verifies bearer tokens with exactly one of: a shared secret, a public key, a JWKS URL."""
+    """Verifies bearer tokens with exactly one of: a shared secret, a public key, a JWKS URL.
+
+    While a shared secret is rotated, tokens signed with the ``previous_secret`` are taken
+    too (a JWKS rotates by listing the old and the new key, told apart by ``kid``)."""
 
     def __init__(
         self,
@@ -47,12 +51,15 @@ class Authenticator:
         jwks_url: str | None = None,
         algorithms: list[str] | None = None,
         leeway_s: float = 30,
+        previous_secret: str | None = None,
     ) -> None:
         if sum(x is not None for x in (secret, public_key, jwks_url)) != 1:
             raise ValueError("configure exactly one of a JWT secret, public key or JWKS URL")
+        if previous_secret is not None and secret is None:
+            raise ValueError("a previous JWT secret is only for rotating a secret")
         self._issuer = issuer
         self._audience = audience
-        self._secret = secret
+        self._secrets = [key for key in (secret, previous_secret) if key is not None]
         self._public_key = public_key
         self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300) if jwks_url else None
         self._algorithms = algorithms or (["HS256"] if secret is not None else ["RS256", "ES256", "EdDSA"])
@@ -61,18 +68,10 @@ class Authenticator:
     async def verify(self, token: str) -> Principal:
         try:
             if self._jwks is not None:  # the key set is fetched (and cached) off the event loop
-                key: object = (await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)).key
+                keys: list[object] = [(await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)).key]
             else:
-                key = self._secret if self._secret is not None else self._public_key
-            claims = jwt.decode(
-                token,
-                key,  # type: ignore[arg-type]
-                algorithms=self._algorithms,
-                audience=self._audience,
-                issuer=self._issuer,
-                leeway=self._leeway_s,
-                options={"require": ["exp", "sub", "iss", "aud"]},
-            )
+                keys = list(self._secrets) or [self._public_key]
+            claims = self._decode(token, keys)
         except jwt.PyJWTError as exc:
             raise InvalidToken(str(exc)) from exc
         scopes = claims.get("scope") or claims.get("scp") or ""
@@ -88,6 +87,24 @@ class Authenticator:
             raise InvalidToken("roles claim must be a list of strings")
         return Principal(subject, frozenset(scopes), frozenset(roles))
 
+    def _decode(self, token: str, keys: list[object]) -> dict[str, Any]:
+        """The claims of ``token``, verified with the first of ``keys`` its signature matches."""
+        error: jwt.PyJWTError = jwt.InvalidKeyError("no key to verify with")
+        for key in keys:
+            try:
+                return jwt.decode(
+                    token,
+                    key,  # type: ignore[arg-type]
+                    algorithms=self._algorithms,
+                    audience=self._audience,
+                    issuer=self._issuer,
+                    leeway=self._leeway_s,
+                    options={"require": ["exp", "sub", "iss", "aud"]},
+                )
+            except jwt.InvalidSignatureError as exc:
+                error = exc
+        raise error
+
 
 A = TypeVar("A", bound=Authenticator)
 
@@ -97,7 +114,9 @@ class TokenSettings(BaseSettings):
     secret (HS256; ``switchboard token`` mints tokens with it), an identity provider's
     public key (PEM) or its JWKS URL. Each service sets its own ``jwt_audience``."""
 
-    jwt_secret: SecretStr | None = None
+    jwt_secret: Secret | None = None
+    # While the secret is rotated: the one it replaces, still taken until its tokens expire.
+    jwt_previous_secret: Secret | None = None
     jwt_public_key: str | None = None
     jwt_jwks_url: str | None = None
     jwt_issuer: str = "switchboard"
@@ -120,4 +139,5 @@ class TokenSettings(BaseSettings):
             public_key=self.jwt_public_key or None,
             jwks_url=self.jwt_jwks_url or None,
             algorithms=self.jwt_algorithms,
+            previous_secret=self.jwt_previous_secret.get_secret_value() if self.jwt_previous_secret else None,
         )

@@ -8,8 +8,23 @@ environment.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, SecretStr
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Shorter secrets are refused at start: a guessable webhook secret or signing key is no secret.
+MIN_SECRET_BYTES = 16
+
+
+def _long_enough(value: SecretStr) -> SecretStr:
+    if len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
+        raise ValueError(f"is empty or shorter than {MIN_SECRET_BYTES} bytes (make one with: openssl rand -base64 32)")
+    return value
+
+
+# A secret setting: never shown in a repr or log line, and at least MIN_SECRET_BYTES long.
+Secret = Annotated[SecretStr, AfterValidator(_long_enough)]
 
 
 class KafkaSettings(BaseModel):
@@ -20,7 +35,7 @@ class KafkaSettings(BaseModel):
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
+    sasl_password: Secret | None = None
     # How long the producer waits to fill a batch. 0 suits a pipeline of short hops: under
     # load records still batch up while the previous request to a partition is in flight.
     linger_ms: int = 0

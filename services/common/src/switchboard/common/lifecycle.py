@@ -14,8 +14,11 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
+
+from pydantic import ValidationError
 
 from switchboard.common.config import ServiceSettings
 from switchboard.common.logging import configure_logging
@@ -85,8 +88,30 @@ def run(serve: Callable[[asyncio.Event], Awaitable[None]]) -> int:
     return 0
 
 
-def main(settings_type: Callable[[], S], serve: Callable[[S, asyncio.Event], Awaitable[None]]) -> int:
-    """A service's entry point: read its settings once, log as JSON, run ``serve`` until stopped."""
-    settings = settings_type()
+# Exit code of a service that refuses its configuration (1: it failed while running).
+EXIT_CONFIG = 2
+
+
+def refusal(settings_type: type[ServiceSettings], error: ValidationError) -> str:
+    """One line saying which settings (by environment variable) are refused and why; never
+    a value (it may be a secret)."""
+    prefix = str(settings_type.model_config.get("env_prefix", ""))
+    reasons = []
+    for item in error.errors(include_url=False, include_input=False):
+        name = prefix + "__".join(str(part) for part in item["loc"]).upper()
+        reason = item["msg"].removeprefix("Value error, ")
+        reasons.append(f"{name} {reason}" if item["loc"] else reason)
+    service = settings_type.model_fields["service_name"].default
+    return f"{service}: configuration refused: " + "; ".join(reasons)
+
+
+def main(settings_type: type[S], serve: Callable[[S, asyncio.Event], Awaitable[None]]) -> int:
+    """A service's entry point: read its settings once, log as JSON, run ``serve`` until
+    stopped. Settings it cannot accept end it at once with one line on stderr, exit code 2."""
+    try:
+        settings = settings_type()
+    except ValidationError as exc:
+        sys.stderr.write(refusal(settings_type, exc) + "\n")
+        return EXIT_CONFIG
     configure_logging(settings.service_name, settings.log_level)
     return run(lambda stop: serve(settings, stop))

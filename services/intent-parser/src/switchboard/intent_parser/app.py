@@ -17,8 +17,9 @@ Four agents, each keyed so that the state it needs lives on its partitions:
   keeps the message in ``context``, and the next message, if it is "1" or "2", makes the
   intent of that earlier message; anything else is understood as a new message.
 - ``links`` reads ``links`` (keyed by one-time code): ``/link`` on one account offers a code
-  for its person, ``/link <code>`` on another claims it, and the claim goes back to
-  ``resolve`` (keyed by the claiming identity), which records the link.
+  for its person, ``/link <code>`` on another claims it, the offering account confirms with
+  ``/link allow <code>``, and the link goes back to ``resolve`` (keyed by the claiming
+  identity), which records it (:mod:`switchboard.intent_parser.linking`).
 
 Every table is changelogged to Kafka (the memory store is rebuilt from it on start), so
 limits, context, dedupe and links survive a restart and move with their partition in a
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import logging
 import re
 import time
@@ -53,11 +53,11 @@ from switchboard.events.v1 import envelope_pb2
 from switchboard.events.v1 import messages_pb2 as m
 from switchboard.intent_parser.config import Settings
 from switchboard.intent_parser.handlers import Parser, choice, language_of
+from switchboard.intent_parser.linking import LINK_TO, Links
 from switchboard.intent_parser.rebalance import App
 
 logger = logging.getLogger(__name__)
 
-_LINK = re.compile(r"^\s*/link(?:@\w+)?(?:\s+(?P<code>\S+))?\s*$", re.IGNORECASE)
 _TIMEZONE = re.compile(r"^\s*/(?:timezone|tz)(?:@\w+)?\s+(?P<zone>\S+)\s*$", re.IGNORECASE)
 _RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 
@@ -65,11 +65,6 @@ _RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_
 # The parser's own topics and tables (each table changelogged to Settings.changelog_topic).
 OWN_TOPICS = ("users", "people", "links")
 TABLES = ("context", "seen", "rate", "identities", "codes")
-# Headers of the parser's own records on its links and users topics.
-LINK_OFFER = "switchboard.link.offer"  # person offering a code (value: person id)
-LINK_EXPIRES = "switchboard.link.expires"  # unix seconds
-LINK_CLAIM = "switchboard.link.claim"  # channel identity claiming a code
-LINK_TO = "switchboard.link.to"  # person the claiming identity is now linked to
 
 
 def internal_topics(settings: Settings) -> list[str]:
@@ -98,11 +93,6 @@ def dedupe_key(message: m.InboundMessage) -> str:
     if message.channel_message_id:
         return f"{m.Channel.Name(message.channel)}:{message.channel_chat_id}:{message.channel_message_id}"
     return f"switchboard:{message.message_id}"
-
-
-def link_code(event_id: str) -> str:
-    """A one-time code, the same if the request is handled again (8 digits, from the random event id)."""
-    return f"{int(hashlib.sha256(event_id.encode()).hexdigest(), 16) % 10**8:08d}"
 
 
 @dataclass
@@ -241,6 +231,9 @@ class Understanding:
         # Called when a record can be neither handled nor dead-lettered (the app's crash:
         # the worker stops with the record uncommitted, and it is read again on restart).
         self._on_fatal = on_fatal
+        self.links = Links(
+            settings, parser, tables.link_codes, topics.links.send, topics.users.send, self._reply, self._audit
+        )
 
     async def guarded(self, handler: Callable[[Any], Awaitable[None]], event: Any) -> None:
         """``handler(event)``, retried, so that one record's failure stops nobody else's.
@@ -314,7 +307,8 @@ class Understanding:
             else:
                 self.tables.identities.pop(identity, None)
             language = language_of(message.text, "en") or "en"
-            await self._reply(envelope, message, self.parser.reply("link.done", language), "command")
+            # The claim's envelope: its ids tell this answer from the "confirm" one it had.
+            await self._reply(envelope, message, self.parser.reply("link.done", language), "command", role="link.done")
             await self._audit(envelope, message, "identity.link", f"linked to {person}", {}, m.OUTCOME_SUCCESS)
             return
         person = self.tables.identities[identity] or identity
@@ -434,9 +428,8 @@ class Understanding:
     async def _command(
         self, envelope: envelope_pb2.Envelope, message: m.InboundMessage, person: str, context: dict, language: str
     ) -> bool:
-        link = _LINK.match(message.text)
-        if link is not None:
-            await self._link(envelope, message, person, link["code"], language)
+        if await self.links.command(envelope, message, person, context, language):
+            self.tables.context[person] = context
             return True
         zone = _TIMEZONE.match(message.text)
         if zone is not None:
@@ -451,43 +444,10 @@ class Understanding:
             return True
         return False
 
-    async def _link(
-        self, envelope: envelope_pb2.Envelope, message: m.InboundMessage, person: str, code: str | None, language: str
-    ) -> None:
-        """``/link`` offers a code for ``person``; ``/link <code>`` claims one (both through ``links``)."""
-        if code is None:
-            code = link_code(envelope.event_id)
-            expires = _seconds(envelope) + self.settings.link_code_ttl_s
-            headers = [(LINK_OFFER, person.encode()), (LINK_EXPIRES, str(expires).encode())]
-            await self.topics.links.send(key=code.encode(), value=envelope.SerializeToString(), headers=headers)
-            minutes = max(1, self.settings.link_code_ttl_s // 60)
-            text = self.parser.reply("link.code", language, code=code, minutes=minutes)
-            await self._reply(envelope, message, text, "command")
-            return
-        identity = message.sender.user_id or f"conversation:{envelope.conversation_key}"
-        headers = [(LINK_CLAIM, identity.encode())]
-        await self.topics.links.send(key=code.encode()[:64], value=envelope.SerializeToString(), headers=headers)
-
     async def link(self, event: Any) -> None:
-        """An offer or a claim of a one-time code (records keyed by the code)."""
+        """An offer, a claim or a confirmation of a one-time code (see linking)."""
         envelope, message = decode(event.value)
-        code = _text(event.key)
-        headers = dict(_headers(event))
-        codes = self.tables.link_codes
-        if LINK_OFFER in headers:
-            codes[code] = {"person": headers[LINK_OFFER].decode(), "expires": int(headers[LINK_EXPIRES])}
-            return
-        identity = headers[LINK_CLAIM].decode()
-        offer = codes[code]
-        if not offer or offer["expires"] < _seconds(envelope):
-            language = language_of(message.text, "en") or "en"
-            await self._reply(envelope, message, self.parser.reply("link.invalid", language), "command")
-            await self._audit(envelope, message, "identity.link", "unknown or expired code", {}, m.OUTCOME_FAILURE)
-            return
-        codes.pop(code, None)
-        await self.topics.users.send(
-            key=identity.encode(), value=event.value, headers=[(LINK_TO, offer["person"].encode())]
-        )
+        await self.links.handle(envelope, message, _text(event.key), dict(_headers(event)))
 
     def _time_zone(self, message: m.InboundMessage, context: dict) -> str:
         for zone in (message.sender.time_zone, context.get("time_zone")):
@@ -516,10 +476,11 @@ class Understanding:
     # --- producing --------------------------------------------------------------------------
 
     async def _reply(
-        self, envelope: envelope_pb2.Envelope, message: m.InboundMessage, text: str, why: str = ""
+        self, envelope: envelope_pb2.Envelope, message: m.InboundMessage, text: str, why: str = "", role: str = "reply"
     ) -> None:
+        """Answer ``message`` with ``text``; ``role`` tells apart two answers caused by one envelope."""
         reply = m.OutboundMessage(
-            message_id=events.derived_id(envelope.event_id, "reply"),
+            message_id=events.derived_id(envelope.event_id, role),
             in_reply_to=message.message_id,
             channel=message.channel,
             channel_chat_id=message.channel_chat_id,
@@ -528,7 +489,7 @@ class Understanding:
             final=True,
             metadata={"source": self.settings.service_name, "reason": why} if why else {},
         )
-        await self._emit(self.topics.outbound, envelope, reply, "reply")
+        await self._emit(self.topics.outbound, envelope, reply, role)
 
     async def _audit(
         self,
@@ -605,11 +566,6 @@ def _topic_name(topic: faust.ChannelT) -> str:
 
 def _text(key: Any) -> str:
     return key.decode() if isinstance(key, bytes) else str(key)
-
-
-def _seconds(envelope: envelope_pb2.Envelope) -> int:
-    """When the message was sent (unix seconds): the same answer when it is handled again."""
-    return envelope.occurred_at.seconds or int(time.time())
 
 
 def _locale_language(locale: str) -> str:

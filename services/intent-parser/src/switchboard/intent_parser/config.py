@@ -63,6 +63,8 @@ class Settings(ServiceSettings):
     default_time_zone: str = "UTC"
     # How long a "/link" code may be used from the other account.
     link_code_ttl_s: int = 600
+    # Claims of codes a person may make an hour, right or wrong; more are refused.
+    link_claims_per_hour: int = Field(default=5, ge=1)
     # A replica that stops heartbeating (killed, frozen) loses its partitions after this
     # long, and another replica takes them over. Faust's default is 60 s, which left a
     # killed replica's conversations unanswered for over a minute (tests/chaos); 10 s is
