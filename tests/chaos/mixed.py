@@ -67,6 +67,7 @@ def pipeline_for(stack: Stack, replicas: int = 2, replication: int = 1) -> Pipel
     """The five services and the example plugin, ``replicas`` of each, the plugin enabled,
     the gateway on MQTT and the bedroom light registered; topics with ``replication`` replicas."""
     pipeline = Pipeline(stack, replicas=replicas, replication=replication, modules=(*CORE, "plugin_units"))
+    pipeline.start_timeout_s = 420  # beside the chaos cluster's brokers, or two replicas of each
     pipeline.log_dir.mkdir(parents=True, exist_ok=True)
     devices = home.registry(stack, pipeline.log_dir / f"{pipeline.run_id}-devices.yaml")
     pipeline.extra_env = {

@@ -87,6 +87,10 @@ class Pipeline:
     replication: int = 1
     # Processes started so far (numbers each one's log file).
     spawned: int = 0
+    # How long a process may take to serve. Ten may start at once on two cores, and each
+    # intent parser trains its classifier first: about 15 s alone, 55 s beside a second
+    # replica, 84 s beside the chaos suite's three brokers.
+    start_timeout_s: float = 180
     # Each running process's replica slot, by pid (a replacement takes the lowest free one).
     slots: dict[int, int] = field(default_factory=dict)
     log_dir: Path = LOGS
@@ -264,10 +268,8 @@ class Pipeline:
         await self._drop()
         return codes
 
-    # Ten processes starting at once on two cores: each intent parser trains its classifier
-    # first (about 15 s alone, 55 s seen with a second replica training beside it).
-    async def _wait_serving(self, module: str, proc: subprocess.Popen[bytes], port: int, timeout: float = 180) -> None:
-        async with asyncio.timeout(timeout):
+    async def _wait_serving(self, module: str, proc: subprocess.Popen[bytes], port: int) -> None:
+        async with asyncio.timeout(self.start_timeout_s):
             while True:
                 if proc.poll() is not None:
                     raise RuntimeError(f"{module} exited with {proc.returncode}; see {self.log_dir}")

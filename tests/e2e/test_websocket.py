@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from switchboard.cli.tokens import mint
 from tests.conftest import Stack
 from tests.e2e.pipeline import Pipeline
 from tests.e2e.test_pipeline import _read_all, _started
@@ -127,3 +129,33 @@ async def test_bad_frames_get_errors_and_the_socket_stays_usable(pipeline: Pipel
     await socket.send(json.dumps({"type": "conversation"}))
     assert (await _frame(socket))["type"] == "conversation"
     await socket.close()
+
+
+async def test_a_socket_lives_no_longer_than_its_token_unless_renewed(pipeline: Pipeline) -> None:
+    url = _ws_url(pipeline.gateway_urls[0])
+    # A token valid for 3 s: at its expiry the socket is told why and closed with 4401.
+    async with connect(url) as socket:
+        await socket.send(
+            json.dumps({"type": "auth", "token": mint(pipeline.jwt_secret, "e2e-user", ["chat"], ttl_s=3)})
+        )
+        ready = await _frame(socket)
+        assert ready["type"] == "ready" and ready["expires_at"] <= time.time() + 3
+        expired = await _frame(socket, timeout=10)
+        assert expired["type"] == "error" and expired["status"] == 401 and "expired" in expired["detail"]
+        with pytest.raises(ConnectionClosed) as closed:
+            await _frame(socket, timeout=5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+    # Renewed in time with a token of the same subject, it stays open past the first expiry;
+    # a token of someone else is refused and changes nothing.
+    async with connect(url) as socket:
+        await socket.send(
+            json.dumps({"type": "auth", "token": mint(pipeline.jwt_secret, "e2e-user", ["chat"], ttl_s=3)})
+        )
+        await _frame(socket)
+        await socket.send(json.dumps({"type": "auth", "token": pipeline.token(subject="someone-else")}))
+        assert (await _frame(socket))["status"] == 403
+        await socket.send(json.dumps({"type": "auth", "token": pipeline.token()}))
+        assert (await _frame(socket))["expires_at"] > time.time() + 60
+        await asyncio.sleep(4)
+        await socket.send(json.dumps({"type": "conversation"}))
+        assert (await _frame(socket))["type"] == "conversation"

@@ -27,8 +27,9 @@ def _token(**claims: object) -> str:
 
 
 async def test_a_minted_token_names_its_subject_and_scopes() -> None:
-    caller = await _auth().verify(mint(SECRET, "ada", ["chat", "admin"]))
-    assert caller == Principal("ada", frozenset({"chat", "admin"}))
+    caller = await _auth().verify(mint(SECRET, "ada", ["chat", "admin"], ttl_s=600))
+    assert (caller.subject, caller.scopes) == ("ada", frozenset({"chat", "admin"}))
+    assert time.time() + 590 < caller.expires_at <= time.time() + 600  # the token's exp
     assert (await _auth().verify(_token(scope=None, scp=["chat"]))).scopes == {"chat"}
     assert Principal("x", frozenset({"admin"})).allows(SCOPE_CHAT)  # admin implies chat
     assert not Principal("x", frozenset({"audit"})).allows(SCOPE_CHAT)

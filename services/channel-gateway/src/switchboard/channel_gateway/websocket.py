@@ -2,13 +2,16 @@
 
 Frames are JSON text. The first thing on a socket is authentication: an ``Authorization:
 Bearer`` header (non-browser clients) or, since browsers cannot set headers on a WebSocket,
-a first frame ``{"type": "auth", "token": "<JWT>"}`` within 10 s. Then:
+a first frame ``{"type": "auth", "token": "<JWT>"}`` within 10 s. A socket lives no longer
+than its token: at the token's ``exp`` it gets an error frame and is closed with 4401,
+unless an ``auth`` frame with a newer token of the same subject came first. Then:
 
 client → gateway                                   gateway → client
 ``{"type": "conversation"}``                        ``{"type": "conversation", "conversation_id"}``
 ``{"type": "message", "conversation_id", "text",     ``{"type": "accepted", "message_id", "id"}``,
   "id"?}`` (id: idempotency key, safe to resend)      then ``chunk`` …, then ``done``
 ``{"type": "resume", "message_id", "after"}``        the chunks after sequence ``after``, then ``done``
+``{"type": "auth", "token"}`` (a renewed token)      ``{"type": "ready", "subject", "expires_at"}``
                                                    ``{"type": "chunk", "message_id", "sequence", "text"}``
                                                    ``{"type": "done", "message_id", "reply", "model", "finish_reason"}``
                                                    ``{"type": "error", "status", "detail"[, "id"]}``
@@ -27,6 +30,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
+import time
 from typing import Any
 
 from fastapi import WebSocket, WebSocketDisconnect, status
@@ -81,6 +86,7 @@ class _Session:
         self.sender: asyncio.Task[None] | None = None
         self.too_slow = False
         self._closing: asyncio.Task[None] | None = None
+        self._expiry: asyncio.Task[None] | None = None
 
     def send(self, frame: dict[str, Any]) -> None:
         """Queue ``frame``; a client that let the queue fill up is disconnected (1013)."""
@@ -107,11 +113,26 @@ class _Session:
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):
             await self.socket.close(CLOSE_TOO_SLOW, "too slow: reconnect and resume")
 
+    def expire_at(self, when: float) -> None:
+        """Close the socket at ``when`` (Unix seconds), instead of any earlier time set."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+        if math.isfinite(when):
+            self._expiry = asyncio.create_task(self._expire(when))
+
+    async def _expire(self, when: float) -> None:
+        await asyncio.sleep(max(0.0, when - time.time()))
+        if self.sender is not None:
+            self.sender.cancel()
+        await _refuse(self.socket, CLOSE_UNAUTHORIZED, 401, "token expired: reconnect with a new one")
+
     def close(self) -> None:
         for following in list(self.following.values()):
             following.stop()
         if self.sender is not None:
             self.sender.cancel()
+        if self._expiry is not None:
+            self._expiry.cancel()
 
 
 class _Following:
@@ -241,6 +262,18 @@ def websocket_app(
                 session.send({"type": "error", "status": 404, "detail": "unknown message id"})
                 return
             follow(session, resume.message_id, after=resume.after)
+        elif kind == "auth":  # a renewed token: the socket lives until its expiry
+            token = frame.get("token")
+            try:
+                renewed = await auth.authorize(token if isinstance(token, str) else "", SCOPE_CHAT)
+            except Rejected as exc:
+                session.send({"type": "error", "status": exc.status, "detail": exc.detail})
+                return
+            if renewed.subject != caller.subject:
+                session.send({"type": "error", "status": 403, "detail": "a renewed token must be the same subject's"})
+                return
+            session.expire_at(renewed.expires_at)
+            session.send(_ready(renewed))
         elif kind in ("pong", "ping"):
             pass
         else:
@@ -253,8 +286,9 @@ def websocket_app(
             return
         session = _Session(socket, max_queued, heartbeat_s)
         session.sender = asyncio.create_task(session.run_sender())
+        session.expire_at(caller.expires_at)
         try:
-            session.send({"type": "ready", "subject": caller.subject})
+            session.send(_ready(caller))
             await _receive(session, caller, handle)  # until the client goes (or is cut off)
         finally:
             session.close()
@@ -279,6 +313,13 @@ async def _receive(session: _Session, caller: Principal, handle: Any) -> None:
                 session.send({"type": "error", "status": 422, "detail": f"{where}: {first['msg']}"})
             except ValueError as exc:
                 session.send({"type": "error", "status": 400, "detail": f"not a JSON object: {exc}"[:200]})
+
+
+def _ready(caller: Principal) -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "ready", "subject": caller.subject}
+    if math.isfinite(caller.expires_at):
+        frame["expires_at"] = int(caller.expires_at)
+    return frame
 
 
 def _done(message_id: str, final: m.OutboundMessage) -> dict[str, Any]:

@@ -10,6 +10,7 @@ come from the standard ``scope`` claim (space-separated) or ``scp`` (a list), ro
 from __future__ import annotations
 
 import asyncio
+import math
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -30,6 +31,7 @@ class Principal:
     subject: str
     scopes: frozenset[str]
     roles: frozenset[str] = frozenset()
+    expires_at: float = math.inf  # the token's ``exp`` (Unix seconds)
 
     def allows(self, scope: str) -> bool:
         return scope in self.scopes or SCOPE_ADMIN in self.scopes
@@ -85,7 +87,7 @@ class Authenticator:
         roles = claims.get("roles") or []
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise InvalidToken("roles claim must be a list of strings")
-        return Principal(subject, frozenset(scopes), frozenset(roles))
+        return Principal(subject, frozenset(scopes), frozenset(roles), float(claims["exp"]))
 
     def _decode(self, token: str, keys: list[object]) -> dict[str, Any]:
         """The claims of ``token``, verified with the first of ``keys`` its signature matches."""
