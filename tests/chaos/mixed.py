@@ -66,8 +66,10 @@ def _answers(sent: Sent, reply: str) -> bool:
 def pipeline_for(stack: Stack, replicas: int = 2, replication: int = 1) -> Pipeline:
     """The five services and the example plugin, ``replicas`` of each, the plugin enabled,
     the gateway on MQTT and the bedroom light registered; topics with ``replication`` replicas."""
-    pipeline = Pipeline(stack, replicas=replicas, replication=replication, modules=(*CORE, "plugin_units"))
-    pipeline.start_timeout_s = 420  # beside the chaos cluster's brokers, or two replicas of each
+    # 420 s to start: beside the chaos cluster's brokers, or two replicas of each.
+    pipeline = Pipeline(
+        stack, replicas=replicas, replication=replication, modules=(*CORE, "plugin_units"), start_timeout_s=420
+    )
     pipeline.log_dir.mkdir(parents=True, exist_ok=True)
     devices = home.registry(stack, pipeline.log_dir / f"{pipeline.run_id}-devices.yaml")
     pipeline.extra_env = {

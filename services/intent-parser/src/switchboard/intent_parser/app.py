@@ -53,7 +53,7 @@ from switchboard.events.v1 import envelope_pb2
 from switchboard.events.v1 import messages_pb2 as m
 from switchboard.intent_parser.config import Settings
 from switchboard.intent_parser.handlers import Parser, choice, language_of
-from switchboard.intent_parser.linking import LINK_TO, Links
+from switchboard.intent_parser.linking import LINK_TO, Links, identity_of
 from switchboard.intent_parser.rebalance import App
 
 logger = logging.getLogger(__name__)
@@ -284,7 +284,7 @@ class Understanding:
         except Undecodable as exc:
             await self._dead_letter(event, str(exc))
             return
-        identity = message.sender.user_id or f"conversation:{envelope.conversation_key}"
+        identity = identity_of(envelope, message)
         value = event.value
         limit = self.settings.max_text_chars
         if len(message.text) > limit:

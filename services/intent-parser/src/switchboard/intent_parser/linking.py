@@ -66,6 +66,7 @@ def _unpack(packed: str) -> tuple[envelope_pb2.Envelope, m.InboundMessage]:
 
 
 def identity_of(envelope: envelope_pb2.Envelope, message: m.InboundMessage) -> str:
+    """The sender's channel identity (``telegram:42``), or its conversation's when it has none."""
     return message.sender.user_id or f"conversation:{envelope.conversation_key}"
 
 
