@@ -64,6 +64,10 @@ python_env() {
   fi
   uv pip install --quiet --python "$SB_ROOT/.venv/bin/python" --no-deps "$wheel" >>"$SB_LOGS/uv-sync.log" 2>&1 ||
     die "installing $wheel failed; see $SB_LOGS/uv-sync.log"
+  # Byte code, once (about a minute): where PYTHONDONTWRITEBYTECODE is set, as on CI machines,
+  # every process would otherwise compile its imports again, 5 s of CPU per service start.
+  info "compiling the dependencies' byte code"
+  "$SB_ROOT/.venv/bin/python" -m compileall -q -j 0 "$SB_ROOT/.venv/lib" >>"$SB_LOGS/uv-sync.log" 2>&1 || true
   touch "$SB_ROOT/.venv/.synced"
 }
 

@@ -55,6 +55,7 @@ svc_start() {
         "SB_INFERENCE_TRITON_URL=127.0.0.1:$SB_TRITON_GRPC_PORT" "SB_INFERENCE_API_PORT=$SB_INFERENCE_API_PORT"
         "SB_INFERENCE_ROUTES=${SB_INFERENCE_ROUTES:-$routes}"
       ) ;;
+    intent-parser) env+=("SB_PARSER_MODEL_CACHE_DIR=$SB_PARSER_MODEL_CACHE_DIR") ;;
     audit-logger) env+=(
       "SB_AUDIT_ELASTICSEARCH_URL=http://127.0.0.1:$SB_ES_PORT"
       "SB_AUDIT_API_PORT=$SB_AUDIT_API_PORT" "SB_AUDIT_JWT_SECRET=$(secret audit-jwt)"

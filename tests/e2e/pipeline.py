@@ -33,6 +33,8 @@ from switchboard.intent_parser.config import Settings as ParserSettings
 from tests.conftest import Stack
 
 LOGS = Path(__file__).resolve().parents[2] / ".state" / "logs" / "e2e"
+# Intent models by fingerprint of their inputs: the first parser trains, the others load.
+MODEL_CACHE = Path(__file__).resolve().parents[2] / ".state" / "cache" / "intent-model"
 SERVICES = {  # module -> environment prefix
     "channel_gateway": "SB_GATEWAY_",
     "intent_parser": "SB_PARSER_",
@@ -87,9 +89,9 @@ class Pipeline:
     replication: int = 1
     # Processes started so far (numbers each one's log file).
     spawned: int = 0
-    # How long a process may take to serve. Ten may start at once on two cores, and each
-    # intent parser trains its classifier first: about 15 s alone, 55 s beside a second
-    # replica, 84 s beside the chaos suite's three brokers.
+    # How long a process may take to serve. Ten may start at once on two cores; an intent
+    # parser that finds no saved model of its inputs trains first: about 15 s alone, 55 s
+    # beside a second replica, 84 s beside the chaos suite's three brokers.
     start_timeout_s: float = 180
     # Each running process's replica slot, by pid (a replacement takes the lowest free one).
     slots: dict[int, int] = field(default_factory=dict)
@@ -153,7 +155,14 @@ class Pipeline:
             )
         elif module == "intent_parser":
             # The gateway's limit is what the pipeline tests exercise; the parser's has its own tests.
-            values.update({"APP_ID": group, "TOPIC_PREFIX": self.parser_settings.topic_prefix, "RATE_LIMIT": "0"})
+            values.update(
+                {
+                    "APP_ID": group,
+                    "TOPIC_PREFIX": self.parser_settings.topic_prefix,
+                    "RATE_LIMIT": "0",
+                    "MODEL_CACHE_DIR": str(MODEL_CACHE),
+                }
+            )
         elif module == "scheduler":
             values.update(
                 {

@@ -17,11 +17,11 @@ from switchboard.intent_parser.classifier import (
     ClassifierConfig,
     IntentClassifier,
     Prediction,
-    alternatives,
     dataset_paths,
     load_rows,
     normalise,
 )
+from switchboard.intent_parser.cues import alternatives
 
 ROWS = load_rows(dataset_paths())
 TRAIN = [row for row in ROWS if row["split"] == "train"]

@@ -203,7 +203,9 @@ def create_app(settings: Settings, parser: Parser | None = None) -> faust.App:
 
 def _load_parser(settings: Settings) -> Parser:
     started = time.perf_counter()
-    parser = Parser.from_config(settings.config_dir, settings.dataset_dir, settings.train_splits)
+    parser = Parser.from_config(
+        settings.config_dir, settings.dataset_dir, settings.train_splits, settings.model_cache_dir
+    )
     logger.info("parser ready", extra={"seconds": round(time.perf_counter() - started, 2)})
     return parser
 

@@ -2,7 +2,8 @@
 character n-grams and configured keyword cues, trained at start-up on the labelled dataset
 (the own rows, data/utterances.*.jsonl, about 1 000, and the public corpora's training rows
 vendored in data/public/, about 22 000: some 12 s on one core). Deterministic: rows are sorted
-before training and the solver has no randomness; no pickled artefact.
+before training and the solver has no randomness. A replica may load the model another one
+trained from the same inputs instead (model_store.py; no pickle).
 
 The intents, the fallback, the confidence threshold, the exact-match commands and the cues
 live in config/intents.yaml: an intent is added with labelled rows and an entry there.
@@ -13,7 +14,6 @@ the train split and the report on the dev split.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import re
 import sys
@@ -31,6 +31,8 @@ import yaml
 from scipy import sparse, special  # type: ignore[import-untyped]
 from sklearn.feature_extraction.text import TfidfVectorizer  # type: ignore[import-untyped]
 from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
+
+from switchboard.intent_parser.cues import Cues
 
 SERVICE_DIR = Path(__file__).resolve().parents[3]
 CONFIG_PATH = SERVICE_DIR / "config" / "intents.yaml"
@@ -163,71 +165,23 @@ def public_paths(data_dir: Path = DATA_DIR) -> list[Path]:
     return sorted((data_dir / "public").glob("*.jsonl"))
 
 
-def alternatives(pattern: str) -> list[str]:
-    """The top-level alternatives of a regular expression: "a|b(c|d)" -> ["a", "b(c|d)"]."""
-    parts: list[str] = []
-    depth, in_class, start, i = 0, False, 0, 0
-    while i < len(pattern):
-        char = pattern[i]
-        if char == "\\":
-            i += 2
-            continue
-        if in_class:
-            in_class = char != "]"
-        elif char == "[":
-            in_class = True
-            if pattern[i + 1 : i + 2] == "]" or pattern[i + 1 : i + 3] == "^]":  # "[]...]": "]" is a member
-                i += pattern[i + 1 : i + 3].index("]") + 1
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        elif char == "|" and depth == 0:
-            parts.append(pattern[start:i])
-            start = i + 1
-        i += 1
-    return [*parts, pattern[start:]]
+def char_vectorizer(config: ClassifierConfig) -> TfidfVectorizer:
+    """The (unfitted) character n-gram features of ``config``."""
+    return TfidfVectorizer(
+        analyzer="char_wb", ngram_range=config.char_ngrams, sublinear_tf=True, lowercase=False, dtype=np.float64
+    )
 
 
-class _Cues:
-    """One binary feature per cue group that matches, and one per pair of groups that match.
-
-    Only the alternatives that match at least one training text are kept: a cue counts where
-    labelled rows attest it, so an alternative written while looking at held-out rows cannot
-    lift a figure measured on them (and cross-validation selects the cues inside each fold).
-    """
-
-    def __init__(self, groups: Mapping[str, Sequence[str]], weight: float, attested_by: Sequence[str]) -> None:
-        self.names = sorted(groups)
-        self._patterns = []
-        for name in self.names:
-            try:
-                compiled = [re.compile(a) for p in groups[name] for a in alternatives(p)]
-                group = re.compile("|".join(f"(?:{p})" for p in groups[name]))
-            except re.error as exc:
-                raise ValueError(f"cue {name!r}: {exc}") from exc
-            matched = [text for text in attested_by if group.search(text)]  # one pass over all texts
-            kept = [c.pattern for c in compiled if any(c.search(text) for text in matched)]
-            self._patterns.append(re.compile("|".join(f"(?:{a})" for a in kept) or "(?!)"))
-        self._weight = weight
-        count = len(self.names)
-        self._pair_index = {pair: count + i for i, pair in enumerate(itertools.combinations(range(count), 2))}
-        self.size = count + len(self._pair_index)
-
-    def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
-        rows: list[int] = []
-        columns: list[int] = []
-        for row, text in enumerate(texts):
-            active = [i for i, pattern in enumerate(self._patterns) if pattern.search(text)]
-            columns += active
-            columns += [self._pair_index[pair] for pair in itertools.combinations(active, 2)]
-            rows += [row] * (len(columns) - len(rows))
-        data = np.full(len(columns), self._weight)
-        return sparse.csr_matrix((data, (rows, columns)), shape=(len(texts), self.size))
-
-    def active(self, text: str) -> list[str]:
-        """The names of the groups that match a normalised text (for debugging)."""
-        return [name for name, pattern in zip(self.names, self._patterns, strict=True) if pattern.search(text)]
+def word_vectorizer(config: ClassifierConfig) -> TfidfVectorizer:
+    """The (unfitted) word / Chinese character n-gram features of ``config``."""
+    return TfidfVectorizer(
+        tokenizer=_tokens,
+        token_pattern=None,
+        ngram_range=config.word_ngrams,
+        sublinear_tf=True,
+        lowercase=False,
+        dtype=np.float64,
+    )
 
 
 class IntentClassifier:
@@ -238,14 +192,14 @@ class IntentClassifier:
         config: ClassifierConfig,
         char: TfidfVectorizer,
         word: TfidfVectorizer,
-        cues: _Cues,
+        cues: Cues,
         model: LogisticRegression,
     ) -> None:
         self.config = config
-        self._char = char
-        self._word = word
-        self._cues = cues
-        self._model = model
+        self.char = char
+        self.word = word
+        self.cues = cues
+        self.model = model
         self.intents: tuple[str, ...] = tuple(str(label) for label in model.classes_)
 
     @classmethod
@@ -274,18 +228,8 @@ class IntentClassifier:
         if unknown_targets:
             raise ValueError(f"fallback/commands name unknown intents: {sorted(unknown_targets)}")
         texts = [text for text, _ in pairs]
-        char = TfidfVectorizer(
-            analyzer="char_wb", ngram_range=config.char_ngrams, sublinear_tf=True, lowercase=False, dtype=np.float64
-        )
-        word = TfidfVectorizer(
-            tokenizer=_tokens,
-            token_pattern=None,
-            ngram_range=config.word_ngrams,
-            sublinear_tf=True,
-            lowercase=False,
-            dtype=np.float64,
-        )
-        cues = _Cues(config.cues, config.cue_weight, attested_by=texts)
+        char, word = char_vectorizer(config), word_vectorizer(config)
+        cues = Cues.attested(config.cues, config.cue_weight, texts)
         features = sparse.hstack([char.fit_transform(texts), word.fit_transform(texts), cues.transform(texts)]).tocsr()
         model = LogisticRegression(C=config.C, class_weight=config.class_weight, max_iter=5000)
         model.fit(features, [intent for _, intent in pairs], sample_weight=[weights[pair] for pair in pairs])
@@ -310,11 +254,11 @@ class IntentClassifier:
 
     def _probabilities(self, normalised: Sequence[str]) -> npt.NDArray[np.float64]:
         features = sparse.hstack(
-            [self._char.transform(normalised), self._word.transform(normalised), self._cues.transform(normalised)]
+            [self.char.transform(normalised), self.word.transform(normalised), self.cues.transform(normalised)]
         ).tocsr()
         if self.config.temperature == 1.0:
-            return np.asarray(self._model.predict_proba(features))
-        scores = self._model.decision_function(features)
+            return np.asarray(self.model.predict_proba(features))
+        scores = self.model.decision_function(features)
         if scores.ndim == 1:  # two intents: the score of the second against the first
             scores = np.column_stack([np.zeros_like(scores), scores])
         return np.asarray(special.softmax(scores / self.config.temperature, axis=1))
@@ -352,7 +296,7 @@ class IntentClassifier:
 
     def explain(self, text: str) -> list[str]:
         """The cue groups that match a message (for debugging a prediction)."""
-        return self._cues.active(normalise(text, self.config.max_chars))
+        return self.cues.active(normalise(text, self.config.max_chars))
 
 
 def out_of_fold(

@@ -19,7 +19,8 @@ import yaml
 
 from switchboard.common.screening import TextScreen, Verdict
 from switchboard.events.v1 import messages_pb2 as m
-from switchboard.intent_parser.classifier import ClassifierConfig, IntentClassifier, public_paths
+from switchboard.intent_parser import model_store
+from switchboard.intent_parser.classifier import IntentClassifier, public_paths
 from switchboard.intent_parser.entities import EntityExtractor
 from switchboard.intent_parser.times import TimeParser
 
@@ -138,20 +139,24 @@ class Parser:
         self._replies = replies
 
     @classmethod
-    def from_config(cls, config_dir: Path, dataset_dir: Path, train_splits: tuple[str, ...]) -> Parser:
+    def from_config(
+        cls,
+        config_dir: Path,
+        dataset_dir: Path,
+        train_splits: tuple[str, ...],
+        model_cache_dir: Path | None = None,
+    ) -> Parser:
         """A parser from the shipped configuration, its classifier trained on the own rows of
-        ``train_splits`` and the public corpora's training rows (``dataset_dir``/public)."""
+        ``train_splits`` and the public corpora's training rows (``dataset_dir``/public), or
+        loaded from ``model_cache_dir`` where a replica saved the model of the same inputs."""
         datasets = sorted(dataset_dir.glob("utterances.*.jsonl"))
         spec: dict[str, Any] = yaml.safe_load((config_dir / "replies.yaml").read_text(encoding="utf-8"))
         times = TimeParser()
         times.warm_up()
         return cls(
             TextScreen.from_files(config_dir / "lexicon.txt", config_dir / "injection.yaml", "injection"),
-            IntentClassifier.from_dataset(
-                datasets,
-                train_splits,
-                config=ClassifierConfig.load(config_dir / "intents.yaml"),
-                public=public_paths(dataset_dir),
+            model_store.trained(
+                model_cache_dir, datasets, train_splits, config_dir / "intents.yaml", public_paths(dataset_dir)
             ),
             times,
             EntityExtractor.from_file(config_dir / "entities.yaml"),
