@@ -8,11 +8,13 @@ mqtt_install() { apt_install mosquitto mosquitto-clients; }
 mqtt_configure() {
   own_dir "$MQTT_HOME" "$MQTT_HOME/data"
   # Rebuilt on every start from the secrets, so rotating a secret file rotates the password.
+  # Written in plain text by the shell (printf is a builtin: no command line holds a
+  # password), then hashed in place.
   rm -f "$MQTT_HOME/passwd"
-  (umask 077 && touch "$MQTT_HOME/passwd")
-  mosquitto_passwd -b "$MQTT_HOME/passwd" "$SB_MQTT_GATEWAY_USER" "$(secret mqtt-gateway)" ||
+  (umask 077 && printf '%s:%s\n' "$SB_MQTT_GATEWAY_USER" "$(secret mqtt-gateway)" \
+    "$SB_MQTT_DEVICE_USER" "$(secret mqtt-device)" >"$MQTT_HOME/passwd")
+  mosquitto_passwd -U "$MQTT_HOME/passwd" ||
     die "mosquitto_passwd failed; is the mosquitto package installed? (make setup)"
-  mosquitto_passwd -b "$MQTT_HOME/passwd" "$SB_MQTT_DEVICE_USER" "$(secret mqtt-device)"
   sed "s/@GATEWAY_USER@/$SB_MQTT_GATEWAY_USER/" "$SB_ROOT/infra/mosquitto/acl" >"$MQTT_HOME/acl"
   cat >"$MQTT_HOME/mosquitto.conf" <<CONF
 per_listener_settings false
@@ -45,9 +47,11 @@ mqtt_start() {
   wait_ready mosquitto 30 port_in_use "$SB_MQTT_PORT"
 }
 
-mqtt_health() {
-  mosquitto_sub -h 127.0.0.1 -p "$SB_MQTT_PORT" -u "$SB_MQTT_GATEWAY_USER" -P "$(secret mqtt-gateway)" \
-    -t '$SYS/broker/version' -C 1 -W 3
+mqtt_health() { # the account from mosquitto_sub's options file, not the command line
+  local options=$SB_RUN/mqtt-health
+  (umask 077 && mkdir -p "$options" &&
+    printf -- '-u %s\n-P %s\n' "$SB_MQTT_GATEWAY_USER" "$(secret mqtt-gateway)" >"$options/mosquitto_sub")
+  XDG_CONFIG_HOME=$options mosquitto_sub -h 127.0.0.1 -p "$SB_MQTT_PORT" -t '$SYS/broker/version' -C 1 -W 3
 }
 
 mqtt_ports() { echo SB_MQTT_PORT; }

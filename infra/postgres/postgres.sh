@@ -35,10 +35,13 @@ pg_start() {
 # The database and one role per service that keeps state in it (each in its own schema);
 # passwords live in .state/secrets.
 pg_bootstrap() {
-  "$(pg_bin)/psql" -q -h "$PG_HOME/socket" -p "$SB_PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 \
-    -v owner="$SB_PG_USER" -v gateway="$SB_PG_GATEWAY_USER" -v db="$SB_PG_DATABASE" \
-    -v owner_password="$(secret postgres-scheduler)" -v gateway_password="$(secret postgres-gateway)" \
+  secret postgres-scheduler >/dev/null && secret postgres-gateway >/dev/null
+  # psql reads the passwords from their files (\set `cat ...`): never on a command line.
+  SB_SECRETS=$SB_SECRETS "$(pg_bin)/psql" -q -h "$PG_HOME/socket" -p "$SB_PG_PORT" -U postgres -d postgres \
+    -v ON_ERROR_STOP=1 -v owner="$SB_PG_USER" -v gateway="$SB_PG_GATEWAY_USER" -v db="$SB_PG_DATABASE" \
     >>"$SB_LOGS/postgres.log" 2>&1 <<'SQL' ||
+\set owner_password `cat "$SB_SECRETS/postgres-scheduler"`
+\set gateway_password `cat "$SB_SECRETS/postgres-gateway"`
 SELECT format('CREATE ROLE %I LOGIN', :'owner') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'owner') \gexec
 ALTER ROLE :"owner" WITH LOGIN PASSWORD :'owner_password';
 SELECT format('CREATE ROLE %I LOGIN', :'gateway') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'gateway') \gexec

@@ -61,7 +61,9 @@ svc_start() {
       "SB_AUDIT_API_PORT=$SB_AUDIT_API_PORT" "SB_AUDIT_JWT_SECRET=$(secret audit-jwt)"
     ) ;;
   esac
-  start_daemon "$name" env "${env[@]}" "$SB_ROOT/.venv/bin/python" -m "switchboard.$(svc_module "$name")"
+  # Exported in a subshell, never passed as arguments: the secrets among them stay off every
+  # command line (ps shows the arguments of each process to every user).
+  (export "${env[@]}" && start_daemon "$name" "$SB_ROOT/.venv/bin/python" -m "switchboard.$(svc_module "$name")")
   wait_ready "$name" 90 svc_health "$name"
 }
 

@@ -28,6 +28,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from switchboard.cli.tokens import mint
 from switchboard.common.config import TopicSettings
+from switchboard.events.v1 import envelope_pb2
+from switchboard.events.v1 import messages_pb2 as m
 from switchboard.intent_parser.app import internal_topics
 from switchboard.intent_parser.config import Settings as ParserSettings
 from tests.conftest import Stack
@@ -63,6 +65,20 @@ async def read_records(stack: Stack, topic: str, partitions: int = 6) -> list[Co
         return out
     finally:
         await consumer.stop()
+
+
+def refusals(audited: list[envelope_pb2.Envelope]) -> list[m.AuditEvent]:
+    """Each refused request among the ``audited`` envelopes, once: the gateway audits the
+    401s of one client, method and path after the first of a window as one summary, which
+    stands for its ``count`` here."""
+    out: list[m.AuditEvent] = []
+    for envelope in audited:
+        event = envelope.audit_event
+        if event.action == "request.rejected.summary":
+            out += [event] * int(event.labels["count"])
+        elif event.action == "request.rejected":
+            out.append(event)
+    return out
 
 
 def free_port() -> int:
@@ -151,6 +167,9 @@ class Pipeline:
                     # process (as a StatefulSet's pod keeps its name): a killed replica's
                     # queued device messages go to its successor. Unused without MQTT_HOST.
                     "MQTT_CLIENT_ID": f"e2e-{self.run_id}-gateway-{replica}",
+                    # Repeated 401s are audited as a summary after each window: 2 s here,
+                    # so that a test sees the summary soon.
+                    "REJECTION_WINDOW_S": "2",
                 }
             )
         elif module == "intent_parser":

@@ -16,7 +16,7 @@ from websockets.exceptions import ConnectionClosed
 
 from switchboard.cli.tokens import mint
 from tests.conftest import Stack
-from tests.e2e.pipeline import Pipeline
+from tests.e2e.pipeline import Pipeline, refusals
 from tests.e2e.test_pipeline import _read_all, _started
 
 pytestmark = pytest.mark.integration
@@ -72,9 +72,9 @@ async def test_tokens_are_required_and_checked(pipeline: Pipeline) -> None:
                 await socket.recv()
             assert closed.value.rcvd is not None and closed.value.rcvd.code == code
     async with asyncio.timeout(30):
-        while len(audited := await _read_all(pipeline.stack, pipeline.topics.audit)) < 3:
+        while len(refused := refusals(await _read_all(pipeline.stack, pipeline.topics.audit))) < 3:
             await asyncio.sleep(0.2)
-    assert {e.audit_event.labels["channel"] for e in audited} == {"websocket"}
+    assert {e.labels["channel"] for e in refused} == {"websocket"}
 
 
 async def test_a_reply_streams_and_resumes_on_the_other_replica(pipeline: Pipeline) -> None:

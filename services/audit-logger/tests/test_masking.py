@@ -1,7 +1,12 @@
 """PII masking: what is found in Chinese and international text, and what is left alone."""
 
+import random
+import re
+
+import phonenumbers
 import pytest
 
+from switchboard.audit_logger import masking
 from switchboard.audit_logger.masking import Masker
 
 CASES = [
@@ -60,3 +65,42 @@ def test_fingerprints_tell_equal_values_apart_without_showing_them() -> None:
     assert first == again != other
     assert first.startswith("[phone:") and "5678" not in first
     assert Masker(fingerprint_key=b"another").mask("13812345678")[0] != first
+
+
+def _crafted(seed: int = 7) -> dict[str, str]:
+    """100 KB texts that made the whole-text phone matcher take seconds."""
+    rng = random.Random(seed)
+    return {
+        "digits and separators": "".join(rng.choice("0123456789 -.()") for _ in range(100_000)),
+        "8 000 phone numbers": " ".join(f"138{rng.randrange(10**8):08d}" for _ in range(8_000))[:100_000],
+        "one run of digits": "1" * 100_000,
+    }
+
+
+def test_the_phone_matcher_sees_bounded_windows_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[int] = []
+    real = phonenumbers.PhoneNumberMatcher
+
+    def counting(text: str, region: str, **kwargs: object) -> phonenumbers.PhoneNumberMatcher:
+        seen.append(len(text))
+        return real(text, region, **kwargs)
+
+    monkeypatch.setattr(masking.phonenumbers, "PhoneNumberMatcher", counting)
+    bound = masking.MAX_PHONE_RUNS * 3 * (masking.MAX_PHONE_RUN + 2 * masking._PHONE_CONTEXT)
+    for name, text in _crafted().items():
+        seen.clear()
+        masked, _ = Masker().mask(text)
+        assert sum(seen) <= bound, f"{name}: the matcher read {sum(seen)} characters"
+        assert not re.search(r"\d(?:[\s().-]{0,2}\d){6}", masked), f"{name}: a run of 7 digits is left"
+    # A message with a few numbers is still validated by the matcher: nothing over-masked.
+    seen.clear()
+    assert Masker().mask("order 1234567 shipped; call 13812345678") == (
+        "order 1234567 shipped; call [phone]",
+        {"phone"},
+    )
+    assert 0 < sum(seen) < 200
+
+
+def test_two_numbers_in_one_run_and_a_long_run() -> None:
+    assert Masker().mask("13812345678 13987654321")[0] == "[phone] [phone]"
+    assert Masker().mask("ids: " + "1234567890" * 10)[0] == "ids: [phone]"  # too long to be one: masked whole

@@ -5,7 +5,9 @@ What is found and how it is replaced:
 - ``email``: e-mail addresses (ASCII and accented Latin);
 - ``phone``: phone numbers valid for one of ``phone_regions`` (default CN, US, GB), or in
   ``+`` international form; found and validated by ``phonenumbers`` (libphonenumber's
-  metadata);
+  metadata) around each run of seven digits or more; a run longer than ``MAX_PHONE_RUN``
+  characters, or every run of a text with more than ``MAX_PHONE_RUNS``, is masked without
+  validation (so that masking stays linear in the text's length);
 - ``id_card``: mainland China resident ID numbers (18 digits, ISO 7064 check digit, a real
   birth date), Hong Kong identity card numbers (check digit), US social security numbers;
 - ``token``: bearer tokens, JWTs, well-known key formats (OpenAI ``sk-``, GitHub, Slack,
@@ -49,6 +51,15 @@ _EMAIL = re.compile(
 _SIX_DIGITS = re.compile(r"\d{6}")
 # A cheap test before the phone matcher runs: seven digits or more, maybe separated.
 _MAYBE_PHONE = re.compile(r"\d(?:[\s().-]{0,2}\d){6,}")
+# The matcher (libphonenumber's) is slow and super-linear on long runs of digits and
+# separators: it sees a window around each run, of this many characters each side (room
+# for a "+", a bracket, an extension's "ext."), ...
+_PHONE_CONTEXT = 8
+# ... only runs this long or shorter ("+86 (138) 1234-5678 ext. 12345" is 30; two numbers
+# joined by a space still fit) ...
+MAX_PHONE_RUN = 48
+# ... and only in texts with this many runs or fewer.
+MAX_PHONE_RUNS = 32
 _CN_ID = re.compile(_NOT_ALNUM_BEFORE + r"\d{17}[\dXx]" + _NOT_ALNUM_AFTER)
 _HK_ID = re.compile(_NOT_ALNUM_BEFORE + r"([A-Z]{1,2})(\d{6})\(?([\dA])\)?" + r"(?![0-9A-Za-z])")
 _US_SSN = re.compile(_NOT_ALNUM_BEFORE + r"(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}" + _NOT_ALNUM_AFTER)
@@ -173,14 +184,28 @@ class Masker:
         if "id_card" in self._kinds and "-" in text:
             yield from (Found(m.start(), m.end(), "id_card") for m in _US_SSN.finditer(text))
         if "phone" in self._kinds:
-            candidates = [m.span() for m in _MAYBE_PHONE.finditer(text)]
-            phones: list[tuple[int, int]] = []
+            yield from self._phones(text)
+
+    def _phones(self, text: str) -> Iterator[Found]:
+        """Phone numbers, in time linear in the text: the matcher runs only on a small window
+        around each run of digits that could be one, and at most ``MAX_PHONE_RUNS`` times a
+        text; a run too long to be one number, or every run of a text with more, is masked
+        whole without asking it (over-masking is the safe side of a privacy filter)."""
+        runs = [m.span() for m in _MAYBE_PHONE.finditer(text)]
+        for start, end in runs:
+            if len(runs) > MAX_PHONE_RUNS or end - start > MAX_PHONE_RUN:
+                yield Found(start, end, "phone")
+                continue
+            low = max(0, start - _PHONE_CONTEXT)
+            window = text[low : end + _PHONE_CONTEXT]
             for region in self._regions:
-                if all(any(s <= c0 and c1 <= e for s, e in phones) for c0, c1 in candidates):
-                    break  # every run of digits is a number found already (or there is none)
-                for match in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID):
-                    phones.append((match.start, match.end))
-                    yield Found(match.start, match.end, "phone")
+                found = [
+                    (low + match.start, low + match.end)
+                    for match in phonenumbers.PhoneNumberMatcher(window, region, leniency=phonenumbers.Leniency.VALID)
+                ]
+                yield from (Found(s, e, "phone") for s, e in found)
+                if any(s <= start and end <= e for s, e in found):
+                    break  # the whole run is a number of this region
 
 
 def _without_overlaps(found: list[Found]) -> list[Found]:

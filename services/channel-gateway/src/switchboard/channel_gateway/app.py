@@ -78,8 +78,14 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             )
             await runtime.producer.send(settings.topics.outbound, envelope)
 
-        record = rejections.recorder(runtime.producer, settings.topics.audit, settings.service_name, settings.tenant_id)
-        routers, consumers, background = [], [], []
+        record = rejections.RejectionLog(
+            runtime.producer,
+            settings.topics.audit,
+            settings.service_name,
+            settings.tenant_id,
+            window_s=settings.rejection_window_s,
+        )
+        routers, consumers, background = [], [], [record.run(stop)]
         ready: list[Awaitable[None]] = []  # what must be up before the gateway reports SERVING
         assert settings.database_url is not None  # checked by Settings
         pool = await postgres.connect(

@@ -53,6 +53,9 @@ class Settings(ServiceSettings, TokenSettings):
     pool_size: int = 4
     # Messages per user and minute, on all replicas together (0: no limit).
     rate_limit_per_minute: int = Field(default=30, ge=0)
+    # Unauthenticated refusals (401) are audited one by one only for the first of each
+    # client address, method and path in a window; the rest as one summary after it.
+    rejection_window_s: float = Field(default=60.0, gt=0)
     # Platforms retry for up to 24 h (Telegram) or 6 h (Feishu): remember deliveries longer.
     dedupe_keep_s: float = 48 * 3600
 

@@ -1,22 +1,38 @@
 """Every request the gateway refuses (bad token or signature, malformed, oversized, unknown
 id, rate limited) becomes an AuditEvent, so analysts see attacks and misconfigured clients
-in Kibana next to the traffic that got through."""
+in Kibana next to the traffic that got through.
+
+Unauthenticated refusals (401) cost nothing to send, so they are counted rather than
+stored one by one: per client address, method and path, the first of each minute is
+recorded as it came and the rest as one ``request.rejected.summary`` event after the
+minute (its ``count`` label says how many). A flood of bad tokens is a few documents a
+minute, not one per request.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from switchboard.common import events
 from switchboard.common.kafka import EventProducer
+from switchboard.common.lifecycle import sleep_unless_stopped
 from switchboard.events.v1 import messages_pb2 as m
 
 logger = logging.getLogger(__name__)
 
-Record = Callable[[int, str, str, str], Awaitable[None]]
+
+class Record(Protocol):
+    """Records one refused request (``client``: its address, where known)."""
+
+    async def __call__(self, status: int, method: str, path: str, detail: str, client: str = "") -> None: ...
 
 
 class Rejected(Exception):
@@ -30,36 +46,83 @@ class Rejected(Exception):
         self.retry_after_s = retry_after_s
 
 
-def audit_event(status: int, method: str, path: str, detail: str) -> m.AuditEvent:
+def audit_event(status: int, method: str, path: str, detail: str, client: str = "") -> m.AuditEvent:
     """The audit record of one refused request."""
     parts = path.split("/")
     channel = parts[3] if path.startswith("/v1/channels/") and len(parts) > 3 else "http"
     if path == "/v1/ws":
         channel = "websocket"
-    return m.AuditEvent(
-        action="request.rejected",
-        outcome=m.OUTCOME_BLOCKED,
-        reason=detail[:500],
-        labels={"channel": channel, "status": str(status), "method": method, "path": path[:200]},
-    )
+    labels = {"channel": channel, "status": str(status), "method": method, "path": path[:200]}
+    if client:
+        labels["client"] = client[:64]
+    return m.AuditEvent(action="request.rejected", outcome=m.OUTCOME_BLOCKED, reason=detail[:500], labels=labels)
 
 
-def recorder(producer: EventProducer, topic: str, source: str, tenant_id: str) -> Record:
-    """Queues the AuditEvent without waiting for Kafka: a refusal is never slowed down."""
+class RejectionLog:
+    """The gateway's :class:`Record`: queues each refusal's AuditEvent without waiting for
+    Kafka (a refusal is never slowed down), counting unauthenticated ones (see the module)."""
 
-    async def record(status: int, method: str, path: str, detail: str) -> None:
+    def __init__(
+        self,
+        producer: EventProducer,
+        topic: str,
+        source: str,
+        tenant_id: str,
+        window_s: float = 60,
+        max_counted: int = 10_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._producer = producer
+        self._topic = topic
+        self._source = source
+        self._tenant_id = tenant_id
+        self._window_s = window_s
+        self._max_counted = max_counted
+        self._clock = clock
+        # (window, client, method, path) -> [refusals after the first, first one's detail]
+        self._counted: dict[tuple[int, str, str, str], list[int | str]] = {}
+
+    async def __call__(self, status: int, method: str, path: str, detail: str, client: str = "") -> None:
+        if status == 401:
+            window = int(self._clock() // self._window_s)
+            if len(self._counted) >= self._max_counted:  # a flood from very many addresses
+                client = "(others)"
+            key = (window, client, method, path[:200])
+            seen = self._counted.get(key)
+            if seen is not None:
+                seen[0] = int(seen[0]) + 1
+                return
+            self._counted[key] = [0, detail]
+        await self._queue(audit_event(status, method, path, detail, client))
+
+    async def flush(self, everything: bool = False) -> None:
+        """Record the counts of the minutes that are over (``everything``: of all)."""
+        now = int(self._clock() // self._window_s)
+        for key in [k for k in self._counted if everything or k[0] < now]:
+            more, detail = self._counted.pop(key)
+            if more:
+                window, client, method, path = key
+                event = audit_event(401, method, path, f"{more} more like: {detail}", client)
+                event.action = "request.rejected.summary"
+                started = datetime.fromtimestamp(window * self._window_s, UTC)
+                event.labels.update({"count": str(more), "window_start": started.isoformat()})
+                await self._queue(event)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Flush after each minute until ``stop``, then everything."""
+        while not stop.is_set():
+            await sleep_unless_stopped(stop, self._window_s - self._clock() % self._window_s + 0.5)
+            await self.flush()
+        await self.flush(everything=True)
+
+    async def _queue(self, event: m.AuditEvent) -> None:
         envelope = events.wrap(
-            audit_event(status, method, path, detail),
-            conversation_key=f"{source}:rejections",
-            source=source,
-            tenant_id=tenant_id,
+            event, conversation_key=f"{self._source}:rejections", source=self._source, tenant_id=self._tenant_id
         )
         try:
-            await producer.enqueue(topic, envelope)
+            await self._producer.enqueue(self._topic, envelope)
         except Exception:  # auditing must never turn a 4xx into a 5xx
             logger.exception("could not queue the audit event of a rejected request")
-
-    return record
 
 
 class AuditRejections:
@@ -86,7 +149,9 @@ class AuditRejections:
 
         await self._app(scope, receive, watching)
         if 400 <= status < 500:
-            await self._record(status, scope["method"], scope["path"], _detail(first_body))
+            client = scope.get("client")
+            host = str(client[0]) if client else ""
+            await self._record(status, scope["method"], scope["path"], _detail(first_body), host)
 
 
 def _detail(body: bytes) -> str:

@@ -210,7 +210,7 @@ def websocket_app(
     """The ``/v1/ws`` endpoint as an ASGI app (see :func:`sockets_first`)."""
 
     async def refuse(socket: WebSocket, code: int, status_code: int, detail: str) -> None:
-        await record_rejection(status_code, "WEBSOCKET", PATH, detail)
+        await record_rejection(status_code, "WEBSOCKET", PATH, detail, socket.client.host if socket.client else "")
         await _refuse(socket, code, status_code, detail)
 
     async def authenticate(socket: WebSocket) -> Principal | None:
