@@ -27,7 +27,7 @@ REGIONS = ("CN", "US", "GB")
 
 
 def texts(seed: int = 7) -> dict[str, str]:
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - test data, not secrets
     chat = [
         "remind me to call mum at 6pm",
         "my number is 13812345678, call me",
