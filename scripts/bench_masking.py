@@ -42,6 +42,8 @@ def texts(seed: int = 7) -> dict[str, str]:
         "8 000 phone numbers (100 KB)": " ".join(f"138{rng.randrange(10**8):08d}" for _ in range(8_000))[:100_000],
         "one run of digits (100 KB)": "1" * 100_000,
         "'a@' repeated (100 KB)": "a@" * 50_000,
+        "'!' then one '@' (100 KB)": "!" * 100_000 + "@",
+        "'eyJ' repeated (100 KB)": "eyJ" * 33_000,
         "one chat message": "my number is +44 20 7946 0958, mail ada@example.com",
     }
 

@@ -74,6 +74,8 @@ def _crafted(seed: int = 7) -> dict[str, str]:
         "digits and separators": "".join(rng.choice("0123456789 -.()") for _ in range(100_000)),
         "8 000 phone numbers": " ".join(f"138{rng.randrange(10**8):08d}" for _ in range(8_000))[:100_000],
         "one run of digits": "1" * 100_000,
+        "local-part characters, then @": "!" * 100_000 + "@",
+        "JWT prefixes": "eyJ" * 33_000,
     }
 
 
@@ -104,3 +106,13 @@ def test_the_phone_matcher_sees_bounded_windows_only(monkeypatch: pytest.MonkeyP
 def test_two_numbers_in_one_run_and_a_long_run() -> None:
     assert Masker().mask("13812345678 13987654321")[0] == "[phone] [phone]"
     assert Masker().mask("ids: " + "1234567890" * 10)[0] == "ids: [phone]"  # too long to be one: masked whole
+
+
+@pytest.mark.timeout(20)  # a hang guard (quadratic took 40 s and 10 s); the speed is in scripts/bench_masking.py
+def test_crafted_100_kb_texts_are_masked_and_what_they_hide_is_found() -> None:
+    for text in _crafted().values():
+        Masker().mask(text)
+    tail = "!" * 100_000 + " ada@example.com"
+    assert Masker().mask(tail)[0] == "!" * 100_000 + " [email]"
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZGEifQ.c2lnbmF0dXJlc2lnbmF0dXJl"
+    assert Masker().mask("eyJ" * 1000 + " " + jwt)[0] == "eyJ" * 1000 + " [token]"
