@@ -111,7 +111,8 @@ async def test_webhook_verifies_and_answers_in_a_streamed_card(pipeline: Pipelin
     broken["event"]["message"] = "not a message"
     assert (await _send(url, json.dumps(broken))).status_code == 422
 
-    text = "one two three four five six seven eight"
+    # Longer than the 48 characters the inference client holds back to screen, so that it streams.
+    text = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen"
     started = time.monotonic()
     accepted = await _send(url, message_event(text, token=TOKEN, app_id=APP_ID, message_id="om_first"))
     assert accepted.status_code == 200 and time.monotonic() - started < 3.0

@@ -162,7 +162,8 @@ async def test_replies_stream_as_a_draft_in_private_and_an_edited_message_in_gro
     streaming_pipeline: Pipeline, bot_api: FakeBotApi
 ) -> None:
     url = streaming_pipeline.gateway_urls[-1]
-    text = "one two three four five six"
+    # Longer than the 48 characters the inference client holds back to screen, so that it streams.
+    text = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen"
     assert (await _post(url, _update(31, text, chat_id=5151))).status_code == 200
     (final,) = await bot_api.wait_for("sendMessage")
     drafts = bot_api.of("sendMessageDraft")
@@ -170,7 +171,7 @@ async def test_replies_stream_as_a_draft_in_private_and_an_edited_message_in_gro
     assert final.params["text"] == text and final.at >= drafts[-1].at + 0.9  # one a second per chat
 
     # Another question (the same one would come whole from the inference client's cache).
-    text = "seven eight nine ten eleven twelve"
+    text = "seventeen eighteen nineteen twenty twenty-one twenty-two twenty-three twenty-four twenty-five"
     assert (await _post(url, _update(32, text, chat_id=-777))).status_code == 200
     (edited,) = await bot_api.wait_for("editMessageText")
     group_sends = [c for c in bot_api.of("sendMessage") if c.params["chat_id"] == "-777"]

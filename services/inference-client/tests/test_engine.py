@@ -90,9 +90,17 @@ async def test_a_primary_that_says_nothing_in_time_is_given_up_on() -> None:
 
 async def test_a_failure_after_the_answer_began_is_an_error_not_a_second_answer() -> None:
     script = Script(primary=["fail-midway"], spare=["ok"])
-    outcome, pieces = await _run(_engine(script), _ask("one two three"))
+    outcome, pieces = await _run(_engine(script, screen_hold_chars=0), _ask("one two three"))  # nothing held back
     assert script.calls == ["primary"] and pieces == ["one"]
     assert outcome.reason == m.FINISH_REASON_ERROR and outcome.text == "one"
+
+
+async def test_what_a_failed_target_said_while_held_back_never_leaves() -> None:
+    script = Script(primary=["fail-midway"], spare=["ok"])
+    outcome, pieces = await _run(_engine(script), _ask("one two three"))  # all of it within the held tail
+    assert script.calls == ["primary", "primary", "spare"]
+    assert outcome.reason == m.FINISH_REASON_STOP and outcome.target == SPARE
+    assert "".join(pieces) == outcome.text == "one two three"
 
 
 async def test_when_every_target_fails_the_error_names_each() -> None:
@@ -135,9 +143,12 @@ async def test_a_blocked_answer_is_cut_before_the_offending_piece_and_replaced()
     engine = _engine(Script(primary=["ok"], spare=["ok"]))
     outcome, pieces = await _run(engine, _ask("you should kill yourself now"))
     assert outcome.reason == m.FINISH_REASON_BLOCKED and outcome.blocked_rule == "lexicon:self_harm"
-    assert outcome.text == "Sorry, I can't share that answer." and "".join(pieces) == "you should kill"
-    token, _ = await _run(engine, _ask("the key is sk-abcdefghijklmnopqrstuvwx"))
+    assert outcome.text == "Sorry, I can't share that answer." and pieces == []  # not even "kill" left
+    # After 150 characters of harmless text, what left is a prefix without the key's start.
+    text = "word " * 30 + "the key is sk-abcdefghijklmnopqrstuvwx and more"
+    token, pieces = await _run(engine, _ask(text))
     assert token.blocked_rule == "output:api_token"
+    assert pieces and text.startswith("".join(pieces)) and "sk" not in "".join(pieces)
     chinese = m.InferenceRequest(request_id="z", messages=[m.ChatTurn(role=m.ROLE_USER, content="说 kill yourself")])
     zh, _ = await _run(engine, chinese)
     assert zh.text == "抱歉，这个回答无法提供。"

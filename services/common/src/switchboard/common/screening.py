@@ -93,3 +93,39 @@ class TextScreen:
             if (found := pattern.search(plain)) is not None:
                 return Verdict(f"{self._kind}:{name}", found.group(0)[:80])
         return None
+
+
+class StreamScreen:
+    """Screens a text that comes in pieces (a streamed answer) in time linear in its length.
+
+    Each piece is checked together with the last ``hold`` characters before it, and those
+    are held back until a later piece (or the end) shows they do not begin something
+    blocked: a rule's match of up to ``hold`` characters is caught whole before any of it
+    has been released. A match longer than that can straddle the released text and be
+    missed; ``hold`` is set above the longest match the rules need (the output rules' are
+    under 40 characters; the inference client holds 48).
+    """
+
+    def __init__(self, screen: TextScreen, hold: int) -> None:
+        self._screen = screen
+        self._hold = hold
+        self._held = ""
+
+    def feed(self, piece: str) -> tuple[Verdict | None, str]:
+        """The verdict on the text so far, and what may be released now ("" when blocked)."""
+        window = self._held + piece
+        verdict = self._screen.check(window)
+        if verdict is not None:
+            return verdict, ""
+        cut = max(0, len(window) - self._hold)
+        released, self._held = window[:cut], window[cut:]
+        return None, released
+
+    def finish(self) -> str:
+        """The end of the text: what was held back (already checked), released."""
+        rest, self._held = self._held, ""
+        return rest
+
+    def drop(self) -> None:
+        """Forget what is held (its text failed or ran out of time: it is never released)."""
+        self._held = ""

@@ -124,6 +124,9 @@ class Settings(ServiceSettings):
 
     # Output screening: lexicon.txt ("category<TAB>term") and rules.yaml (name -> pattern).
     output_rules_dir: Path = RULES_DIR
+    # Characters of a streamed answer held back until the text after them is screened too,
+    # so that no prefix of a blocked match leaves (common.screening.StreamScreen).
+    screen_hold_chars: int = Field(default=48, ge=0)
     blocked_reply_en: str = "Sorry, I can't share that answer."
     blocked_reply_zh: str = "抱歉，这个回答无法提供。"
 

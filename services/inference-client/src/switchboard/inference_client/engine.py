@@ -3,8 +3,9 @@
 In order: the response cache; a slot (urgent before routine); then the route's targets in
 turn (the canary split picks the first), each tried ``attempts_per_target`` times with
 backoff and skipped while its circuit breaker is open, until one starts answering. Every
-piece is screened (with the text before it) before it is handed on, so a blocked answer
-never leaves: it is replaced by a safe message. The request's deadline bounds all of it.
+piece is screened (with the held-back tail of the text before it, StreamScreen) before it
+is handed on, so no part of a blocked answer leaves: it is replaced by a safe message.
+The request's deadline bounds all of it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import grpc
 import openai
 from tritonclient.utils import InferenceServerException
 
-from switchboard.common.screening import TextScreen
+from switchboard.common.screening import StreamScreen, TextScreen
 from switchboard.events.v1 import messages_pb2 as m
 from switchboard.inference_client import handlers, metrics, routing
 from switchboard.inference_client.breaker import Breaker, State
@@ -36,6 +37,8 @@ from switchboard.inference_client.triton import TritonClient, TritonError
 logger = logging.getLogger(__name__)
 
 OnPiece = Callable[[str], Awaitable[None]]
+# Screens a piece of the answer and hands on what may leave; None: the answer is complete.
+Forward = Callable[[str | None], Awaitable[None]]
 _CJK = re.compile(r"[\u3400-\u9fff]")
 # What makes a target count as failed (anything else is a bug and surfaces as one).
 _TARGET_ERRORS = (InferenceServerException, TritonError, TimeoutError, OSError, grpc.RpcError, openai.APIError)
@@ -114,13 +117,19 @@ class Engine:
         loop = asyncio.get_running_loop()
         deadline = handlers.deadline_in(request, time.time(), loop.time())
         sent: list[str] = []
+        screen = StreamScreen(self._screen, self._settings.screen_hold_chars)
 
-        async def forward(piece: str) -> None:
-            verdict = self._screen.check("".join(sent) + piece)
-            if verdict is not None:
-                raise _Blocked(verdict.rule)
-            sent.append(piece)
-            await on_piece(piece)
+        async def forward(piece: str | None) -> None:
+            """Screen ``piece`` and hand on what may leave; None: the answer is complete."""
+            if piece is None:
+                released = screen.finish()
+            else:
+                verdict, released = screen.feed(piece)
+                if verdict is not None:
+                    raise _Blocked(verdict.rule)
+            if released:
+                sent.append(released)
+                await on_piece(released)
 
         try:
             route = routing.route_for(request.model_profile, self._settings.routes)
@@ -140,7 +149,7 @@ class Engine:
                 self._slots.hold(rank),
                 self._use(t.model for t in chain if t.kind != "openai"),
             ):
-                outcome = await self._first_answer(request, chain, forward, sent)
+                outcome = await self._first_answer(request, chain, forward, sent, screen)
         except _Blocked as blocked:
             metrics.BLOCKED.labels(blocked.rule).inc()
             logger.warning("model output blocked", extra={"request_id": request.request_id, "rule": blocked.rule})
@@ -151,6 +160,7 @@ class Engine:
                 blocked_rule=blocked.rule,
             )
         except TimeoutError:
+            screen.drop()  # held back: not screened against what would have come next
             why = "deadline passed after the answer began" if sent else "deadline passed before an answer"
             return Outcome("".join(sent), m.FINISH_REASON_DEADLINE_EXCEEDED, error=why)
         except LookupError as exc:
@@ -161,7 +171,7 @@ class Engine:
         return outcome
 
     async def _first_answer(
-        self, request: m.InferenceRequest, chain: list[Target], forward: OnPiece, sent: list[str]
+        self, request: m.InferenceRequest, chain: list[Target], forward: Forward, sent: list[str], screen: StreamScreen
     ) -> Outcome:
         failures: list[str] = []
         for target in chain:
@@ -184,6 +194,7 @@ class Engine:
                         "model target failed",
                         extra={"request_id": request.request_id, "target": target.name, "error": _describe(exc)},
                     )
+                    screen.drop()  # what this target said and was held back never leaves
                     if sent:  # part of the answer is out: no other model can take over now
                         return Outcome(
                             "".join(sent), m.FINISH_REASON_ERROR, target, error=failures[-1], failures=failures
@@ -196,7 +207,7 @@ class Engine:
                 return outcome
         return Outcome("", m.FINISH_REASON_ERROR, error="no model answered: " + "; ".join(failures), failures=failures)
 
-    async def _call(self, target: Target, request: m.InferenceRequest, forward: OnPiece, sent: list[str]) -> Outcome:
+    async def _call(self, target: Target, request: m.InferenceRequest, forward: Forward, sent: list[str]) -> Outcome:
         finish, usage = "stop", None
         backend = self._openai if target.kind == "openai" else self._triton
         stream = backend.stream(target, request, self._settings.default_max_tokens)
@@ -213,6 +224,7 @@ class Engine:
                     await forward(piece.text)
                 if piece.finish_reason:
                     finish, usage = piece.finish_reason, piece.usage
+        await forward(None)
         return Outcome("".join(sent), handlers.finish_reason(finish), target, usage)
 
     @contextlib.asynccontextmanager
