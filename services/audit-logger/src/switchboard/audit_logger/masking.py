@@ -70,7 +70,7 @@ _TOKENS = re.compile(
     "|".join(
         [
             r"(?i:bearer)\s+[A-Za-z0-9._~+/-]{16,}=*",
-            r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",  # JWT (from its start only)
+            r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",  # JWT, from its start
             _NOT_ALNUM_BEFORE + r"sk-(?:proj-)?[A-Za-z0-9_-]{20,}",  # OpenAI-style keys
             _NOT_ALNUM_BEFORE + r"gh[pousr]_[A-Za-z0-9]{36,}",  # GitHub
             _NOT_ALNUM_BEFORE + r"xox[abprs]-[A-Za-z0-9-]{10,}",  # Slack
