@@ -54,6 +54,8 @@ svc_start() {
       env+=(
         "SB_INFERENCE_TRITON_URL=127.0.0.1:$SB_TRITON_GRPC_PORT" "SB_INFERENCE_API_PORT=$SB_INFERENCE_API_PORT"
         "SB_INFERENCE_ROUTES=${SB_INFERENCE_ROUTES:-$routes}"
+        # The gRPC API's one local caller; its token is .state/secrets/inference-api.
+        "SB_INFERENCE_API_TOKENS={\"local\": \"$(secret inference-api)\"}"
       ) ;;
     intent-parser) env+=("SB_PARSER_MODEL_CACHE_DIR=$SB_PARSER_MODEL_CACHE_DIR") ;;
     audit-logger) env+=(

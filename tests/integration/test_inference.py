@@ -8,6 +8,7 @@ not loaded at start; these tests load and unload them through Triton's model-con
 
 import asyncio
 import io
+import secrets
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -334,43 +335,78 @@ async def test_the_worker_streams_in_order_answers_a_request_id_once_and_audits_
 
 async def test_the_grpc_api_generates_streams_rejects_and_screens(triton: TritonClient) -> None:
     engine = _engine(triton, {"general": Route(targets=[Target(model="echo_stream", kind="echo")], cache=False)})
-    outcomes: list[tuple[str, Outcome]] = []
+    outcomes: list[tuple[str, str, Outcome]] = []
 
-    async def on_outcome(request: m.InferenceRequest, outcome: Outcome) -> None:
-        outcomes.append((request.request_id, outcome))
+    async def on_outcome(caller: str, request: m.InferenceRequest, outcome: Outcome) -> None:
+        outcomes.append((caller, request.request_id, outcome))
 
-    server, port = await grpc_api.start(grpc_api.InferenceApi(engine, on_outcome), "127.0.0.1", 0)
+    token = secrets.token_urlsafe(32)
+    service = grpc_api.InferenceApi(engine, on_outcome, {"reports": token}, max_tokens=64)
+    server, port = await grpc_api.start(service, "127.0.0.1", 0)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     stub = api_grpc.InferenceServiceStub(channel)  # type: ignore[no-untyped-call]
+    auth = (("authorization", f"Bearer {token}"),)
     try:
-        reply = await stub.Generate(api.GenerateRequest(request=_ask("one two three", "g-1")), timeout=10)
+        # No token, another token, a token in the wrong scheme: refused before any work.
+        for metadata in ((), (("authorization", f"Bearer {token}x"),), (("authorization", f"Basic {token}"),)):
+            for call in (
+                stub.Generate(api.GenerateRequest(request=_ask("hi", "u-1")), timeout=10, metadata=metadata),
+                _drain(stub.GenerateStream(api.GenerateStreamRequest(request=_ask("hi", "u-2")), metadata=metadata)),
+            ):
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
+                    await call
+                assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert outcomes == []
+
+        reply = await stub.Generate(
+            api.GenerateRequest(request=_ask("one two three", "g-1")), timeout=10, metadata=auth
+        )
         assert reply.result.text == "one two three" and reply.result.finish_reason == m.FINISH_REASON_STOP
         assert reply.result.model_name == "echo_stream" and reply.result.request_id == "g-1"
 
-        items = [
-            item
-            async for item in stub.GenerateStream(api.GenerateStreamRequest(request=_ask("a b c d", "s-1")), timeout=10)
-        ]
+        # Longer than the 48 characters held back for screening, so that it streams.
+        text = " ".join(f"word{i}" for i in range(30))
+        stream = stub.GenerateStream(api.GenerateStreamRequest(request=_ask(text, "s-1")), timeout=10, metadata=auth)
+        items = await _drain(stream)
         chunks = [i.chunk for i in items[:-1]]
-        assert [c.sequence for c in chunks] == [0, 1, 2, 3] and "".join(c.text for c in chunks) == "a b c d"
-        assert items[-1].WhichOneof("item") == "result" and items[-1].result.chunk_count == 4
+        assert [c.sequence for c in chunks] == list(range(len(chunks))) and len(chunks) >= 2
+        assert "".join(c.text for c in chunks) == text
+        assert items[-1].WhichOneof("item") == "result" and items[-1].result.chunk_count == len(chunks)
 
         with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await stub.Generate(api.GenerateRequest(request=m.InferenceRequest(request_id="empty")), timeout=10)
+            await stub.Generate(api.GenerateRequest(request=m.InferenceRequest(request_id="empty")), metadata=auth)
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "non-empty user turn" in (refused.value.details() or "")
+        greedy = _ask("hi", "greedy")
+        greedy.params.max_tokens = 65
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.Generate(api.GenerateRequest(request=greedy), timeout=10, metadata=auth)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "cap of 64" in (
+            refused.value.details() or ""
+        )
 
-        blocked = await stub.Generate(api.GenerateRequest(request=_ask("go kill yourself", "b-1")), timeout=10)
+        blocked = await stub.Generate(api.GenerateRequest(request=_ask("go kill yourself", "b-1")), metadata=auth)
         assert blocked.result.finish_reason == m.FINISH_REASON_BLOCKED
         assert blocked.result.text == "Sorry, I can't share that answer."
-        assert [(rid, o.blocked_rule) for rid, o in outcomes if o.blocked_rule] == [("b-1", "lexicon:self_harm")]
 
         # Without a request id one is made; the gRPC deadline becomes the request's deadline.
-        timed = await stub.Generate(api.GenerateRequest(request=_ask("x", "")), timeout=10)
+        timed = await stub.Generate(api.GenerateRequest(request=_ask("x", "")), timeout=10, metadata=auth)
         assert timed.result.request_id
+        # Every answered call reached the audit hook, with its caller's name.
+        assert [(caller, rid) for caller, rid, _ in outcomes] == [
+            ("reports", "g-1"),
+            ("reports", "s-1"),
+            ("reports", "b-1"),
+            ("reports", timed.result.request_id),
+        ]
+        assert [o.blocked_rule for _, rid, o in outcomes if rid == "b-1"] == ["lexicon:self_harm"]
     finally:
         await channel.close()
         await server.stop(0)
+
+
+async def _drain(call: AsyncIterator[api.GenerateStreamResponse]) -> list[api.GenerateStreamResponse]:
+    return [item async for item in call]
 
 
 async def test_the_cli_lists_loads_and_unloads_models(stack: Stack, triton: TritonClient) -> None:

@@ -100,3 +100,20 @@ def test_the_deadline_moves_to_the_loop_clock_and_none_means_none() -> None:
     assert handlers.deadline_in(request, now=1000.0, loop_now=5.0) == 17.0
     request.deadline.FromSeconds(990)  # already past: a deadline in the past, not none
     assert handlers.deadline_in(request, now=1000.0, loop_now=5.0) == -5.0
+
+
+def test_an_api_call_is_audited_with_its_caller_and_how_it_ended_never_the_text() -> None:
+    request = m.InferenceRequest(request_id="r-9", messages=[m.ChatTurn(role=m.ROLE_USER, content="my secret plan")])
+    cases = {
+        m.FINISH_REASON_STOP: m.OUTCOME_SUCCESS,
+        m.FINISH_REASON_LENGTH: m.OUTCOME_SUCCESS,
+        m.FINISH_REASON_BLOCKED: m.OUTCOME_BLOCKED,
+        m.FINISH_REASON_ERROR: m.OUTCOME_FAILURE,
+        m.FINISH_REASON_DEADLINE_EXCEEDED: m.OUTCOME_FAILURE,
+    }
+    for reason, outcome in cases.items():
+        event = handlers.api_call_audit("reports", request, reason, "smollm2")
+        assert event.action == "inference.api.call" and event.outcome == outcome
+        assert event.actor.user_id == "api:reports" and event.labels["caller"] == "reports"
+        assert event.labels["request_id"] == "r-9" and event.labels["model"] == "smollm2"
+        assert "secret plan" not in str(event)

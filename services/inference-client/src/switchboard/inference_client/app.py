@@ -91,16 +91,17 @@ class InferenceWorker:
         self._ledger.note(request.request_id)
 
 
-def audit_blocked(settings: Settings, runtime: ServiceRuntime) -> grpc_api.OnOutcome:
-    """For gRPC callers: an answer screened out is audited as on the Kafka path."""
+def audit_calls(settings: Settings, runtime: ServiceRuntime) -> grpc_api.OnOutcome:
+    """For gRPC callers: every call is audited with its caller's name, and an answer
+    screened out as on the Kafka path."""
 
-    async def on_outcome(request: m.InferenceRequest, outcome: Outcome) -> None:
+    async def on_outcome(caller: str, request: m.InferenceRequest, outcome: Outcome) -> None:
+        model = outcome.target.name if outcome.target is not None else ""
+        records = [handlers.api_call_audit(caller, request, outcome.reason, model)]
         if outcome.blocked_rule:
-            envelope = events.wrap(
-                handlers.blocked_audit(request, outcome.blocked_rule),
-                conversation_key=request.request_id,
-                source=settings.service_name,
-            )
+            records.append(handlers.blocked_audit(request, outcome.blocked_rule))
+        for record in records:
+            envelope = events.wrap(record, conversation_key=request.request_id, source=settings.service_name)
             await (await runtime.producer.enqueue(settings.topics.audit, envelope))
 
     return on_outcome
@@ -123,9 +124,13 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                         settings.routes_file, engine, stop, settings.routes_poll_s, settings.unload_unused_models
                     )
                 )
-            api, _ = await grpc_api.start(
-                grpc_api.InferenceApi(engine, audit_blocked(settings, runtime)), settings.api_host, settings.api_port
-            )
+            api = None
+            if settings.api_tokens:
+                tokens = {name: token.get_secret_value() for name, token in settings.api_tokens.items()}
+                service = grpc_api.InferenceApi(engine, audit_calls(settings, runtime), tokens, settings.api_max_tokens)
+                api, _ = await grpc_api.start(service, settings.api_host, settings.api_port)
+            else:
+                logger.info("inference gRPC API off: no caller token (SB_INFERENCE_API_TOKENS)")
             worker = InferenceWorker(settings, runtime, engine, ledger)
             consumer = runtime.consumer(
                 [settings.topics.requests_urgent, settings.topics.requests_routine],
@@ -137,7 +142,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             try:
                 await runtime.run(stop, consumer, background=background)
             finally:
-                await api.stop(grace=5)
+                if api is not None:
+                    await api.stop(grace=5)
                 await engine.close()
     finally:
         await triton.close()

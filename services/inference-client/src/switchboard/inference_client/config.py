@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from switchboard.common.config import ServiceSettings
+from switchboard.common.config import Secret, ServiceSettings
 
 RULES_DIR = Path(__file__).resolve().parent / "rules"
 
@@ -89,9 +89,16 @@ class Settings(ServiceSettings):
     health_port: int = 18110
     metrics_port: int = 18111
     triton_url: str = "127.0.0.1:18001"
-    # switchboard.inference.v1.InferenceService (Generate, GenerateStream) for synchronous callers.
+    # switchboard.inference.v1.InferenceService (Generate, GenerateStream) for synchronous
+    # callers, served only when a caller has a token: caller name -> bearer token, e.g.
+    # SB_INFERENCE_API_TOKENS='{"reports": "<32 random bytes>"}'. Each call must carry
+    # "authorization: Bearer <token>"; the name is what the audit trail records.
     api_host: str = "127.0.0.1"
     api_port: int = 18112
+    api_tokens: dict[str, Secret] = Field(default_factory=dict)
+    # The most tokens a gRPC caller may ask for (more: INVALID_ARGUMENT); 0 asks for
+    # default_max_tokens.
+    api_max_tokens: int = Field(default=1024, ge=1)
     # Profile -> route; a profile with no route uses the "general" one.
     routes: dict[str, Route] = Field(default_factory=_default_routes)
     # Routes from a YAML file instead ({"routes": {...}}), re-read when it changes: a hot

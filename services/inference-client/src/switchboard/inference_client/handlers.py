@@ -90,6 +90,31 @@ def blocked_audit(request: m.InferenceRequest, rule: str, subject_event_id: str 
     )
 
 
+def api_call_audit(
+    caller: str, request: m.InferenceRequest, reason: m.FinishReason.ValueType, model: str
+) -> m.AuditEvent:
+    """The audit record of one answered InferenceService call: who, which request, how it
+    ended (never the text)."""
+    if reason == m.FINISH_REASON_BLOCKED:
+        outcome = m.OUTCOME_BLOCKED
+    elif reason in (m.FINISH_REASON_STOP, m.FINISH_REASON_LENGTH):
+        outcome = m.OUTCOME_SUCCESS
+    else:
+        outcome = m.OUTCOME_FAILURE
+    return m.AuditEvent(
+        action="inference.api.call",
+        outcome=outcome,
+        actor=m.Actor(user_id=f"api:{caller}"),
+        labels={
+            "caller": caller,
+            "request_id": request.request_id,
+            "profile": request.model_profile,
+            "finish_reason": m.FinishReason.Name(reason),
+            "model": model,
+        },
+    )
+
+
 @dataclass
 class Coalescer:
     """Groups streamed pieces into chunks: at most one chunk per ``interval_s``.
