@@ -48,6 +48,7 @@ from switchboard.events.v1 import messages_pb2 as m
 from tests.conftest import load_stack
 
 console = Console()
+CHAIN_KEY = "the benchmark's chain key, 32 bytes"
 
 
 def _envelopes(n: int) -> list[envelope_pb2.Envelope]:
@@ -125,11 +126,12 @@ async def _raw_rate(es: AsyncElasticsearch, docs: list[dict], index: str, chunk:
 
 def _settings(stack_kafka: str, es_url: str, name: str, chunk: int) -> Settings:
     return Settings(
-        kafka=Settings().kafka.model_copy(update={"bootstrap_servers": stack_kafka}),  # the service's defaults
+        kafka=Settings(chain_key=CHAIN_KEY).kafka.model_copy(update={"bootstrap_servers": stack_kafka}),  # defaults
         topics=TopicSettings(**{field: f"{name}.{field}.v1" for field in TopicSettings.model_fields}),
         group_id=f"{name}-audit",
         elasticsearch_url=es_url,
         namespace=name.replace(".", ""),
+        chain_key=CHAIN_KEY,
         bulk_chunk_size=chunk,
         plugin_request_pattern=rf"{name}\.plugins\.[^.]+\.requests\.v1",  # none: the bench's topic only
         health_port=0,
@@ -143,8 +145,11 @@ async def _round(
 ) -> tuple[float, float]:
     """Produce ``events``, index them through the logger, then raw: the two rates."""
     topics = settings.topics
-    raw = Settings(namespace=f"{settings.namespace}raw", elasticsearch_url=settings.elasticsearch_url)
-    await admin.create_topics([NewTopic(topics.inbound, 6, 1), NewTopic(topics.deadletter, 1, 1)])
+    raw = Settings(
+        namespace=f"{settings.namespace}raw", elasticsearch_url=settings.elasticsearch_url, chain_key=CHAIN_KEY
+    )
+    created = [NewTopic(topics.inbound, 6, 1), NewTopic(topics.deadletter, 1, 1), NewTopic(topics.audit_anchors, 1, 1)]
+    await admin.create_topics(created)
     try:
         envelopes = _envelopes(events)
         async with EventProducer(settings.kafka) as producer:
@@ -159,7 +164,7 @@ async def _round(
         assert len(docs) == events, f"{len(docs)} documents stored of {events}"
         raw_rate = await _raw_rate(es, docs, raw.data_stream, settings.bulk_chunk_size)
     finally:
-        await admin.delete_topics([topics.inbound, topics.deadletter])
+        await admin.delete_topics([topic.name for topic in created])
     return logger_rate, raw_rate
 
 
@@ -178,7 +183,9 @@ async def main() -> None:
     es = app.client(_settings(stack.kafka_bootstrap, stack.es_url, f"bench.{run}", args.chunk))
     rounds: list[tuple[float, float]] = []
     try:
-        await app.install(Settings(elasticsearch_url=stack.es_url), es)  # the template, for every namespace
+        await app.install(
+            Settings(elasticsearch_url=stack.es_url, chain_key=CHAIN_KEY), es
+        )  # the template, for every namespace
         if args.warmup:  # JIT and caches of Kafka, Elasticsearch and Python warm for both paths
             warm = _settings(stack.kafka_bootstrap, stack.es_url, f"bench.{run}.warm", args.chunk)
             await _round(warm, es, admin, args.warmup)

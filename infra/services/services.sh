@@ -61,6 +61,7 @@ svc_start() {
     audit-logger) env+=(
       "SB_AUDIT_ELASTICSEARCH_URL=http://127.0.0.1:$SB_ES_PORT"
       "SB_AUDIT_API_PORT=$SB_AUDIT_API_PORT" "SB_AUDIT_JWT_SECRET=$(secret audit-jwt)"
+      "SB_AUDIT_CHAIN_KEY=$(secret audit-chain)"
     ) ;;
   esac
   # Exported in a subshell, never passed as arguments: the secrets among them stay off every

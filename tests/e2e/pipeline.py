@@ -203,6 +203,7 @@ class Pipeline:
                     "GROUP_ID": group,
                     "ELASTICSEARCH_URL": self.stack.es_url,
                     "NAMESPACE": self.namespace,
+                    "CHAIN_KEY": f"e2e-chain-key-{self.run_id}",
                     # This run's plugin request topic, not the stack's shared ones.
                     "PLUGIN_REQUEST_PATTERN": re.escape(self.units_requests),
                 }

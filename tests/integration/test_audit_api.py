@@ -31,6 +31,8 @@ from tests.conftest import Stack
 
 pytestmark = pytest.mark.integration
 
+CHAIN_KEY = "the integration tests' chain key"
+
 SECRET = "integration-secret-of-32-bytes-or-more"
 CLI = [sys.executable, "-m", "switchboard.cli"]
 
@@ -61,14 +63,17 @@ class Api:
 
 @pytest.fixture
 async def api(stack: Stack, unique: str) -> AsyncIterator[Api]:
-    settings = Settings(namespace=f"a{unique}")
+    settings = Settings(namespace=f"a{unique}", chain_key=CHAIN_KEY)
     async with AsyncElasticsearch(stack.es_url, request_timeout=30) as es:
         await app.install(settings, es)
         batch = [
             ConsumedEvent(events.wrap(p, conversation_key="c", source="t"), "switchboard.intents.v1", 0, i, b"c", [])
             for i, p in enumerate(SAMPLE)
         ]
-        assert await AuditIndexer(es, settings.data_stream, Mapper(Masker())).index(batch) == []
+        assert (
+            await AuditIndexer(es, settings.data_stream, Mapper(Masker()), chain_key=CHAIN_KEY.encode()).index(batch)
+            == []
+        )
         await es.indices.refresh(index=settings.data_stream)
         recorded: list[tuple[str, str, dict[str, str]]] = []
 
@@ -76,7 +81,9 @@ async def api(stack: Stack, unique: str) -> AsyncIterator[Api]:
             recorded.append((caller.subject, action, filters))
 
         auth = Authenticator(issuer="switchboard", audience="switchboard-audit", secret=SECRET)
-        server = HttpServer(server_config(build_api(es, settings.data_stream, auth, record), "127.0.0.1", 0))
+        server = HttpServer(
+            server_config(build_api(es, settings.data_stream, auth, record, app.verifier(settings, es)), "127.0.0.1", 0)
+        )
         stop = asyncio.Event()
         serving = asyncio.create_task(serve_http(server, stop))
         await listening(server)

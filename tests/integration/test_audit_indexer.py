@@ -17,7 +17,8 @@ from elastic_transport import TransportError
 from elasticsearch import ApiError, AsyncElasticsearch
 from google.protobuf.message import Message
 
-from switchboard.audit_logger import app, chain
+from switchboard.audit_logger import anchors, app, chain
+from switchboard.audit_logger.anchors import Anchors
 from switchboard.audit_logger.config import Settings
 from switchboard.audit_logger.documents import Mapper
 from switchboard.audit_logger.indexer import AuditIndexer, ElasticsearchUnavailableError
@@ -33,6 +34,7 @@ from tests.conftest import Stack
 pytestmark = pytest.mark.integration
 
 STACK = Path(__file__).resolve().parents[2] / "infra" / "stack.sh"
+KEY = b"the integration tests' chain key"
 ALICE = m.Actor(user_id="u-alice", display_name="Alice")
 MESSAGE = m.InboundMessage(message_id="m-1", channel=m.CHANNEL_WEBSOCKET, sender=ALICE, text="hello")
 INTENT = m.ParsedIntent(message=MESSAGE, intent="reminder.create", confidence=0.8, person_id="p-alice")
@@ -61,7 +63,7 @@ async def es(stack: Stack) -> AsyncIterator[AsyncElasticsearch]:
 async def stream(es: AsyncElasticsearch, unique: str) -> str:
     """A fresh audit data stream with the service's template (this distribution has no
     _data_stream API to delete streams with; the name is unique)."""
-    settings = Settings(namespace=f"t{unique}")
+    settings = Settings(namespace=f"t{unique}", chain_key=KEY.decode())
     await app.install(settings, es)
     return settings.data_stream
 
@@ -72,7 +74,7 @@ def _event(payload: Message, offset: int, partition: int = 0, topic: str = "swit
 
 
 def _indexer(es: AsyncElasticsearch, stream: str) -> AuditIndexer:
-    return AuditIndexer(es, stream, Mapper(Masker()))
+    return AuditIndexer(es, stream, Mapper(Masker()), chain_key=KEY)
 
 
 def _inbound(i: int) -> m.InboundMessage:
@@ -113,7 +115,7 @@ async def test_a_replayed_batch_adds_no_document(es: AsyncElasticsearch, stream:
     assert await _indexer(es, stream).index([*batch[5:], late]) == []
     docs = await _docs(es, stream)
     assert sorted(doc["_id"] for doc in docs) == sorted(e.envelope.event_id for e in [*batch, late])
-    assert (await chain.verify(es, stream)).ok  # the replay rebuilt the same chain
+    assert (await chain.verify(es, stream, KEY)).ok  # the replay rebuilt the same chain
 
 
 async def test_batches_overlapping_and_a_retry_keep_the_chain_whole(es: AsyncElasticsearch, stream: str) -> None:
@@ -148,7 +150,7 @@ async def test_batches_overlapping_and_a_retry_keep_the_chain_whole(es: AsyncEla
     assert await indexer.index(batches[1]) == []  # the consumer's retry
     first_out.set()
     assert await one == []
-    report = await chain.verify(es, stream)
+    report = await chain.verify(es, stream, KEY)
     assert report.ok and report.checked == 15 and report.chains == 1
 
 
@@ -170,7 +172,7 @@ async def test_verify_finds_an_edited_and_a_deleted_document(es: AsyncElasticsea
     other_partition = [_event(_inbound(100 + i), i, partition=1) for i in range(5)]
     await _indexer(es, stream).index(first[:4])
     await _indexer(es, stream).index([*first[4:], *other_partition])  # a later batch, another process
-    report = await chain.verify(es, stream)
+    report = await chain.verify(es, stream, KEY)
     assert report.ok and report.checked == 15 and report.chains == 2
 
     # Someone rewrites what a user said...
@@ -193,11 +195,66 @@ async def test_verify_finds_an_edited_and_a_deleted_document(es: AsyncElasticsea
         index=hit["_index"], id=removed, if_seq_no=hit["_seq_no"], if_primary_term=hit["_primary_term"], refresh=True
     )
 
-    report = await chain.verify(es, stream)
+    report = await chain.verify(es, stream, KEY)
     assert not report.ok
     assert report.edited == [edited]
     assert report.broken == [first[8].envelope.event_id]  # the record after the gap
     assert report.checked == 14
+
+
+async def _rewrite(es: AsyncElasticsearch, stream: str, edits: dict[str, dict[str, object]], chain_key: str) -> None:
+    """Edit documents, then rechain the whole chain with the key: what someone holding the
+    key and write access to Elasticsearch could do."""
+    await es.indices.refresh(index=stream)
+    found = await es.search(
+        index=stream,
+        size=1000,
+        query={"term": {"switchboard.chain.key": chain_key}},
+        sort=[{"switchboard.kafka.offset": "asc"}],
+    )
+    previous = ""
+    for hit in found["hits"]["hits"]:
+        doc = hit["_source"] | edits.get(hit["_id"], {})
+        doc["switchboard"]["chain"]["prev"] = previous
+        doc["event"]["hash"] = previous = chain.digest(doc, KEY)
+        await es.index(index=hit["_index"], id=hit["_id"], document=doc, refresh=True)
+
+
+async def test_the_anchors_catch_a_consistent_rewrite_and_a_truncated_chain(
+    stack: Stack, es: AsyncElasticsearch, stream: str, unique: str
+) -> None:
+    topic = f"test.anchors.{unique}"
+    kafka = KafkaSettings(bootstrap_servers=stack.kafka_bootstrap)
+    admin = await _create_topics(stack, topic)
+    try:
+        async with EventProducer(kafka) as producer:
+            indexer = _indexer(es, stream)
+            indexer.anchors = Anchors(producer, topic, stream)
+            rewritten = [_event(_inbound(i), i) for i in range(6)]
+            truncated = [_event(_inbound(10 + i), i, partition=1) for i in range(4)]
+            await indexer.index(rewritten[:3])
+            await indexer.index([*rewritten[3:], *truncated])
+        heads = await anchors.read(kafka, topic, stream)
+        assert heads.keys() == {"switchboard.inbound.v1/0", "switchboard.inbound.v1/1"}
+        assert (await chain.verify(es, stream, KEY, anchors=heads)).ok
+
+        # Someone with the key rewrites what a user said and rechains everything after it,
+        # and removes the newest document of the other chain.
+        await _rewrite(
+            es, stream, {rewritten[2].envelope.event_id: {"message": "nothing to see"}}, "switchboard.inbound.v1/0"
+        )
+        newest = truncated[-1].envelope.event_id
+        found = await es.search(index=stream, query={"ids": {"values": [newest]}})
+        await es.delete(index=found["hits"]["hits"][0]["_index"], id=newest, refresh=True)
+
+        blind = await chain.verify(es, stream, KEY)  # the chains alone look whole
+        assert blind.ok and blind.checked == 9
+        report = await chain.verify(es, stream, KEY, anchors=await anchors.read(kafka, topic, stream))
+        assert not report.ok and report.anchors_checked == 2
+        assert report.rewritten == ["switchboard.inbound.v1/0"] and report.truncated == ["switchboard.inbound.v1/1"]
+    finally:
+        await admin.delete_topics([topic])
+        await admin.close()
 
 
 async def test_a_refused_document_is_dead_lettered_and_leaves_a_stub_in_the_chain(
@@ -209,7 +266,7 @@ async def test_a_refused_document_is_dead_lettered_and_leaves_a_stub_in_the_chai
     (rejection,) = await _indexer(es, stream).index(batch)
     assert rejection.event is batch[1] and rejection.reason == "refused"
     assert "document_parsing_exception" in rejection.cause and "Limit of total fields" in rejection.cause
-    report = await chain.verify(es, stream)
+    report = await chain.verify(es, stream, KEY)
     assert report.ok and report.checked == 3 and report.stubs == [batch[1].envelope.event_id]
 
 
@@ -226,7 +283,7 @@ async def test_retention_rolls_over_and_deletes_what_is_past_it(es: AsyncElastic
     remaining = await keeper.backing_indices()
     assert remaining[0] == second and len(remaining) == 2  # the second one rolled over too
     assert sorted(doc["message"] for doc in await _docs(es, stream)) == [f"message {i}" for i in range(5, 8)]
-    assert (await chain.verify(es, stream)).ok  # a chain cut by retention is not "tampered"
+    assert (await chain.verify(es, stream, KEY)).ok  # a chain cut by retention is not "tampered"
 
 
 # --- the service, end to end on Kafka -------------------------------------------------
@@ -240,6 +297,7 @@ def _service_settings(stack: Stack, unique: str, **overrides: object) -> Setting
         group_id=f"audit-{unique}",
         elasticsearch_url=stack.es_url,
         namespace=f"t{unique}",
+        chain_key=KEY.decode(),
         plugin_request_pattern=rf"{unique}\.plugins\.[^.]+\.requests\.v1",
         health_port=0,
         metrics_port=0,
@@ -291,7 +349,14 @@ async def test_the_service_reads_every_business_and_plugin_topic_and_dead_letter
 ) -> None:
     settings = _service_settings(stack, unique)
     plugin_topic, other = f"{unique}.plugins.weather.requests.v1", f"{unique}.parser.users.v1"
-    names = [settings.topics.inbound, settings.topics.audit, settings.topics.deadletter, plugin_topic, other]
+    names = [
+        settings.topics.inbound,
+        settings.topics.audit,
+        settings.topics.deadletter,
+        settings.topics.audit_anchors,
+        plugin_topic,
+        other,
+    ]
     admin = await _create_topics(stack, *names)
     stop = asyncio.Event()
     service = asyncio.create_task(app.serve(settings, stop))
@@ -339,7 +404,7 @@ async def test_elasticsearch_down_under_load_loses_and_duplicates_nothing(
     stack: Stack, es: AsyncElasticsearch, unique: str
 ) -> None:
     settings = _service_settings(stack, unique)
-    names = [settings.topics.inbound, settings.topics.deadletter]
+    names = [settings.topics.inbound, settings.topics.deadletter, settings.topics.audit_anchors]
     admin = await _create_topics(stack, *names)
     stop = asyncio.Event()
     service = asyncio.create_task(app.serve(settings, stop))
@@ -368,7 +433,7 @@ async def test_elasticsearch_down_under_load_loses_and_duplicates_nothing(
         # estimate (HyperLogLog), which once counted 2 999 of 3 000 distinct ids.
         found = await es.search(index=settings.data_stream, size=total + 100, source=False, query={"match_all": {}})
         ids = [hit["_id"] for hit in found["hits"]["hits"]]
-        report = await chain.verify(es, settings.data_stream)
+        report = await app.verifier(settings, es)(None)  # the chain key and the anchors the service wrote
     finally:
         stop.set()
         await service
@@ -379,4 +444,4 @@ async def test_elasticsearch_down_under_load_loses_and_duplicates_nothing(
     assert indexed == total  # none lost, none twice
     assert sorted(ids) == sorted(sent)
     assert dead == []  # an outage is waited out, never dead-lettered
-    assert report.ok and report.checked == total
+    assert report.ok and report.checked == total and report.anchors_checked >= 1

@@ -28,6 +28,8 @@ from tests.conftest import Stack
 
 pytestmark = pytest.mark.integration
 
+CHAIN_KEY = "the integration tests' chain key"
+
 ROOT = Path(__file__).resolve().parents[2]
 NDJSON = ROOT / "deploy" / "kibana" / "switchboard-audit.ndjson"
 _KQL_FIELD = re.compile(r"([A-Za-z_@][\w.@]*)\s*:")
@@ -112,13 +114,15 @@ async def es(stack: Stack) -> AsyncIterator[AsyncElasticsearch]:
 
 @pytest.fixture
 async def stream(es: AsyncElasticsearch, unique: str) -> str:
-    settings = Settings(namespace=f"k{unique}")
+    settings = Settings(namespace=f"k{unique}", chain_key=CHAIN_KEY)
     await app.install(settings, es)
     batch = []
     for offset, payload in enumerate(_sample()):
         envelope = events.wrap(payload, conversation_key="c", source="test")
         batch.append(ConsumedEvent(envelope, "switchboard.inbound.v1", 0, offset, b"c", []))
-    assert await AuditIndexer(es, settings.data_stream, Mapper(Masker())).index(batch) == []
+    assert (
+        await AuditIndexer(es, settings.data_stream, Mapper(Masker()), chain_key=CHAIN_KEY.encode()).index(batch) == []
+    )
     await es.indices.refresh(index=settings.data_stream)
     return settings.data_stream
 

@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from switchboard.audit_logger.api import build_api, search_query
+from switchboard.audit_logger.chain import Report
 from switchboard.common.auth import Authenticator, Principal
 
 SECRET = "test-secret-of-at-least-32-bytes!!"
@@ -32,7 +33,11 @@ def client() -> TestClient:
         recorded.append((caller.subject, action))
 
     auth = Authenticator(issuer="switchboard", audience="switchboard-audit", secret=SECRET)
-    api = build_api(_NoElasticsearch(), "logs-x", auth, record)  # type: ignore[arg-type]
+
+    async def verify(since: str | None) -> Report:
+        raise AssertionError("a refused caller must not reach the chain")
+
+    api = build_api(_NoElasticsearch(), "logs-x", auth, record, verify)  # type: ignore[arg-type]
     test_client = TestClient(api)
     test_client.recorded = recorded  # type: ignore[attr-defined]
     return test_client

@@ -22,8 +22,7 @@ from datetime import UTC, datetime
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from switchboard.audit_logger import chain
-from switchboard.audit_logger.app import client, indexer, install, serve, tune_gc
+from switchboard.audit_logger.app import client, indexer, install, serve, tune_gc, verifier
 from switchboard.audit_logger.config import Settings
 from switchboard.audit_logger.replay import replay
 from switchboard.audit_logger.retention import seconds
@@ -40,15 +39,18 @@ async def _verify(settings: Settings, since: str | None, as_json: bool) -> int:
         columns = (TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=err, transient=True, disable=as_json) as progress:
             task = progress.add_task("verify", total=total)
-            report = await chain.verify(es, index, since, progress=lambda n: progress.advance(task, n))
+            report = await verifier(settings, es, progress=lambda n: progress.advance(task, n))(since)
     if as_json:
         sys.stdout.write(json.dumps(report.__dict__ | {"ok": report.ok}, indent=2) + "\n")
     else:
         out = Console()
         out.print(f"{report.checked} documents in {report.chains} chains checked")
+        out.print(f"{report.anchors_checked} chain heads compared with their anchors in Kafka")
         for label, ids in (
             ("edited", report.edited),
             ("missing before", report.broken),
+            ("chains rewritten after their anchor", report.rewritten),
+            ("chains whose anchored newest document is gone", report.truncated),
             ("refused stubs", report.stubs),
         ):
             if ids:

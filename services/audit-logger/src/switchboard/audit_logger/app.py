@@ -6,17 +6,19 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
 from collections.abc import Awaitable
+from typing import Any
 
 from elasticsearch import AsyncElasticsearch
 from elasticsearch.serializer import OrjsonSerializer
 
-from switchboard.audit_logger import documents
-from switchboard.audit_logger.api import Record, build_api
+from switchboard.audit_logger import anchors, chain, documents
+from switchboard.audit_logger.api import Record, Verify, build_api
 from switchboard.audit_logger.config import Settings
 from switchboard.audit_logger.indexer import UNAVAILABLE, AuditIndexer, ElasticsearchUnavailableError
 from switchboard.audit_logger.masking import Masker
-from switchboard.audit_logger.retention import Housekeeper, has_ilm
+from switchboard.audit_logger.retention import Housekeeper, has_ilm, seconds
 from switchboard.common import events
 from switchboard.common.auth import Authenticator, Principal
 from switchboard.common.http import HttpServer, listening, serve_http, server_config
@@ -50,9 +52,23 @@ def indexer(settings: Settings, es: AsyncElasticsearch) -> AuditIndexer:
         es,
         settings.data_stream,
         mapper,
+        chain_key=settings.chain_key.get_secret_value().encode(),
         chunk_size=settings.bulk_chunk_size,
         requests_in_flight=settings.bulk_requests_in_flight,
     )
+
+
+def verifier(settings: Settings, es: AsyncElasticsearch, progress: Any = None) -> Verify:
+    """Checks the chains with the chain key, and their heads against the anchors in Kafka
+    (those older than the retention left out: their documents may be gone by right)."""
+
+    async def verify(since: str | None) -> chain.Report:
+        not_before = time.time() - seconds(settings.retention)
+        heads = await anchors.read(settings.kafka, settings.topics.audit_anchors, settings.data_stream, not_before)
+        key = settings.chain_key.get_secret_value().encode()
+        return await chain.verify(es, settings.data_stream, key, since, progress, anchors=heads)
+
+    return verify
 
 
 def tune_gc() -> None:
@@ -121,6 +137,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             )
             background.append(keeper.run(stop, settings.housekeeping_interval_s))
         async with ServiceRuntime(settings) as runtime:
+            audit.anchors = anchors.Anchors(runtime.producer, settings.topics.audit_anchors, settings.data_stream)
             consumer = runtime.consumer(
                 (),
                 pattern=settings.topic_pattern(),
@@ -137,7 +154,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             if auth is None:
                 logger.warning("audit API off: set SB_AUDIT_JWT_SECRET, _JWT_PUBLIC_KEY or _JWT_JWKS_URL to serve it")
             else:
-                api = build_api(es, settings.data_stream, auth, recorder(settings, runtime))
+                api = build_api(es, settings.data_stream, auth, recorder(settings, runtime), verifier(settings, es))
                 server = HttpServer(server_config(api, settings.api_host, settings.api_port, settings.api_keepalive_s))
                 background.append(serve_http(server, stop))
                 ready.append(listening(server))

@@ -41,6 +41,9 @@ class Settings(ServiceSettings, TokenSettings):
     group_id: str = "audit-logger"
     health_port: int = 18140
     metrics_port: int = 18141
+    # The key of the documents' hash chain (HMAC-SHA256; see chain.py): the audit logger's
+    # alone, never Elasticsearch's administrators'. Verifying and replaying need it too.
+    chain_key: Secret
     elasticsearch_url: str = "http://127.0.0.1:19200"
     elasticsearch_api_key: Secret | None = None
     # Documents go to the data stream logs-<dataset>-<namespace>.

@@ -19,6 +19,7 @@ from elasticsearch import ApiError, AsyncElasticsearch
 from elasticsearch.helpers import async_streaming_bulk
 
 from switchboard.audit_logger import metrics
+from switchboard.audit_logger.anchors import Anchors
 from switchboard.audit_logger.chain import STUB_KIND, Chain
 from switchboard.audit_logger.documents import Mapper, UnmappableEventError, ingested
 from switchboard.common.kafka import ConsumedEvent, Rejection
@@ -44,6 +45,7 @@ class AuditIndexer:
         data_stream: str,
         mapper: Mapper,
         *,
+        chain_key: bytes,
         chunk_size: int = 1000,
         max_retries: int = 3,
         requests_in_flight: int = 2,
@@ -51,7 +53,10 @@ class AuditIndexer:
         self._es = es
         self._stream = data_stream
         self._mapper = mapper
-        self.chain = Chain(es, data_stream)
+        self.chain = Chain(es, data_stream, chain_key)
+        # Where each stored batch's chain heads are anchored (set by the service; a replay
+        # or a test may go without).
+        self.anchors: Anchors | None = None
         self._chunk_size = chunk_size
         self._max_retries = max_retries
         self._linking = asyncio.Lock()  # FIFO: batches link in the order they came
@@ -126,6 +131,8 @@ class AuditIndexer:
                 stubs.append(_stub(doc, cause))
             if await self._create(stubs):
                 raise ElasticsearchUnavailableError("Elasticsearch refused the stubs of refused documents")
+        if self.anchors is not None:
+            await self.anchors.write(docs)  # stored, stubs included: the newest of each chain
         for rejection in rejections:
             metrics.DOCUMENTS.labels(result=rejection.reason).inc()
         return rejections

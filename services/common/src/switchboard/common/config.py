@@ -72,12 +72,14 @@ class TopicSettings(BaseModel):
     device_results: str = "switchboard.device.results.v1"
     audit: str = "switchboard.audit.v1"
     deadletter: str = "switchboard.deadletter.v1"
+    # Each audit chain's newest hash (compacted, JSON, not Envelopes; audit_logger/anchors.py).
+    audit_anchors: str = "switchboard.audit.anchors.v1"
     # Plugin registrations (compacted, not Envelopes) and every plugin's PluginReplies.
     plugin_catalog: str = "switchboard.plugins.catalog.v1"
     plugin_replies: str = "switchboard.plugins.replies.v1"
 
     def business(self) -> list[str]:
-        """Every topic that carries Envelopes (all but the dead-letter topic and the catalogue;
+        """Every topic that carries Envelopes (all but the dead-letter topic, the anchors and the catalogue;
         each plugin's request topic is its own, named in its registration)."""
         return [
             self.inbound,
