@@ -69,7 +69,7 @@ async def read(kafka: KafkaSettings, topic: str, data_stream: str, not_before: f
     """The latest anchor of every chain of ``data_stream``, leaving out those written before
     ``not_before`` (epoch seconds: their documents may be past retention)."""
     prefix = f"{data_stream}|"
-    connection = connection_kwargs(kafka)
+    connection = {"bootstrap_servers": kafka.bootstrap_servers, **connection_kwargs(kafka)}
     tps: list[TopicPartition] = await partitions(connection, topic)
     consumer = AIOKafkaConsumer(**connection, enable_auto_commit=False)
     await consumer.start()
