@@ -15,9 +15,11 @@ from typing import Any
 
 import faust
 import pytest
+import trustme
 from aiokafka.errors import KafkaConnectionError
 
 from switchboard.common import events
+from switchboard.common.config import KafkaSettings
 from switchboard.common.kafka import headers as hdr
 from switchboard.events.v1 import envelope_pb2
 from switchboard.events.v1 import messages_pb2 as m
@@ -26,6 +28,7 @@ from switchboard.intent_parser.app import (
     Topics,
     Understanding,
     _period,
+    broker_credentials,
     dedupe_key,
     internal_topics,
 )
@@ -448,3 +451,21 @@ async def test_a_record_that_cannot_be_dead_lettered_stops_the_worker_instead_of
     with pytest.raises(RuntimeError):
         await understanding.guarded(broken, _Record())
     assert len(stopped) == 1
+
+
+def test_faust_gets_the_same_kafka_security_as_the_other_services(tmp_path: Path) -> None:
+    trustme.CA().cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    assert broker_credentials(KafkaSettings()) is None
+    tls = broker_credentials(KafkaSettings(security_protocol="SSL", ssl_cafile=tmp_path / "ca.pem"))
+    assert isinstance(tls, faust.SSLCredentials) and tls.context.check_hostname
+    sasl = broker_credentials(
+        KafkaSettings(
+            security_protocol="SASL_SSL",
+            ssl_cafile=tmp_path / "ca.pem",
+            sasl_mechanism="SCRAM-SHA-512",
+            sasl_username="intent-parser",
+            sasl_password="a password of 32 bytes, at least",
+        )
+    )
+    assert isinstance(sasl, faust.SASLCredentials) and sasl.protocol.value == "SASL_SSL"
+    assert sasl.mechanism.value == "SCRAM-SHA-512" and sasl.password == "a password of 32 bytes, at least"

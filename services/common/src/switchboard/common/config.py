@@ -8,7 +8,8 @@ environment.
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,10 +33,16 @@ class KafkaSettings(BaseModel):
 
     bootstrap_servers: str = "127.0.0.1:19092"
     client_id: str = "switchboard"
-    security_protocol: str = "PLAINTEXT"
-    sasl_mechanism: str | None = None
+    # PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL. With SSL the broker's certificate is
+    # verified against ssl_cafile (the system's CAs when unset) and its host name checked;
+    # ssl_certfile and ssl_keyfile (PEM) are this client's own, for brokers that ask (mTLS).
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
     sasl_password: Secret | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
     # How long the producer waits to fill a batch. 0 suits a pipeline of short hops: under
     # load records still batch up while the previous request to a partition is in flight.
     linger_ms: int = 0

@@ -46,8 +46,10 @@ from aiokafka.errors import KafkaError
 from google.protobuf.message import DecodeError, Message
 
 from switchboard.common import events, tracing
+from switchboard.common.config import KafkaSettings
 from switchboard.common.health import HealthServer
 from switchboard.common.kafka import headers as hdr
+from switchboard.common.kafka.security import ssl_context
 from switchboard.common.metrics import DEAD_LETTERED, EVENTS_CONSUMED, EVENTS_PRODUCED, MetricsServer
 from switchboard.events.v1 import envelope_pb2
 from switchboard.events.v1 import messages_pb2 as m
@@ -141,6 +143,20 @@ class Tables:
         self.rate = windowed("rate", int, settings.rate_window_s, 2 * settings.rate_window_s)
 
 
+def broker_credentials(kafka: KafkaSettings) -> faust.auth.Credentials | None:
+    """Faust's form of the Kafka security settings the other services pass to aiokafka
+    (switchboard.common.kafka.security): the same TLS context, the same SASL account."""
+    context = ssl_context(kafka)
+    if kafka.sasl_mechanism:
+        password = kafka.sasl_password.get_secret_value() if kafka.sasl_password else None
+        return faust.SASLCredentials(
+            username=kafka.sasl_username, password=password, ssl_context=context, mechanism=kafka.sasl_mechanism
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
 def create_app(settings: Settings, parser: Parser | None = None) -> faust.App:
     """A Faust app wired to the topics in ``settings``; ``parser`` is built from them if not given."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -163,6 +179,7 @@ def create_app(settings: Settings, parser: Parser | None = None) -> faust.App:
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         store="memory://",
         datadir=str(settings.data_dir / settings.app_id),
+        broker_credentials=broker_credentials(settings.kafka),
     )
     topics = Topics(
         inbound=app.topic(settings.topics.inbound, **_RAW),
