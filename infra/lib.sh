@@ -136,6 +136,31 @@ secret() { # secret NAME
   cat "$file"
 }
 
+# The local stack's TLS: a CA of its own and one server certificate for localhost and
+# 127.0.0.1 (EC P-256, PEM, keys PKCS#8 and unencrypted), made once in .state/tls (mode 700;
+# never in git). Kafka, Mosquitto and PostgreSQL serve it on their TLS ports; clients trust
+# ca.pem. Renewed when it is within 30 days of expiring.
+tls_certs() {
+  local dir=$SB_STATE/tls
+  if [ -s "$dir/server.pem" ] && openssl x509 -checkend $((30 * 86400)) -noout -in "$dir/server.pem" >/dev/null 2>&1; then
+    return 0
+  fi
+  need_cmd openssl "install openssl (apt-get install openssl)"
+  mkdir -p "$dir" && chmod 700 "$dir"
+  (
+    umask 077 && cd "$dir" &&
+      openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 825 \
+        -subj "/CN=Switchboard local CA" -addext basicConstraints=critical,CA:TRUE \
+        -addext keyUsage=critical,keyCertSign,cRLSign &&
+      openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key -out server.csr \
+        -subj "/CN=localhost" &&
+      printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >server.ext &&
+      openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 825 -extfile server.ext \
+        -out server.pem &&
+      cat server.key server.pem >server-bundle.pem && chmod 644 ca.pem
+  ) >>"$SB_LOGS/tls.log" 2>&1 || die "making the local TLS certificates failed; see $SB_LOGS/tls.log"
+}
+
 java_home() {
   need_cmd java "install a Java 17+ runtime (apt-get install openjdk-17-jre-headless) or put it on PATH"
   local java_bin

@@ -197,10 +197,13 @@ cmd_logs() {
 write_env() {
   (umask 077 && cat >"$SB_STATE/stack.env" <<ENV
 SB_KAFKA_BOOTSTRAP=$(kafka_bootstrap)
+SB_KAFKA_TLS_BOOTSTRAP=$(kafka_tls_bootstrap)
+SB_TLS_CA_FILE=$SB_STATE/tls/ca.pem
 SB_ES_URL=http://127.0.0.1:$SB_ES_PORT
 SB_PG_DSN=postgresql://$SB_PG_USER:$(secret postgres-scheduler)@127.0.0.1:$SB_PG_PORT/$SB_PG_DATABASE
 SB_MQTT_HOST=127.0.0.1
 SB_MQTT_PORT=$SB_MQTT_PORT
+SB_MQTT_TLS_PORT=$SB_MQTT_TLS_PORT
 SB_MQTT_GATEWAY_USER=$SB_MQTT_GATEWAY_USER
 SB_MQTT_GATEWAY_PASSWORD=$(secret mqtt-gateway)
 SB_MQTT_DEVICE_USER=$SB_MQTT_DEVICE_USER

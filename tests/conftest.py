@@ -24,10 +24,13 @@ STACK_ENV = Path(__file__).resolve().parent.parent / ".state" / "stack.env"
 @dataclass(frozen=True)
 class Stack:
     kafka_bootstrap: str
+    kafka_tls_bootstrap: str  # the brokers' TLS listeners (certificates of the stack's CA)
+    tls_ca_file: str  # the stack's own CA (.state/tls/ca.pem): Kafka, Mosquitto, PostgreSQL
     es_url: str
     pg_dsn: str
     mqtt_host: str
     mqtt_port: int
+    mqtt_tls_port: int
     mqtt_gateway_user: str
     mqtt_gateway_password: str
     mqtt_device_user: str
@@ -65,10 +68,13 @@ def load_stack() -> Stack:
 
     return Stack(
         kafka_bootstrap=need("SB_KAFKA_BOOTSTRAP"),
+        kafka_tls_bootstrap=need("SB_KAFKA_TLS_BOOTSTRAP"),
+        tls_ca_file=need("SB_TLS_CA_FILE"),
         es_url=need("SB_ES_URL"),
         pg_dsn=need("SB_PG_DSN"),
         mqtt_host=need("SB_MQTT_HOST"),
         mqtt_port=int(need("SB_MQTT_PORT")),
+        mqtt_tls_port=int(need("SB_MQTT_TLS_PORT")),
         mqtt_gateway_user=need("SB_MQTT_GATEWAY_USER"),
         mqtt_gateway_password=need("SB_MQTT_GATEWAY_PASSWORD"),
         mqtt_device_user=need("SB_MQTT_DEVICE_USER"),

@@ -2,7 +2,8 @@
 # default; SB_KAFKA_BROKERS=3 starts three (each broker and controller: a quorum of three),
 # with internal topics at replication 3 and min.insync.replicas 2, like production, for
 # fault tests (tests/chaos). Node 1 is the daemon "kafka"; nodes 2 and 3 are "kafka-2" and
-# "kafka-3". Node N listens on SB_KAFKA_PORT + 2(N-1), its controller on the port after.
+# "kafka-3". Node N listens on SB_KAFKA_PORT + 2(N-1), its controller on the port after,
+# and TLS (SSL, the stack's own CA: tls_certs) on its port + 100 (19192 for node 1).
 # shellcheck shell=bash
 
 KAFKA_HOME=$SB_STATE/kafka
@@ -27,9 +28,16 @@ kafka_brokers() {
 }
 
 kafka_node_port() { echo $((SB_KAFKA_PORT + 2 * ($1 - 1))); }          # kafka_node_port N
+kafka_tls_port() { echo $(($(kafka_node_port "$1") + 100)); }           # its TLS listener
 kafka_controller_port() { echo $((SB_KAFKA_CONTROLLER_PORT + 2 * ($1 - 1))); }
 kafka_daemon() { if [ "$1" = 1 ]; then echo kafka; else echo "kafka-$1"; fi; }
 kafka_data() { if [ "$1" = 1 ]; then echo "$KAFKA_HOME/data"; else echo "$KAFKA_HOME/data-$1"; fi; }
+
+kafka_tls_bootstrap() { # every broker's TLS listener, comma-separated
+  local n out=
+  for ((n = 1; n <= $(kafka_brokers); n++)); do out+="${out:+,}127.0.0.1:$(kafka_tls_port "$n")"; done
+  echo "$out"
+}
 
 kafka_bootstrap() { # every broker, comma-separated
   local n out=
@@ -39,6 +47,7 @@ kafka_bootstrap() { # every broker, comma-separated
 
 kafka_configure() {
   local brokers n voters= replication
+  tls_certs
   brokers=$(kafka_brokers)
   replication=$((brokers == 3 ? 3 : 1))
   for ((n = 1; n <= brokers; n++)); do voters+="${voters:+,}$n@127.0.0.1:$(kafka_controller_port "$n")"; done
@@ -58,10 +67,16 @@ kafka_configure() {
 process.roles=broker,controller
 node.id=$n
 controller.quorum.voters=$voters
-listeners=PLAINTEXT://127.0.0.1:$(kafka_node_port "$n"),CONTROLLER://127.0.0.1:$(kafka_controller_port "$n")
-advertised.listeners=PLAINTEXT://127.0.0.1:$(kafka_node_port "$n")
+listeners=PLAINTEXT://127.0.0.1:$(kafka_node_port "$n"),SSL://127.0.0.1:$(kafka_tls_port "$n"),CONTROLLER://127.0.0.1:$(kafka_controller_port "$n")
+advertised.listeners=PLAINTEXT://127.0.0.1:$(kafka_node_port "$n"),SSL://127.0.0.1:$(kafka_tls_port "$n")
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SSL:SSL,CONTROLLER:PLAINTEXT
+ssl.keystore.type=PEM
+ssl.keystore.location=$SB_STATE/tls/server-bundle.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$SB_STATE/tls/ca.pem
+ssl.enabled.protocols=TLSv1.3,TLSv1.2
+ssl.client.auth=none
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$(kafka_data "$n")
 num.partitions=6
@@ -127,7 +142,8 @@ kafka_topics() {
 }
 
 kafka_node_ready() { # kafka_node_ready N
-  grep -q "Kafka Server started" "$SB_LOGS/$(kafka_daemon "$1").log" && port_in_use "$(kafka_node_port "$1")"
+  grep -q "Kafka Server started" "$SB_LOGS/$(kafka_daemon "$1").log" && port_in_use "$(kafka_node_port "$1")" &&
+    port_in_use "$(kafka_tls_port "$1")"
 }
 
 kafka_health() {
@@ -141,7 +157,7 @@ kafka_health() {
 kafka_ports() { # VARIABLE+OFFSET, one pair per node
   local n
   for ((n = 1; n <= $(kafka_brokers); n++)); do
-    echo "SB_KAFKA_PORT+$((2 * (n - 1))) SB_KAFKA_CONTROLLER_PORT+$((2 * (n - 1)))"
+    echo "SB_KAFKA_PORT+$((2 * (n - 1))) SB_KAFKA_PORT+$((100 + 2 * (n - 1))) SB_KAFKA_CONTROLLER_PORT+$((2 * (n - 1)))"
   done
 }
 

@@ -16,9 +16,16 @@ mqtt_configure() {
   mosquitto_passwd -U "$MQTT_HOME/passwd" ||
     die "mosquitto_passwd failed; is the mosquitto package installed? (make setup)"
   sed "s/@GATEWAY_USER@/$SB_MQTT_GATEWAY_USER/" "$SB_ROOT/infra/mosquitto/acl" >"$MQTT_HOME/acl"
+  tls_certs
+  cp "$SB_STATE/tls/ca.pem" "$SB_STATE/tls/server.pem" "$SB_STATE/tls/server.key" "$MQTT_HOME/"
   cat >"$MQTT_HOME/mosquitto.conf" <<CONF
 per_listener_settings false
 listener $SB_MQTT_PORT 127.0.0.1
+listener $SB_MQTT_TLS_PORT 127.0.0.1
+cafile $MQTT_HOME/ca.pem
+certfile $MQTT_HOME/server.pem
+keyfile $MQTT_HOME/server.key
+tls_version tlsv1.2
 # Without it, Nagle's algorithm holds each small PUBACK back until the peer's delayed ACK
 # (~40 ms per QoS 1 round trip: 30 commands/s per client instead of thousands).
 set_tcp_nodelay true
@@ -44,7 +51,7 @@ CONF
 mqtt_start() {
   mqtt_configure
   start_daemon mosquitto "${RUN_AS[@]}" /usr/sbin/mosquitto -c "$MQTT_HOME/mosquitto.conf"
-  wait_ready mosquitto 30 port_in_use "$SB_MQTT_PORT"
+  wait_ready mosquitto 30 mqtt_listening
 }
 
 mqtt_health() { # the account from mosquitto_sub's options file, not the command line
@@ -54,6 +61,8 @@ mqtt_health() { # the account from mosquitto_sub's options file, not the command
   XDG_CONFIG_HOME=$options mosquitto_sub -h 127.0.0.1 -p "$SB_MQTT_PORT" -t '$SYS/broker/version' -C 1 -W 3
 }
 
-mqtt_ports() { echo SB_MQTT_PORT; }
+mqtt_listening() { port_in_use "$SB_MQTT_PORT" && port_in_use "$SB_MQTT_TLS_PORT"; }
+
+mqtt_ports() { echo SB_MQTT_PORT SB_MQTT_TLS_PORT; }
 
 mqtt_stop() { stop_daemon mosquitto TERM 20; }

@@ -26,8 +26,16 @@ pg_configure() {
 
 pg_start() {
   pg_configure
+  # TLS on the same port (clients choose: sslmode=verify-full checks the stack's CA and the
+  # host name); the key must belong to the server's user with mode 600.
+  tls_certs
+  cp "$SB_STATE/tls/server.pem" "$SB_STATE/tls/server.key" "$PG_HOME/"
+  if as_root; then chown "$SB_RUN_USER:" "$PG_HOME/server.pem" "$PG_HOME/server.key"; fi
+  chmod 600 "$PG_HOME/server.key"
   start_daemon postgres "${RUN_AS[@]}" "$(pg_bin)/postgres" -D "$PG_HOME/data" -p "$SB_PG_PORT" \
-    -k "$PG_HOME/socket" -c listen_addresses=127.0.0.1 -c max_connections=200
+    -k "$PG_HOME/socket" -c listen_addresses=127.0.0.1 -c max_connections=200 \
+    -c ssl=on -c ssl_cert_file="$PG_HOME/server.pem" -c ssl_key_file="$PG_HOME/server.key" \
+    -c ssl_min_protocol_version=TLSv1.2
   wait_ready postgres 60 "$(pg_bin)/pg_isready" -q -h 127.0.0.1 -p "$SB_PG_PORT"
   pg_bootstrap
 }

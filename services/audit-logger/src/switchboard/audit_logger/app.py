@@ -19,7 +19,7 @@ from switchboard.audit_logger.config import Settings
 from switchboard.audit_logger.indexer import UNAVAILABLE, AuditIndexer, ElasticsearchUnavailableError
 from switchboard.audit_logger.masking import Masker
 from switchboard.audit_logger.retention import Housekeeper, has_ilm, seconds
-from switchboard.common import events
+from switchboard.common import events, tls
 from switchboard.common.auth import Authenticator, Principal
 from switchboard.common.http import HttpServer, listening, serve_http, server_config
 from switchboard.common.service import ServiceRuntime
@@ -31,8 +31,17 @@ logger = logging.getLogger(__name__)
 def client(settings: Settings) -> AsyncElasticsearch:
     api_key = settings.elasticsearch_api_key.get_secret_value() if settings.elasticsearch_api_key else None
     # orjson: serialising bulk bodies is a good part of the logger's own work.
+    # An https:// URL is verified against elasticsearch_ca_file (the system's CAs when unset)
+    # with host names checked, TLS 1.2 or newer (common.tls).
+    context = (
+        tls.client_context(settings.elasticsearch_ca_file) if settings.elasticsearch_url.startswith("https") else None
+    )
     return AsyncElasticsearch(
-        settings.elasticsearch_url, api_key=api_key, request_timeout=30, serializer=OrjsonSerializer()
+        settings.elasticsearch_url,
+        api_key=api_key,
+        request_timeout=30,
+        serializer=OrjsonSerializer(),
+        ssl_context=context,
     )
 
 

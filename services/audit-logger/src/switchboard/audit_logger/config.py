@@ -46,6 +46,8 @@ class Settings(ServiceSettings, TokenSettings):
     chain_key: Secret
     elasticsearch_url: str = "http://127.0.0.1:19200"
     elasticsearch_api_key: Secret | None = None
+    # For an https:// elasticsearch_url: the CA its certificate is verified against.
+    elasticsearch_ca_file: Path | None = None
     # Documents go to the data stream logs-<dataset>-<namespace>.
     dataset: str = "switchboard.audit"
     namespace: str = "default"

@@ -24,7 +24,7 @@ from switchboard.channel_gateway.ratelimit import RateLimiter
 from switchboard.channel_gateway.replies import Replies
 from switchboard.channel_gateway.targets import ReplyTargets
 from switchboard.channel_gateway.websocket import sockets_first, websocket_app
-from switchboard.common import events, postgres
+from switchboard.common import events, postgres, tls
 from switchboard.common.http import HttpServer, listening, serve_http, server_config
 from switchboard.common.lifecycle import sleep_unless_stopped
 from switchboard.common.service import ServiceRuntime
@@ -180,6 +180,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                 max_bytes=settings.max_body_bytes,
                 max_chars=settings.max_text_chars,
                 publish_result=publish_result,
+                tls_context=tls.client_context(settings.mqtt_ca_file) if settings.mqtt_tls else None,
             )
             background.append(mqtt.run(stop))
             ready.append(mqtt.connected())

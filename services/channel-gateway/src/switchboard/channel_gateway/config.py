@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
@@ -91,6 +92,10 @@ class Settings(ServiceSettings, TokenSettings):
     # ACL keeps each to its own topics under <namespace>/devices/<id>/.
     mqtt_host: str | None = None  # empty: off
     mqtt_port: int = 1883
+    # MQTT over TLS (port 8883 by convention): the broker's certificate verified against
+    # mqtt_ca_file (the system's CAs when unset), its host name checked, TLS 1.2 or newer.
+    mqtt_tls: bool = False
+    mqtt_ca_file: Path | None = None
     mqtt_username: str = "switchboard-gateway"
     mqtt_password: Secret | None = None
     # Fixed per replica (e.g. a StatefulSet pod name): the broker keeps its session, and the

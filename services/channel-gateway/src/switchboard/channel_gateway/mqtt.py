@@ -35,6 +35,7 @@ import json
 import logging
 import re
 import socket
+import ssl
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -186,8 +187,10 @@ class MqttChannel:
         max_bytes: int,
         max_chars: int,
         publish_result: Callable[[m.DeviceCommandResult | m.DeviceState], Awaitable[None]],
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
         self._connect = {"hostname": host, "port": port, "username": username, "password": password}
+        self._tls_context = tls_context
         self._client_id = client_id
         self._namespace = namespace
         self._share_group = share_group
@@ -248,6 +251,7 @@ class MqttChannel:
             timeout=10,
             # paho leaves Nagle on: every QoS 1 round trip would wait for a delayed ACK.
             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+            tls_context=self._tls_context,
         )
         async with client:
             # PUBACK only once a command is on Kafka (aiomqtt has no switch for it yet:
