@@ -17,6 +17,7 @@ from pathlib import Path
 import aiomqtt
 import yaml
 
+from switchboard.common.tls import client_context
 from tests.conftest import Stack
 from tests.e2e.pipeline import Pipeline
 
@@ -29,7 +30,9 @@ def mqtt_env(pipeline: Pipeline) -> dict[str, str]:
     stack = pipeline.stack
     return {
         "MQTT_HOST": stack.mqtt_host,
-        "MQTT_PORT": str(stack.mqtt_port),
+        "MQTT_PORT": str(stack.mqtt_tls_port if pipeline.tls else stack.mqtt_port),
+        "MQTT_TLS": str(pipeline.tls).lower(),
+        "MQTT_CA_FILE": stack.tls_ca_file,
         "MQTT_USERNAME": stack.mqtt_gateway_user,
         "MQTT_PASSWORD": stack.mqtt_gateway_password,
         "MQTT_NAMESPACE": pipeline.namespace,
@@ -45,11 +48,15 @@ def registry(stack: Stack, path: Path) -> Path:
     return path
 
 
-def device(stack: Stack, name: str, protocol: aiomqtt.ProtocolVersion = aiomqtt.ProtocolVersion.V5) -> aiomqtt.Client:
-    """An MQTT client logged in as the stack's device account."""
+def device(
+    stack: Stack, name: str, protocol: aiomqtt.ProtocolVersion = aiomqtt.ProtocolVersion.V5, tls: bool = False
+) -> aiomqtt.Client:
+    """An MQTT client logged in as the stack's device account (``tls``: on the TLS port,
+    trusting the stack's CA)."""
     return aiomqtt.Client(
         stack.mqtt_host,
-        stack.mqtt_port,
+        stack.mqtt_tls_port if tls else stack.mqtt_port,
+        tls_context=client_context(Path(stack.tls_ca_file)) if tls else None,
         username=stack.mqtt_device_user,
         password=stack.mqtt_device_password,
         identifier=name,
@@ -72,7 +79,7 @@ class Light:
         self.orders = 0
 
     async def __aenter__(self) -> Light:
-        self._client = device(self._pipeline.stack, f"light-{self._pipeline.run_id}")
+        self._client = device(self._pipeline.stack, f"light-{self._pipeline.run_id}", tls=self._pipeline.tls)
         await self._client.__aenter__()
         await self._client.subscribe(control_topic(self._pipeline), qos=1)
         self._task = asyncio.create_task(self._obey())

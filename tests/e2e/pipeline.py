@@ -105,6 +105,9 @@ class Pipeline:
     replication: int = 1
     # Processes started so far (numbers each one's log file).
     spawned: int = 0
+    # Every service over TLS: Kafka's SSL listeners, PostgreSQL with sslmode=verify-full,
+    # MQTT's TLS port (tests/e2e/home.py), each verified against the stack's CA.
+    tls: bool = False
     # How long a process may take to serve. Ten may start at once on two cores; an intent
     # parser that finds no saved model of its inputs trains first: about 15 s alone, 55 s
     # beside a second replica, 84 s beside the chaos suite's three brokers.
@@ -123,6 +126,15 @@ class Pipeline:
         self.data_stream = f"logs-switchboard.audit-{self.namespace}"
         self.parser_settings = ParserSettings(topic_prefix=f"e2e.{self.run_id}.parser")
         self.units_requests = f"e2e.{self.run_id}.plugin_units_requests"
+
+    @property
+    def pg_dsn(self) -> str:
+        """The services' PostgreSQL DSN: over TLS with the stack's CA and the host name checked
+        when ``tls``, named after the run either way (pg_stat_activity.application_name)."""
+        params = f"application_name=e2e-{self.run_id}"
+        if self.tls:
+            params += f"&sslmode=verify-full&sslrootcert={self.stack.tls_ca_file}"
+        return f"{self.stack.pg_dsn}?{params}"
 
     def all_topics(self) -> list[str]:
         """The business topics, the intent parser's own (its people topic, its changelogs) and
@@ -152,6 +164,14 @@ class Pipeline:
             "LOG_LEVEL": "INFO",
         }
         values.update({f"TOPICS__{name.upper()}": topic for name, topic in self.topics.model_dump().items()})
+        if self.tls:  # the TLS listeners only: the brokers answer with their TLS addresses
+            values.update(
+                {
+                    "KAFKA__BOOTSTRAP_SERVERS": self.stack.kafka_tls_bootstrap,
+                    "KAFKA__SECURITY_PROTOCOL": "SSL",
+                    "KAFKA__SSL_CAFILE": self.stack.tls_ca_file,
+                }
+            )
         group = self.group_id(module)
         if module == "channel_gateway":
             port = free_port()
@@ -161,7 +181,7 @@ class Pipeline:
                     "HTTP_PORT": str(port),
                     "ID_SECRET": f"e2e-ids-{self.run_id}",
                     "JWT_SECRET": self.jwt_secret,
-                    "DATABASE_URL": self.stack.pg_dsn,
+                    "DATABASE_URL": self.pg_dsn,
                     "DATABASE_SCHEMA": self.gateway_schema,
                     # One MQTT session per replica slot, taken over by the slot's next
                     # process (as a StatefulSet's pod keeps its name): a killed replica's
@@ -186,7 +206,7 @@ class Pipeline:
             values.update(
                 {
                     "GROUP_ID": group,
-                    "DATABASE_URL": self.stack.pg_dsn,
+                    "DATABASE_URL": self.pg_dsn,
                     "DATABASE_SCHEMA": self.schema,
                     "MAX_TOKENS": "32",
                 }
