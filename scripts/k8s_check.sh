@@ -18,7 +18,8 @@ for dir in "$SB_ROOT"/deploy/k8s/*/ "$SB_ROOT"/deploy/k8s/overlays/*/; do
   "$TOOLS/kustomize" build "$dir" >"$OUT/$name.yaml" || die "kustomize build $dir failed"
   rendered+=("$OUT/$name.yaml")
 done
-# KafkaTopic is a Strimzi custom resource: no schema ships with Kubernetes.
-"$TOOLS/kubeconform" -strict -summary -kubernetes-version "$K8S_VERSION" -skip KafkaTopic \
+# KafkaTopic (Strimzi), Certificate and Issuer (cert-manager) are custom resources: no
+# schema ships with Kubernetes.
+"$TOOLS/kubeconform" -strict -summary -kubernetes-version "$K8S_VERSION" -skip KafkaTopic,Certificate,Issuer \
   -schema-location "$(dirname "$schemas")/{{.NormalizedKubernetesVersion}}-standalone{{.StrictSuffix}}/{{.ResourceKind}}{{.KindSuffix}}.json" \
   "${rendered[@]}"
