@@ -146,7 +146,7 @@ tls_certs() {
     return 0
   fi
   need_cmd openssl "install openssl (apt-get install openssl)"
-  mkdir -p "$dir" && chmod 700 "$dir"
+  mkdir -p "$dir" "$SB_LOGS" && chmod 700 "$dir"
   (
     umask 077 && cd "$dir" &&
       openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 825 \
