@@ -211,13 +211,21 @@ async def _rewrite(es: AsyncElasticsearch, stream: str, edits: dict[str, dict[st
         size=1000,
         query={"term": {"switchboard.chain.key": chain_key}},
         sort=[{"switchboard.kafka.offset": "asc"}],
+        seq_no_primary_term=True,
     )
     previous = ""
     for hit in found["hits"]["hits"]:
         doc = hit["_source"] | edits.get(hit["_id"], {})
         doc["switchboard"]["chain"]["prev"] = previous
         doc["event"]["hash"] = previous = chain.digest(doc, KEY)
-        await es.index(index=hit["_index"], id=hit["_id"], document=doc, refresh=True)
+        await es.index(
+            index=hit["_index"],
+            id=hit["_id"],
+            document=doc,
+            if_seq_no=hit["_seq_no"],
+            if_primary_term=hit["_primary_term"],
+            refresh=True,
+        )
 
 
 async def test_the_anchors_catch_a_consistent_rewrite_and_a_truncated_chain(
@@ -244,8 +252,11 @@ async def test_the_anchors_catch_a_consistent_rewrite_and_a_truncated_chain(
             es, stream, {rewritten[2].envelope.event_id: {"message": "nothing to see"}}, "switchboard.inbound.v1/0"
         )
         newest = truncated[-1].envelope.event_id
-        found = await es.search(index=stream, query={"ids": {"values": [newest]}})
-        await es.delete(index=found["hits"]["hits"][0]["_index"], id=newest, refresh=True)
+        found = await es.search(index=stream, query={"ids": {"values": [newest]}}, seq_no_primary_term=True)
+        (hit,) = found["hits"]["hits"]
+        await es.delete(
+            index=hit["_index"], id=newest, if_seq_no=hit["_seq_no"], if_primary_term=hit["_primary_term"], refresh=True
+        )
 
         blind = await chain.verify(es, stream, KEY)  # the chains alone look whole
         assert blind.ok and blind.checked == 9
