@@ -47,6 +47,9 @@ SERVICES = {  # module -> environment prefix
 }
 CORE = ("channel_gateway", "intent_parser", "scheduler", "inference_client", "audit_logger")
 ECHO_ROUTES = {"general": {"model": "echo_stream", "kind": "echo"}}
+# The gateways audit repeated 401s as a summary after each window of this many seconds
+# (60 in production): short, so that a test sees the summary soon.
+REJECTION_WINDOW_S = 2
 
 
 async def read_records(stack: Stack, topic: str, partitions: int = 6) -> list[ConsumerRecord[bytes, bytes]]:
@@ -187,9 +190,7 @@ class Pipeline:
                     # process (as a StatefulSet's pod keeps its name): a killed replica's
                     # queued device messages go to its successor. Unused without MQTT_HOST.
                     "MQTT_CLIENT_ID": f"e2e-{self.run_id}-gateway-{replica}",
-                    # Repeated 401s are audited as a summary after each window: 2 s here,
-                    # so that a test sees the summary soon.
-                    "REJECTION_WINDOW_S": "2",
+                    "REJECTION_WINDOW_S": str(REJECTION_WINDOW_S),
                 }
             )
         elif module == "intent_parser":

@@ -36,13 +36,7 @@ from switchboard.intent_parser.config import Settings
 from switchboard.intent_parser.handlers import Parser, choice
 from switchboard.intent_parser.linking import LINK_ALLOW, LINK_CLAIM, LINK_OFFER, LINK_TO
 
-SERVICE = Path(__file__).resolve().parents[1]
 OUTPUTS = ("users", "people", "links", "intents", "outbound", "audit", "deadletter")
-
-
-@pytest.fixture(scope="module")
-def parser() -> Parser:
-    return Parser.from_config(SERVICE / "config", SERVICE / "data", ("train",))
 
 
 @dataclass

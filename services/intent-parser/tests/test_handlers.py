@@ -1,18 +1,11 @@
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from switchboard.events.v1 import messages_pb2 as m
 from switchboard.intent_parser.handlers import Parser, language_of
 
-SERVICE = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 11, 24, 7, 30, tzinfo=UTC)  # 15:30 in Shanghai
-
-
-@pytest.fixture(scope="module")
-def parser() -> Parser:
-    return Parser.from_config(SERVICE / "config", SERVICE / "data", ("train",))
 
 
 def _msg(text: str, kind: m.MessageKind.ValueType = m.MESSAGE_KIND_TEXT, **metadata: str) -> m.InboundMessage:

@@ -499,8 +499,8 @@ _CHECKED = settings(
 
 
 @pytest.fixture(scope="module")
-def understanding() -> Parser:
-    return Parser.from_config(SERVICE / "config", SERVICE / "data", ("train",))
+def understanding(trained_parser: Parser) -> Parser:
+    return trained_parser
 
 
 @_CHECKED
