@@ -25,6 +25,10 @@ lost one or two inbound messages, which never became intents and left no audit r
    record that still does not come (one removed by retention, say) is then passed over as
    Faust would have. Whatever else drops a record between fetch and ack, this turns a loss
    into a re-read, at the price of handling the records after it twice.
+
+**Not enough yet.** The same test still lost one inbound message in 2 of 3 CI runs on
+2026-12-07 (``inbound 5:2``, the group's offset committed at 8, no intent and no audit
+record), so a third way remains; the test is marked as a known failure until it is found.
 """
 
 from __future__ import annotations
