@@ -278,6 +278,7 @@ async def test_media_routes_and_garbage(parser: Harness) -> None:
 
 @pytest.mark.xfail(
     strict=False,
+    raises=AssertionError,  # the loss only: a missing component or any other error still fails
     reason="known bug, issue 21 open: a rolling restart of two parser replicas still loses an inbound message"
     " in some runs (2 of 3 CI runs on 2026-12-07: inbound 5:2 committed over at offset 8, no intent, no audit);"
     " intent_parser/rebalance.py closes two ways this happens, a third is not found yet",

@@ -79,8 +79,8 @@ class RejectionLog:
         self._window_s = window_s
         self._max_counted = max_counted
         self._clock = clock
-        # (window, client, method, path) -> [refusals after the first, first one's detail]
-        self._counted: dict[tuple[int, str, str, str], list[int | str]] = {}
+        # (window, client, method, path) -> (refusals after the first, the first one's detail)
+        self._counted: dict[tuple[int, str, str, str], tuple[int, str]] = {}
 
     async def __call__(self, status: int, method: str, path: str, detail: str, client: str = "") -> None:
         if status == 401:
@@ -88,11 +88,11 @@ class RejectionLog:
             if len(self._counted) >= self._max_counted:  # a flood from very many addresses
                 client = "(others)"
             key = (window, client, method, path[:200])
-            seen = self._counted.get(key)
-            if seen is not None:
-                seen[0] = int(seen[0]) + 1
+            if key in self._counted:
+                more, first = self._counted[key]
+                self._counted[key] = (more + 1, first)
                 return
-            self._counted[key] = [0, detail]
+            self._counted[key] = (0, detail)
         await self._queue(audit_event(status, method, path, detail, client))
 
     async def flush(self, everything: bool = False) -> None:
