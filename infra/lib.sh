@@ -123,7 +123,9 @@ wait_ready() { # wait_ready NAME TIMEOUT_S CHECK...
     is_running "$name" || die "$name exited during start-up; see $SB_LOGS/$name.log"
     sleep 1
   done
-  die "$name not ready after ${timeout}s; see $SB_LOGS/$name.log"
+  # The log's tail goes with the error: a test harness may delete the state folder afterwards.
+  tail -n 30 "$SB_LOGS/$name.log" >&2 2>/dev/null || true
+  die "$name not ready after ${timeout}s; see $SB_LOGS/$name.log (its last lines above)"
 }
 
 # A random secret, created once and kept in .state/secrets/NAME (mode 600).

@@ -117,7 +117,7 @@ kafka_start() {
   brokers=$(kafka_brokers)
   # All at once: a node of three waits for a quorum before it reports started.
   for ((n = 1; n <= brokers; n++)); do is_running "$(kafka_daemon "$n")" || kafka_start_node "$n"; done
-  for ((n = 1; n <= brokers; n++)); do wait_ready "$(kafka_daemon "$n")" 90 kafka_node_ready "$n"; done
+  for ((n = 1; n <= brokers; n++)); do wait_ready "$(kafka_daemon "$n")" "$SB_KAFKA_START_TIMEOUT_S" kafka_node_ready "$n"; done
 }
 
 # Fault tests: `infra/stack.sh broker kill|start N` (kill is SIGKILL, as a crash).
@@ -126,7 +126,7 @@ kafka_broker() { # kafka_broker kill|start N
   [ -n "$n" ] && [ "$n" -ge 1 ] && [ "$n" -le "$(kafka_brokers)" ] || die "broker $action N: N is 1 to $(kafka_brokers)"
   case "$action" in
     kill) kill -KILL -- "-$(pid_of "$(kafka_daemon "$n")")" 2>/dev/null || true; rm -f "$SB_RUN/$(kafka_daemon "$n").pid" ;;
-    start) is_running "$(kafka_daemon "$n")" || kafka_start_node "$n"; wait_ready "$(kafka_daemon "$n")" 90 kafka_node_ready "$n" ;;
+    start) is_running "$(kafka_daemon "$n")" || kafka_start_node "$n"; wait_ready "$(kafka_daemon "$n")" "$SB_KAFKA_START_TIMEOUT_S" kafka_node_ready "$n" ;;
     *) die "broker: kill or start, not '$action'" ;;
   esac
 }
