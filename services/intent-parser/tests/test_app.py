@@ -3,6 +3,7 @@ windowed ones included) fed by ``agent.test_context()``, outputs on in-memory ch
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import time
 import types
@@ -75,8 +76,7 @@ async def harness(parser: Parser, tmp_path: Path) -> AsyncIterator[Harness]:
     for name, handler in handlers.items():
 
         async def run(stream: faust.StreamT[bytes], handler: Any = handler) -> None:
-            async for event in stream.events():
-                await understanding.guarded(handler, event)
+            await understanding.consume(stream, handler)
 
         agents[name] = app.agent(app.channel(), name=name)(run)
     app.finalize()
@@ -445,6 +445,36 @@ async def test_a_record_that_cannot_be_dead_lettered_stops_the_worker_instead_of
     with pytest.raises(RuntimeError):
         await understanding.guarded(broken, _Record())
     assert len(stopped) == 1
+
+
+async def test_a_record_whose_handling_a_stop_cancelled_is_not_acked(parser: Parser, tmp_path: Path) -> None:
+    """A worker stopping mid-record cancels its agent: the record must stay unacked (and so
+    uncommitted, read again by the partition's next owner), while handled records are acked."""
+    app = faust.App(f"test-{uuid.uuid4().hex[:8]}", store="memory://", datadir=str(tmp_path))
+    app.finalize()
+    app.flow_control.resume()
+    channel = app.channel()
+    understanding = _understanding(parser, tmp_path, _DeadLetters())
+    handled: list[Any] = []
+    stuck = asyncio.Event()
+
+    async def handler(event: Any) -> None:
+        handled.append(event)
+        if event.value == b"slow":
+            stuck.set()
+            await asyncio.Event().wait()  # still producing when the worker stops
+
+    stream = app.stream(channel)
+    task = asyncio.create_task(understanding.consume(stream, handler))
+    await channel.send(value=b"quick")
+    await channel.send(value=b"slow")
+    await asyncio.wait_for(stuck.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await stream.stop()  # closes the stream's iterators, as a stopping worker does
+    quick, slow = handled
+    assert quick.message.acked and not slow.message.acked
 
 
 def test_faust_gets_the_same_kafka_security_as_the_other_services(tmp_path: Path) -> None:

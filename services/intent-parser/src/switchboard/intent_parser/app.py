@@ -196,23 +196,19 @@ def create_app(settings: Settings, parser: Parser | None = None) -> faust.App:
 
     @app.agent(topics.inbound)
     async def route(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await understanding.guarded(understanding.route, event)
+        await understanding.consume(stream, understanding.route)
 
     @app.agent(topics.users)
     async def resolve(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await understanding.guarded(understanding.resolve, event)
+        await understanding.consume(stream, understanding.resolve)
 
     @app.agent(topics.people)
     async def understand(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await understanding.guarded(understanding.handle, event)
+        await understanding.consume(stream, understanding.handle)
 
     @app.agent(topics.links)
     async def links(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await understanding.guarded(understanding.link, event)
+        await understanding.consume(stream, understanding.link)
 
     app.understanding = understanding  # type: ignore[attr-defined]
     return app
@@ -253,6 +249,19 @@ class Understanding:
         self.links = Links(
             settings, parser, tables.link_codes, topics.links.send, topics.users.send, self._reply, self._audit
         )
+
+    async def consume(self, stream: faust.StreamT[bytes], handler: Callable[[Any], Awaitable[None]]) -> None:
+        """Each record of ``stream`` through :meth:`guarded`, acked once it was handled.
+
+        Faust acks a record when the ``async for`` leaves it for any reason, and stopping a
+        worker cancels its agents mid-record: the record being handled was acked, the stop's
+        last commit passed over it, and nobody handled it (a rolling restart lost inbound
+        messages this way, issue 21). The stream here does not ack; a record is acked after
+        ``handler`` returned, so a cancelled one stays uncommitted and is read again."""
+        manual = stream.noack()
+        async for event in manual.events():
+            await self.guarded(handler, event)
+            await manual.ack(event)
 
     async def guarded(self, handler: Callable[[Any], Awaitable[None]], event: Any) -> None:
         """``handler(event)``, retried, so that one record's failure stops nobody else's.

@@ -26,9 +26,10 @@ lost one or two inbound messages, which never became intents and left no audit r
    Faust would have. Whatever else drops a record between fetch and ack, this turns a loss
    into a re-read, at the price of handling the records after it twice.
 
-**Not enough yet.** The same test still lost one inbound message in 2 of 3 CI runs on
-2026-12-07 (``inbound 5:2``, the group's offset committed at 8, no intent and no audit
-record), so a third way remains; the test is marked as a known failure until it is found.
+A third way is not Faust's consumer but its streams: a stopping worker cancels its agents,
+and the record an agent was handling is acked as the ``async for`` leaves it, so the stop's
+last commit passes over it. The agents therefore ack by hand, once a record was handled
+(:meth:`switchboard.intent_parser.app.Understanding.consume`).
 """
 
 from __future__ import annotations
