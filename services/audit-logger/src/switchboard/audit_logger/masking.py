@@ -66,19 +66,18 @@ MAX_PHONE_RUNS = 32
 _CN_ID = re.compile(_NOT_ALNUM_BEFORE + r"\d{17}[\dXx]" + _NOT_ALNUM_AFTER)
 _HK_ID = re.compile(_NOT_ALNUM_BEFORE + r"([A-Z]{1,2})(\d{6})\(?([\dA])\)?" + r"(?![0-9A-Za-z])")
 _US_SSN = re.compile(_NOT_ALNUM_BEFORE + r"(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}" + _NOT_ALNUM_AFTER)
-_TOKENS = re.compile(
-    "|".join(
-        [
-            r"(?i:bearer)\s+[A-Za-z0-9._~+/-]{16,}=*",
-            r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",  # JWT, from its start
-            _NOT_ALNUM_BEFORE + r"sk-(?:proj-)?[A-Za-z0-9_-]{20,}",  # OpenAI-style keys
-            _NOT_ALNUM_BEFORE + r"gh[pousr]_[A-Za-z0-9]{36,}",  # GitHub
-            _NOT_ALNUM_BEFORE + r"xox[abprs]-[A-Za-z0-9-]{10,}",  # Slack
-            _NOT_ALNUM_BEFORE + r"AKIA[0-9A-Z]{16}" + _NOT_ALNUM_AFTER,  # AWS access key id
-            _NOT_ALNUM_BEFORE + r"AIza[0-9A-Za-z_-]{35}",  # Google API key
-            _NOT_ALNUM_BEFORE + r"\d{8,10}:[A-Za-z0-9_-]{35}" + _NOT_ALNUM_AFTER,  # Telegram bot token
-        ]
-    )
+# Key formats, each with a literal every match of it contains ("bearer" in any case): a
+# format's pattern runs only on text that has its literal, since one alternation of them all
+# tried at every character was most of the time spent on long texts with none.
+_TOKEN_FORMATS: Final = (
+    ("bearer", re.compile(r"(?i:bearer)\s+[A-Za-z0-9._~+/-]{16,}=*")),
+    ("eyJ", re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),  # JWT
+    ("sk-", re.compile(_NOT_ALNUM_BEFORE + r"sk-(?:proj-)?[A-Za-z0-9_-]{20,}")),  # OpenAI-style keys
+    ("gh", re.compile(_NOT_ALNUM_BEFORE + r"gh[pousr]_[A-Za-z0-9]{36,}")),  # GitHub
+    ("xox", re.compile(_NOT_ALNUM_BEFORE + r"xox[abprs]-[A-Za-z0-9-]{10,}")),  # Slack
+    ("AKIA", re.compile(_NOT_ALNUM_BEFORE + r"AKIA[0-9A-Z]{16}" + _NOT_ALNUM_AFTER)),  # AWS access key id
+    ("AIza", re.compile(_NOT_ALNUM_BEFORE + r"AIza[0-9A-Za-z_-]{35}")),  # Google API key
+    (":", re.compile(_NOT_ALNUM_BEFORE + r"\d{8,10}:[A-Za-z0-9_-]{35}" + _NOT_ALNUM_AFTER)),  # Telegram bot token
 )
 # "password: hunter2", "api_key=…", "密码：123456": the value is the secret.
 _LABELLED_SECRET = re.compile(
@@ -91,6 +90,8 @@ _LABELLED_SECRET = re.compile(
 # the matchers above run only on text that has one of them.
 _TRIGGER = re.compile(r"\d(?:[\s().-]{0,2}\d){5}|[@密口令]|eyJ|sk-|gh[pousr]_|xox|AKIA|AIza")
 _TRIGGER_WORD = re.compile(r"bearer|passw|pwd|passcode|secret|api[_-]?key|token")
+_SECRET_LABEL_CJK = re.compile(r"密码|口令|令牌|密钥")
+_UPPER = re.compile(r"[A-Z]")
 _CN_ID_WEIGHTS: Final = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CN_ID_CHECK: Final = "10X98765432"
 
@@ -172,18 +173,26 @@ class Masker:
     def _find(self, text: str) -> Iterator[Found]:
         for name, pattern in self._extra.items():
             yield from (Found(m.start(), m.end(), name) for m in pattern.finditer(text))
-        if not (_TRIGGER.search(text) or _TRIGGER_WORD.search(text.lower())):
+        lower = text.lower()
+        secret_word = _TRIGGER_WORD.search(lower) is not None
+        if not (secret_word or _TRIGGER.search(text)):
             return
         if "email" in self._kinds and "@" in text:
             yield from (Found(m.start(), m.end(), "email") for m in _EMAIL.finditer(text))
         if "token" in self._kinds:
-            yield from (Found(m.start(), m.end(), "token") for m in _TOKENS.finditer(text))
-            yield from (Found(m.start("value"), m.end("value"), "token") for m in _LABELLED_SECRET.finditer(text))
+            for literal, pattern in _TOKEN_FORMATS:
+                if literal in (lower if literal == "bearer" else text):
+                    yield from (Found(m.start(), m.end(), "token") for m in pattern.finditer(text))
+            if secret_word or _SECRET_LABEL_CJK.search(text):
+                yield from (Found(m.start("value"), m.end("value"), "token") for m in _LABELLED_SECRET.finditer(text))
         if "id_card" in self._kinds and _SIX_DIGITS.search(text):  # both ID numbers have six in a row
             yield from (Found(m.start(), m.end(), "id_card") for m in _CN_ID.finditer(text) if _cn_id_valid(m[0]))
-            yield from (
-                Found(m.start(), m.end(), "id_card") for m in _HK_ID.finditer(text) if _hk_id_valid(m[1], m[2], m[3])
-            )
+            if _UPPER.search(text):  # a Hong Kong number starts with a capital letter
+                yield from (
+                    Found(m.start(), m.end(), "id_card")
+                    for m in _HK_ID.finditer(text)
+                    if _hk_id_valid(m[1], m[2], m[3])
+                )
         if "id_card" in self._kinds and "-" in text:
             yield from (Found(m.start(), m.end(), "id_card") for m in _US_SSN.finditer(text))
         if "phone" in self._kinds:
