@@ -198,6 +198,9 @@ write_env() {
   (umask 077 && cat >"$SB_STATE/stack.env" <<ENV
 SB_KAFKA_BOOTSTRAP=$(kafka_bootstrap)
 SB_KAFKA_TLS_BOOTSTRAP=$(kafka_tls_bootstrap)
+SB_KAFKA_SASL_BOOTSTRAP=$(kafka_sasl_bootstrap)
+SB_KAFKA_SCRAM_USER=$SB_KAFKA_SCRAM_USER
+SB_KAFKA_SCRAM_PASSWORD=$(secret kafka-scram)
 SB_TLS_CA_FILE=$SB_STATE/tls/ca.pem
 SB_ES_URL=http://127.0.0.1:$SB_ES_PORT
 SB_PG_DSN=postgresql://$SB_PG_USER:$(secret postgres-scheduler)@127.0.0.1:$SB_PG_PORT/$SB_PG_DATABASE

@@ -25,6 +25,9 @@ STACK_ENV = Path(__file__).resolve().parent.parent / ".state" / "stack.env"
 class Stack:
     kafka_bootstrap: str
     kafka_tls_bootstrap: str  # the brokers' TLS listeners (certificates of the stack's CA)
+    kafka_sasl_bootstrap: str  # the brokers' SASL_SSL listeners: TLS, and a SCRAM-SHA-512 login
+    kafka_scram_user: str
+    kafka_scram_password: str
     tls_ca_file: str  # the stack's own CA (.state/tls/ca.pem): Kafka, Mosquitto, PostgreSQL
     es_url: str
     pg_dsn: str
@@ -69,6 +72,9 @@ def load_stack() -> Stack:
     return Stack(
         kafka_bootstrap=need("SB_KAFKA_BOOTSTRAP"),
         kafka_tls_bootstrap=need("SB_KAFKA_TLS_BOOTSTRAP"),
+        kafka_sasl_bootstrap=need("SB_KAFKA_SASL_BOOTSTRAP"),
+        kafka_scram_user=need("SB_KAFKA_SCRAM_USER"),
+        kafka_scram_password=need("SB_KAFKA_SCRAM_PASSWORD"),
         tls_ca_file=need("SB_TLS_CA_FILE"),
         es_url=need("SB_ES_URL"),
         pg_dsn=need("SB_PG_DSN"),

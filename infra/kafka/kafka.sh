@@ -29,9 +29,16 @@ kafka_brokers() {
 
 kafka_node_port() { echo $((SB_KAFKA_PORT + 2 * ($1 - 1))); }          # kafka_node_port N
 kafka_tls_port() { echo $(($(kafka_node_port "$1") + 100)); }           # its TLS listener
+kafka_sasl_port() { echo $(($(kafka_node_port "$1") + 200)); }          # its SASL_SSL (SCRAM) listener
 kafka_controller_port() { echo $((SB_KAFKA_CONTROLLER_PORT + 2 * ($1 - 1))); }
 kafka_daemon() { if [ "$1" = 1 ]; then echo kafka; else echo "kafka-$1"; fi; }
 kafka_data() { if [ "$1" = 1 ]; then echo "$KAFKA_HOME/data"; else echo "$KAFKA_HOME/data-$1"; fi; }
+
+kafka_sasl_bootstrap() { # every broker's SASL_SSL listener, comma-separated
+  local n out=
+  for ((n = 1; n <= $(kafka_brokers); n++)); do out+="${out:+,}127.0.0.1:$(kafka_sasl_port "$n")"; done
+  echo "$out"
+}
 
 kafka_tls_bootstrap() { # every broker's TLS listener, comma-separated
   local n out=
@@ -67,10 +74,12 @@ kafka_configure() {
 process.roles=broker,controller
 node.id=$n
 controller.quorum.voters=$voters
-listeners=PLAINTEXT://127.0.0.1:$(kafka_node_port "$n"),SSL://127.0.0.1:$(kafka_tls_port "$n"),CONTROLLER://127.0.0.1:$(kafka_controller_port "$n")
-advertised.listeners=PLAINTEXT://127.0.0.1:$(kafka_node_port "$n"),SSL://127.0.0.1:$(kafka_tls_port "$n")
+listeners=PLAINTEXT://127.0.0.1:$(kafka_node_port "$n"),SSL://127.0.0.1:$(kafka_tls_port "$n"),SASL_SSL://127.0.0.1:$(kafka_sasl_port "$n"),CONTROLLER://127.0.0.1:$(kafka_controller_port "$n")
+advertised.listeners=PLAINTEXT://127.0.0.1:$(kafka_node_port "$n"),SSL://127.0.0.1:$(kafka_tls_port "$n"),SASL_SSL://127.0.0.1:$(kafka_sasl_port "$n")
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SSL:SSL,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 ssl.keystore.type=PEM
 ssl.keystore.location=$SB_STATE/tls/server-bundle.pem
 ssl.truststore.type=PEM
@@ -118,6 +127,25 @@ kafka_start() {
   # All at once: a node of three waits for a quorum before it reports started.
   for ((n = 1; n <= brokers; n++)); do is_running "$(kafka_daemon "$n")" || kafka_start_node "$n"; done
   for ((n = 1; n <= brokers; n++)); do wait_ready "$(kafka_daemon "$n")" "$SB_KAFKA_START_TIMEOUT_S" kafka_node_ready "$n"; done
+  [ -z "$SB_KAFKA_SCRAM_USER" ] || kafka_scram_user "$SB_KAFKA_SCRAM_USER" kafka-scram
+}
+
+# The SCRAM-SHA-512 account clients log in with on the SASL_SSL listener, its password the
+# secret SECRET. Kafka keeps the credential in its metadata log; it is set again only when
+# the secret changed (a JVM run takes seconds). The password goes in a file, never an argument.
+kafka_scram_user() { # kafka_scram_user NAME SECRET
+  local name=$1 marker=$KAFKA_HOME/data/scram-$1 digest file
+  digest=$(secret "$2" | sha256sum | cut -d' ' -f1)
+  [ "$(cat "$marker" 2>/dev/null)" = "$digest" ] && return 0
+  file=$(mktemp "$SB_SECRETS/scram.XXXXXX")
+  printf 'SCRAM-SHA-512=password=%s\n' "$(secret "$2")" >"$file"
+  kafka_java kafka.admin.ConfigCommand --bootstrap-server "$(kafka_bootstrap)" --alter --entity-type users \
+    --entity-name "$name" --add-config-file "$file" >"$SB_LOGS/kafka-scram.log" 2>&1
+  local rc=$?
+  rm -f "$file"
+  [ "$rc" = 0 ] || die "creating the Kafka SCRAM account $name failed; see $SB_LOGS/kafka-scram.log"
+  echo "$digest" >"$marker"
+  info "Kafka SCRAM account $name set"
 }
 
 # Fault tests: `infra/stack.sh broker kill|start N` (kill is SIGKILL, as a crash).
@@ -143,7 +171,7 @@ kafka_topics() {
 
 kafka_node_ready() { # kafka_node_ready N
   grep -q "Kafka Server started" "$SB_LOGS/$(kafka_daemon "$1").log" && port_in_use "$(kafka_node_port "$1")" &&
-    port_in_use "$(kafka_tls_port "$1")"
+    port_in_use "$(kafka_tls_port "$1")" && port_in_use "$(kafka_sasl_port "$1")"
 }
 
 kafka_health() {
@@ -154,10 +182,11 @@ kafka_health() {
   kafka_bootstrap
 }
 
-kafka_ports() { # VARIABLE+OFFSET, one pair per node
+kafka_ports() { # VARIABLE+OFFSET of each port of each node
   local n
   for ((n = 1; n <= $(kafka_brokers); n++)); do
-    echo "SB_KAFKA_PORT+$((2 * (n - 1))) SB_KAFKA_PORT+$((100 + 2 * (n - 1))) SB_KAFKA_CONTROLLER_PORT+$((2 * (n - 1)))"
+    echo "SB_KAFKA_PORT+$((2 * (n - 1))) SB_KAFKA_PORT+$((100 + 2 * (n - 1))) SB_KAFKA_PORT+$((200 + 2 * (n - 1)))" \
+      "SB_KAFKA_CONTROLLER_PORT+$((2 * (n - 1)))"
   done
 }
 

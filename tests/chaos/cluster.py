@@ -34,6 +34,7 @@ class KafkaCluster:
             "SB_KAFKA_PORT": str(self.port),
             "SB_KAFKA_CONTROLLER_PORT": str(self.port + 1),
             "SB_KAFKA_HEAP": heap,
+            "SB_KAFKA_SCRAM_USER": "",  # no SCRAM account: these tests use the plaintext listeners
         }
 
     @property

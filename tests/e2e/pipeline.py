@@ -28,10 +28,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from switchboard.cli.tokens import mint
 from switchboard.common.config import TopicSettings
+from switchboard.common.kafka import positions
 from switchboard.events.v1 import envelope_pb2
 from switchboard.events.v1 import messages_pb2 as m
 from switchboard.intent_parser.app import internal_topics
 from switchboard.intent_parser.config import Settings as ParserSettings
+from tests.command_lines import command_lines, leaked
 from tests.conftest import Stack
 
 LOGS = Path(__file__).resolve().parents[2] / ".state" / "logs" / "e2e"
@@ -50,6 +52,8 @@ ECHO_ROUTES = {"general": {"model": "echo_stream", "kind": "echo"}}
 # The gateways audit repeated 401s as a summary after each window of this many seconds
 # (60 in production): short, so that a test sees the summary soon.
 REJECTION_WINDOW_S = 2
+# The settings that hold secrets, which must never be on a command line.
+_SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|KEY")
 
 
 async def read_records(stack: Stack, topic: str, partitions: int = 6) -> list[ConsumerRecord[bytes, bytes]]:
@@ -60,12 +64,8 @@ async def read_records(stack: Stack, topic: str, partitions: int = 6) -> list[Co
         tps = [TopicPartition(topic, p) for p in range(partitions)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        out: list[ConsumerRecord[bytes, bytes]] = []
-        for tp in tps:
-            while await consumer.position(tp) < ends[tp]:
-                out += (await consumer.getmany(tp, timeout_ms=1000)).get(tp, [])
-        return out
+        out = [record async for record in positions.to_end(consumer, tps)]
+        return sorted(out, key=lambda r: (r.partition, r.offset))
     finally:
         await consumer.stop()
 
@@ -108,7 +108,7 @@ class Pipeline:
     replication: int = 1
     # Processes started so far (numbers each one's log file).
     spawned: int = 0
-    # Every service over TLS: Kafka's SSL listeners, PostgreSQL with sslmode=verify-full,
+    # Every service over TLS: Kafka's SASL_SSL listeners (and a SCRAM login), PostgreSQL (verify-full),
     # MQTT's TLS port (tests/e2e/home.py), each verified against the stack's CA.
     tls: bool = False
     # How long a process may take to serve. Ten may start at once on two cores; an intent
@@ -117,6 +117,7 @@ class Pipeline:
     start_timeout_s: float = 180
     # Each running process's replica slot, by pid (a replacement takes the lowest free one).
     slots: dict[int, int] = field(default_factory=dict)
+    _secrets: dict[str, str] = field(default_factory=dict)  # every spawned process's, by setting
     log_dir: Path = LOGS
 
     def __post_init__(self) -> None:
@@ -167,12 +168,15 @@ class Pipeline:
             "LOG_LEVEL": "INFO",
         }
         values.update({f"TOPICS__{name.upper()}": topic for name, topic in self.topics.model_dump().items()})
-        if self.tls:  # the TLS listeners only: the brokers answer with their TLS addresses
+        if self.tls:  # the SASL_SSL listeners only (TLS and a SCRAM login): the brokers answer with those addresses
             values.update(
                 {
-                    "KAFKA__BOOTSTRAP_SERVERS": self.stack.kafka_tls_bootstrap,
-                    "KAFKA__SECURITY_PROTOCOL": "SSL",
+                    "KAFKA__BOOTSTRAP_SERVERS": self.stack.kafka_sasl_bootstrap,
+                    "KAFKA__SECURITY_PROTOCOL": "SASL_SSL",
                     "KAFKA__SSL_CAFILE": self.stack.tls_ca_file,
+                    "KAFKA__SASL_MECHANISM": "SCRAM-SHA-512",
+                    "KAFKA__SASL_USERNAME": self.stack.kafka_scram_user,
+                    "KAFKA__SASL_PASSWORD": self.stack.kafka_scram_password,
                 }
             )
         group = self.group_id(module)
@@ -244,6 +248,8 @@ class Pipeline:
                 self.processes.append(self._spawn(module, replica))
         try:
             await asyncio.gather(*(self._wait_serving(module, proc, port) for module, proc, port in self.processes))
+            leaks = leaked(self._secrets, command_lines())
+            assert not leaks, f"secrets on a command line while the services run: {sorted(leaks)}"
         except BaseException:
             await self.stop()  # never leave orphans behind a failed start
             raise
@@ -252,10 +258,13 @@ class Pipeline:
         port = free_port()
         # One file per process: a restarted replica gets the next number, the old log stays.
         self.spawned += 1
+        env = self.env(module, replica, port)
+        # What it is given as a secret (at least 16 characters, as the services require).
+        self._secrets.update({k: v for k, v in env.items() if _SECRET_NAME.search(k) and len(v) >= 16})
         with open(self.log_dir / f"{self.run_id}-{module}-{replica}.{self.spawned}.log", "wb") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", f"switchboard.{module}"],
-                env=self.env(module, replica, port),
+                env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

@@ -1,7 +1,8 @@
-"""The whole pipeline over TLS: every service reaches Kafka on the brokers' TLS listeners
-only, PostgreSQL with sslmode=verify-full, and the gateway Mosquitto on its TLS port, each
-verifying the stack's CA; a device (the bedroom light) on the TLS port too. A conversation
-and an order for the light go through; PostgreSQL says every connection of the run is TLS."""
+"""The whole pipeline over TLS: every service reaches Kafka on the brokers' SASL_SSL
+listeners only (TLS, and a SCRAM-SHA-512 login), PostgreSQL with sslmode=verify-full, and
+the gateway Mosquitto on its TLS port, each verifying the stack's CA; a device (the bedroom
+light) on the TLS port too. A conversation and an order for the light go through;
+PostgreSQL says every connection of the run is TLS."""
 
 from __future__ import annotations
 

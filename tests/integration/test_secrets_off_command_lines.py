@@ -1,6 +1,7 @@
 """No secret of the local stack is ever on a command line, which every user can read with
 ps: not in the servers' and services' own, not in the health checks', not in what starts
-them. Watched from /proc while the status checks run and two components restart."""
+them. Watched from /proc while the status checks run and two components restart (and every
+e2e pipeline checks its own services' secrets once they serve: tests/e2e/pipeline.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import threading
 from pathlib import Path
 
 import pytest
+
+from tests.command_lines import command_lines, leaked
 
 pytestmark = pytest.mark.integration
 
@@ -22,17 +25,6 @@ def _secrets() -> dict[str, str]:
     return found
 
 
-def _command_lines() -> list[str]:
-    lines = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                lines.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
-            except OSError:  # gone meanwhile
-                continue
-    return lines
-
-
 def test_no_secret_is_on_a_command_line_while_the_stack_starts_and_checks_itself() -> None:
     secrets = _secrets()
     seen: set[str] = set()
@@ -40,7 +32,7 @@ def test_no_secret_is_on_a_command_line_while_the_stack_starts_and_checks_itself
 
     def watch() -> None:
         while not done.is_set():
-            seen.update(_command_lines())
+            seen.update(command_lines())
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
@@ -52,5 +44,5 @@ def test_no_secret_is_on_a_command_line_while_the_stack_starts_and_checks_itself
         watcher.join()
     assert len(seen) > 20, "the watcher saw too little to mean anything"
     assert any("mosquitto" in line for line in seen) and any("llama_cpp.server" in line for line in seen)
-    leaks = {name for name, value in secrets.items() for line in seen if value in line}
+    leaks = leaked(secrets, seen)
     assert not leaks, f"secrets on a command line: {sorted(leaks)}"

@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from switchboard.audit_logger.chain import position
 from switchboard.common.config import KafkaSettings
 from switchboard.common.kafka import EventProducer
-from switchboard.common.kafka.positions import partitions
+from switchboard.common.kafka.positions import partitions, to_end
 from switchboard.common.kafka.security import connection_kwargs
 
 Heads = dict[str, tuple[int, str]]
@@ -77,18 +77,15 @@ async def read(kafka: KafkaSettings, topic: str, data_stream: str, not_before: f
     try:
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        for tp in tps:
-            while await consumer.position(tp) < ends[tp]:
-                for record in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
-                    key = (record.key or b"").decode()
-                    if record.value is None or not key.startswith(prefix):
-                        continue
-                    value = json.loads(record.value)
-                    if not_before is None or float(value["at"]) >= not_before:
-                        heads[key[len(prefix) :]] = (int(value["offset"]), str(value["hash"]))
-                    else:
-                        heads.pop(key[len(prefix) :], None)
+        async for record in to_end(consumer, tps):
+            key = (record.key or b"").decode()
+            if record.value is None or not key.startswith(prefix):
+                continue
+            value = json.loads(record.value)
+            if not_before is None or float(value["at"]) >= not_before:
+                heads[key[len(prefix) :]] = (int(value["offset"]), str(value["hash"]))
+            else:
+                heads.pop(key[len(prefix) :], None)
     finally:
         await consumer.stop()
     return heads

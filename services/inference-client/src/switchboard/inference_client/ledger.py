@@ -62,16 +62,7 @@ class Ledger:
         try:
             consumer.assign(tps)
             await positions.seek_to_time(consumer, tps, int((time.time() - self.window_s) * 1000))
-            ends = await consumer.end_offsets(tps)
-            todo = {tp: ends[tp] for tp in tps if await consumer.position(tp) < ends[tp]}
-            found = 0
-            while todo:
-                for tp, records in (await consumer.getmany(*todo, timeout_ms=1000)).items():
-                    for record in records:
-                        found += self._note_record(record.value or b"")
-                        if record.offset + 1 >= todo.get(tp, 0):
-                            todo.pop(tp, None)
-            return found
+            return sum([self._note_record(record.value or b"") async for record in positions.to_end(consumer, tps)])
         finally:
             await consumer.stop()
 

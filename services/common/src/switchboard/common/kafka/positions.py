@@ -1,4 +1,4 @@
-"""Reading a topic without a consumer group: every partition, from a point in time.
+"""Reading a topic without a consumer group: every partition, from a point in time to its end.
 
 For views that are not work queues (the gateway's reply view, the inference client's
 ledger of answered requests): each reader reads all partitions and commits nothing.
@@ -6,9 +6,10 @@ ledger of answered requests): each reader reads all partitions and commits nothi
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 
@@ -36,3 +37,17 @@ async def seek_to_time(consumer: AIOKafkaConsumer, tps: list[TopicPartition], si
             await consumer.seek_to_end(tp)
         else:
             consumer.seek(tp, found.offset)
+
+
+async def to_end(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> AsyncIterator[ConsumerRecord[Any, Any]]:
+    """Every record of ``tps`` (assigned to ``consumer``) from each one's position up to its
+    end as it was at the call; records written later are left for the caller."""
+    ends = await consumer.end_offsets(tps)
+    todo = {tp: end for tp, end in ends.items() if await consumer.position(tp) < end}
+    while todo:
+        for tp, records in (await consumer.getmany(*todo, timeout_ms=1000)).items():
+            for record in records:
+                if record.offset < todo[tp]:
+                    yield record
+        # By position, not by the last record: transaction markers take offsets too.
+        todo = {tp: end for tp, end in todo.items() if await consumer.position(tp) < end}
