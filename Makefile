@@ -6,7 +6,7 @@ PY    := .venv/bin/python
 STACK := infra/stack.sh
 BUF   := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/switchboard/tools/bin/buf
 
-.PHONY: help setup up down status logs test test-unit test-integration proto proto-check topics network dockerfiles k8s lint fmt typecheck
+.PHONY: help setup up down status logs test test-unit test-integration proto proto-check topics network alerts dockerfiles k8s lint fmt typecheck
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ topics: ## Render infra/kafka/topics.yaml as Strimzi KafkaTopic resources
 network: ## Render deploy/k8s/network/flows.yaml as NetworkPolicies
 	@$(PY) scripts/render_network.py
 
+alerts: ## Render deploy/prometheus/alerts.yaml as the cluster's PrometheusRule
+	@$(PY) scripts/render_alerts.py
+
 dockerfiles: ## Write every service's Dockerfile from the one template
 	@$(PY) scripts/render_dockerfiles.py
 
@@ -65,6 +68,7 @@ typecheck: ## mypy --strict on the common library
 lint: proto-check typecheck ## All static checks
 	@$(PY) scripts/render_topics.py --check
 	@$(PY) scripts/render_network.py --check
+	@$(PY) scripts/render_alerts.py --check
 	@$(PY) scripts/render_dockerfiles.py --check
 	@$(PY) -m ruff format --check .
 	@$(PY) -m ruff check .

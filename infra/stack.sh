@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The local Switchboard stack on 127.0.0.1: Kafka, Elasticsearch, PostgreSQL, Mosquitto
-# and Triton. Idempotent: `up` installs what is missing, starts what is not running and
+# The local Switchboard stack on 127.0.0.1: Kafka, Elasticsearch, PostgreSQL, Mosquitto,
+# Triton, an OpenAI-compatible model server, Prometheus and the services. Idempotent: `up` installs what is missing, starts what is not running and
 # waits until each component answers.
 #
 #   infra/stack.sh install            fetch and install everything (first run only)
@@ -21,11 +21,12 @@ set -euo pipefail
 . "$SB_ROOT/infra/mosquitto/mosquitto.sh"
 . "$SB_ROOT/infra/triton/triton.sh"
 . "$SB_ROOT/infra/openai/openai.sh"
+. "$SB_ROOT/infra/prometheus/prometheus.sh"
 . "$SB_ROOT/infra/services/services.sh"
 
 # Start order; stopped in reverse. name:function-prefix (functions get the name as $1).
 COMPONENTS=(
-  kafka:kafka elasticsearch:es postgres:pg mosquitto:mqtt triton:triton openai:openai
+  kafka:kafka elasticsearch:es postgres:pg mosquitto:mqtt triton:triton openai:openai prometheus:prom
   audit-logger:svc plugin-units:svc scheduler:svc inference-client:svc intent-parser:svc channel-gateway:svc
 )
 
@@ -77,6 +78,7 @@ cmd_install() {
   apt_install curl unzip procps chromium chromium-driver  # chromium: the web chat browser test
   pg_install
   mqtt_install
+  prom_install
   python_env
   kafka_install
   es_install
@@ -216,6 +218,9 @@ SB_TRITON_HTTP_URL=http://127.0.0.1:$SB_TRITON_HTTP_PORT
 SB_CHAT_MODEL=smollm2
 SB_OPENAI_URL=http://127.0.0.1:$SB_OPENAI_PORT/v1
 SB_OPENAI_API_KEY_FILE=$SB_SECRETS/openai-api-key
+SB_PROMETHEUS_URL=http://127.0.0.1:$SB_PROMETHEUS_PORT
+SB_GATEWAY_URL=http://127.0.0.1:$SB_GATEWAY_HTTP_PORT
+SB_GATEWAY_JWT_SECRET_FILE=$SB_SECRETS/gateway-jwt
 ENV
   )
 }

@@ -43,6 +43,9 @@ class Stack:
     chat_model: str
     openai_url: str
     openai_api_key_file: str
+    prometheus_url: str  # the stack's Prometheus, scraping the stack's services (not e2e pipelines')
+    gateway_url: str  # the stack's own channel gateway (make up), not an e2e pipeline's
+    gateway_jwt_secret_file: str
 
 
 def _load() -> dict[str, str]:
@@ -90,6 +93,9 @@ def load_stack() -> Stack:
         chat_model=need("SB_CHAT_MODEL"),
         openai_url=need("SB_OPENAI_URL"),
         openai_api_key_file=need("SB_OPENAI_API_KEY_FILE"),
+        prometheus_url=need("SB_PROMETHEUS_URL"),
+        gateway_url=need("SB_GATEWAY_URL"),
+        gateway_jwt_secret_file=need("SB_GATEWAY_JWT_SECRET_FILE"),
     )
 
 

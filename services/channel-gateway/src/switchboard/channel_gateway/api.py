@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, status
 from fastapi.responses import HTMLResponse, JSONResponse
+from prometheus_fastapi_instrumentator import Instrumentator
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette.sse import EventSourceResponse
 
@@ -84,7 +85,11 @@ def create_api(
     admin = Depends(requires(auth, SCOPE_ADMIN))
     api.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if record_rejection is not None:
-        api.add_middleware(AuditRejections, record=record_rejection)  # outermost: sees the 413s too
+        api.add_middleware(AuditRejections, record=record_rejection)  # sees the 413s too
+    # Request counts by route template, method and status class, and durations, on the
+    # service's metrics port (the alert rules' latency and error rate: deploy/prometheus). A
+    # streamed reply counts until its headers; WebSockets are not HTTP requests here.
+    Instrumentator(should_exclude_streaming_duration=True).instrument(api)
     for router in channels:
         api.include_router(router)
 
