@@ -6,7 +6,7 @@ PY    := .venv/bin/python
 STACK := infra/stack.sh
 BUF   := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/switchboard/tools/bin/buf
 
-.PHONY: help setup up down status logs test test-unit test-integration proto proto-check topics network alerts dockerfiles k8s lint fmt typecheck
+.PHONY: help setup up down status logs test test-unit test-integration proto proto-check topics network alerts dashboards dockerfiles k8s lint fmt typecheck
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -31,7 +31,7 @@ test: ## Install, start the stack, lint + unit + integration tests, stop what wa
 	@scripts/test.sh
 
 test-unit: ## Unit and contract tests (no stack needed)
-	@$(PY) -m pytest services infra/model-server/tests tests/contract
+	@$(PY) -m pytest services infra/model-server/tests infra/lag-exporter/tests tests/contract
 
 test-integration: ## Integration tests against a running stack (make up)
 	@$(PY) -m pytest tests/integration
@@ -52,6 +52,9 @@ network: ## Render deploy/k8s/network/flows.yaml as NetworkPolicies
 alerts: ## Render deploy/prometheus/alerts.yaml as the cluster's PrometheusRule
 	@$(PY) scripts/render_alerts.py
 
+dashboards: ## Write the Grafana dashboards of deploy/grafana/dashboards.yaml as JSON
+	@$(PY) scripts/render_dashboards.py
+
 dockerfiles: ## Write every service's Dockerfile from the one template
 	@$(PY) scripts/render_dockerfiles.py
 
@@ -69,6 +72,7 @@ lint: proto-check typecheck ## All static checks
 	@$(PY) scripts/render_topics.py --check
 	@$(PY) scripts/render_network.py --check
 	@$(PY) scripts/render_alerts.py --check
+	@$(PY) scripts/render_dashboards.py --check
 	@$(PY) scripts/render_dockerfiles.py --check
 	@$(PY) -m ruff format --check .
 	@$(PY) -m ruff check .

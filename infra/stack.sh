@@ -26,7 +26,7 @@ set -euo pipefail
 
 # Start order; stopped in reverse. name:function-prefix (functions get the name as $1).
 COMPONENTS=(
-  kafka:kafka elasticsearch:es postgres:pg mosquitto:mqtt triton:triton openai:openai prometheus:prom
+  kafka:kafka elasticsearch:es postgres:pg mosquitto:mqtt triton:triton openai:openai lag-exporter:lag prometheus:prom
   audit-logger:svc plugin-units:svc scheduler:svc inference-client:svc intent-parser:svc channel-gateway:svc
 )
 

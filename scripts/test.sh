@@ -22,7 +22,7 @@ scripts/k8s_check.sh || rc=1
 info "unit and integration tests"
 # The services' own byte code (1 s): each test spawns dozens of service processes.
 .venv/bin/python -m compileall -q -j 0 services clients tests >/dev/null || rc=1
-.venv/bin/python -m pytest --durations=40 services infra/model-server/tests tests || rc=1
+.venv/bin/python -m pytest --durations=40 services infra/model-server/tests infra/lag-exporter/tests tests || rc=1
 
 if [ -n "$started" ]; then infra/stack.sh down; fi
 exit $rc

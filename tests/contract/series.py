@@ -8,9 +8,11 @@ import re
 from prometheus_client import REGISTRY
 
 import switchboard.audit_logger.metrics
+import switchboard.channel_gateway.metrics
 import switchboard.common.metrics
 import switchboard.inference_client.metrics
-import switchboard.scheduler.dispatcher  # noqa: F401 (each import registers that service's metrics)
+import switchboard.scheduler.dispatcher
+import switchboard.scheduler.outbox  # noqa: F401 (each import registers that service's metrics)
 
 # A Switchboard series named in a PromQL expression.
 SWITCHBOARD_SERIES = re.compile(r"\b(switchboard_[a-z_]+)")

@@ -7,6 +7,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import ConsumerRecord
+from prometheus_client import REGISTRY
 
 from switchboard.common import events
 from switchboard.common.config import KafkaSettings
@@ -73,6 +74,14 @@ async def test_outbox_rows_keep_the_order_they_were_added_in(pool: asyncpg.Pool,
     assert [(r["topic"], r["key"], r["value"]) for r in rows] == [
         (topic, e.conversation_key.encode(), e.SerializeToString()) for topic, e in added
     ]
+    # The backlog gauges see the 50 rows waiting, the oldest a moment old.
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE outbox SET created_at = now() - interval '90 seconds' WHERE id = (SELECT min(id) FROM outbox)"
+        )
+    await outbox.measure()
+    assert REGISTRY.get_sample_value("switchboard_scheduler_outbox_rows") == 50
+    assert 90 <= (REGISTRY.get_sample_value("switchboard_scheduler_outbox_oldest_seconds") or 0) < 120
 
 
 async def test_a_row_kafka_will_never_take_is_dead_lettered_and_the_rows_behind_it_go_out(

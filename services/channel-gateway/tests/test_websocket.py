@@ -1,13 +1,19 @@
 """A WebSocket session: backpressure (a client that does not read is cut off, it never
-makes the gateway hold more than the bound), heartbeats, and replies followed as they stream."""
+makes the gateway hold more than the bound), heartbeats, replies followed as they stream, and
+the sessions and frames counted for Prometheus."""
 
 import asyncio
 import json
 
 import pytest
+from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 
+from switchboard.channel_gateway.auth import Authenticator
+from switchboard.channel_gateway.ids import IdSigner
 from switchboard.channel_gateway.replies import Replies
-from switchboard.channel_gateway.websocket import _Following, _Session, _TooSlow
+from switchboard.channel_gateway.websocket import _Following, _Session, _TooSlow, websocket_app
+from switchboard.cli.tokens import AUDIENCE, ISSUER, mint
 from switchboard.events.v1 import messages_pb2 as m
 
 
@@ -99,3 +105,37 @@ async def test_a_reply_that_never_completes_ends_with_a_timeout_error() -> None:
     assert socket.sent == [{"type": "error", "status": 504, "detail": "no complete reply in time", "message_id": "m-1"}]
     assert not session.following and not replies._watchers and replies.get("m-1") is None
     session.close()
+
+
+def test_open_sessions_and_frames_by_type_are_counted() -> None:
+    secret = "a-websocket-metrics-test-secret-of-32-bytes"
+
+    async def record(*args: object) -> None:
+        return None
+
+    def value(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    app = websocket_app(
+        Authenticator(issuer=ISSUER, audience=AUDIENCE, secret=secret),
+        IdSigner(b"an-id-signing-secret-of-32-bytes!!"),
+        Replies(ttl_s=60, max_entries=10),
+        intake=None,  # type: ignore[arg-type]  # the frames sent here never submit a message
+        record_rejection=record,
+        max_wait_s=1,
+    )
+    frames = "switchboard_gateway_websocket_frames_total"
+    before = {kind: value(frames, type=kind) for kind in ("conversation", "ping", "other")}
+    with TestClient(app).websocket_connect(
+        "/v1/ws", headers={"Authorization": f"Bearer {mint(secret, 'ada', ['chat'])}"}
+    ) as ws:
+        assert ws.receive_json()["type"] == "ready"
+        assert value("switchboard_gateway_websockets_open") == 1
+        ws.send_json({"type": "conversation"})
+        assert ws.receive_json()["type"] == "conversation"
+        ws.send_json({"type": "ping"})
+        ws.send_json({"type": "no-such-frame"})
+        assert ws.receive_json()["status"] == 400
+    assert value("switchboard_gateway_websockets_open") == 0
+    after = {kind: value(frames, type=kind) for kind in before}
+    assert {kind: after[kind] - before[kind] for kind in before} == {"conversation": 1, "ping": 1, "other": 1}

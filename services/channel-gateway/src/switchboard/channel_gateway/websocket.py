@@ -42,6 +42,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from switchboard.channel_gateway.auth import SCOPE_CHAT, Authenticator, Principal
 from switchboard.channel_gateway.ids import IdSigner
 from switchboard.channel_gateway.intake import Intake
+from switchboard.channel_gateway.metrics import FRAME_TYPES, WEBSOCKET_FRAMES, WEBSOCKETS_OPEN
 from switchboard.channel_gateway.rejections import Record, Rejected
 from switchboard.channel_gateway.replies import Replies, Reply
 from switchboard.events.v1 import messages_pb2 as m
@@ -239,6 +240,7 @@ def websocket_app(
 
     async def handle(session: _Session, caller: Principal, frame: dict[str, Any]) -> None:
         kind = frame.get("type")
+        WEBSOCKET_FRAMES.labels(type=kind if kind in FRAME_TYPES else "other").inc()
         if kind == "conversation":
             session.send({"type": "conversation", "conversation_id": signer.new("c", caller.subject)})
         elif kind == "message":
@@ -287,10 +289,12 @@ def websocket_app(
         session = _Session(socket, max_queued, heartbeat_s)
         session.sender = asyncio.create_task(session.run_sender())
         session.expire_at(caller.expires_at)
+        WEBSOCKETS_OPEN.inc()
         try:
             session.send(_ready(caller))
             await _receive(session, caller, handle)  # until the client goes (or is cut off)
         finally:
+            WEBSOCKETS_OPEN.dec()
             session.close()
             await asyncio.gather(session.sender, return_exceptions=True)
 

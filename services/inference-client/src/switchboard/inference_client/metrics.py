@@ -19,3 +19,9 @@ FIRST_PIECE = Histogram(
     ["target"],
     buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+MODEL_LOAD = Histogram(
+    "switchboard_inference_model_load_seconds",
+    "How long asking Triton to load a model took, failed loads included.",
+    ["model"],
+    buckets=(1, 5, 10, 30, 60, 120, 300),
+)

@@ -13,6 +13,7 @@ import tritonclient.grpc.aio as grpcclient
 from switchboard.events.v1 import messages_pb2 as m
 from switchboard.inference_client import handlers
 from switchboard.inference_client.config import Target
+from switchboard.inference_client.metrics import MODEL_LOAD
 
 
 @dataclass
@@ -54,7 +55,8 @@ class TritonClient:
         """Load ``model`` from Triton's repository (explicit model-control mode); returns
         once it is ready. Loading a model already loaded reloads it, so check first."""
         self._traits = {k: v for k, v in self._traits.items() if k[0] != model}
-        await self._client.load_model(model)
+        with MODEL_LOAD.labels(model=model).time():
+            await self._client.load_model(model)
 
     async def unload(self, model: str) -> None:
         """Unload ``model``; Triton lets the requests it is running finish first."""

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import asyncpg
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, UnknownTopicOrPartitionError
+from prometheus_client import Gauge
 
 from switchboard.common import postgres
 from switchboard.common.kafka import EventProducer
@@ -28,6 +29,9 @@ from switchboard.common.metrics import DEAD_LETTERED
 from switchboard.events.v1 import envelope_pb2
 
 logger = logging.getLogger(__name__)
+
+OUTBOX_ROWS = Gauge("switchboard_scheduler_outbox_rows", "Outbox rows waiting to be relayed to Kafka.")
+OUTBOX_OLDEST = Gauge("switchboard_scheduler_outbox_oldest_seconds", "Age of the oldest outbox row (0: none).")
 
 
 # What to send: (topic, envelope) for a business event (key: its conversation, headers:
@@ -87,6 +91,7 @@ class Outbox:
                     if leader:
                         while await self.relay_once(producer, batch) == batch:
                             pass
+                    await self.measure()
                 except postgres.TRANSIENT_ERRORS as exc:
                     # PostgreSQL restarting: the batch rolled back (sent rows are sent again,
                     # with their event ids) and the lock went with the session.
@@ -105,6 +110,15 @@ class Outbox:
         finally:
             await listener.close()
             await leadership.release()
+
+    async def measure(self) -> None:
+        """Set the backlog gauges: rows waiting and the age of the oldest (every replica
+        measures; they agree, and one that stands by still shows a stuck leader's backlog)."""
+        rows, oldest = await self._pool.fetchrow(
+            "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0) FROM outbox"
+        )
+        OUTBOX_ROWS.set(rows)
+        OUTBOX_OLDEST.set(float(oldest))
 
     async def relay_once(self, producer: EventProducer, batch: int) -> int:
         """Send up to ``batch`` rows; returns how many were sent."""

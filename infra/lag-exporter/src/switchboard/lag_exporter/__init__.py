@@ -1,0 +1,1 @@
+"""Kafka consumer-group lag for Prometheus (python -m switchboard.lag_exporter)."""
