@@ -229,7 +229,7 @@ def _headers(event: Any) -> list[tuple[str, bytes]]:
 
 
 class Understanding:
-    """What the two agents do with each record (kept apart from Faust's wiring for tests)."""
+    """What the four agents do with each record (kept apart from Faust's wiring for tests)."""
 
     def __init__(
         self,

@@ -29,8 +29,7 @@ from switchboard.common import events, postgres
 from switchboard.common.kafka import headers as hdr
 from switchboard.common.lifecycle import sleep_until_woken
 from switchboard.events.v1 import envelope_pb2
-from switchboard.scheduler import devices, plugins, reminders, workflows
-from switchboard.scheduler import jobs as store
+from switchboard.scheduler import devices, jobs, plugins, reminders, workflows
 from switchboard.scheduler.jobs import Job
 from switchboard.scheduler.outbox import Outbox, Queued
 from switchboard.scheduler.recurrence import InvalidRecurrence, backoff
@@ -129,13 +128,13 @@ class Dispatcher:
             return
         self._purged_at = time.monotonic()
         async with self._pool.acquire() as conn:
-            gone = await store.purge(conn, self._clock() - timedelta(seconds=self._keep_finished_s))
+            gone = await jobs.purge(conn, self._clock() - timedelta(seconds=self._keep_finished_s))
         if gone:
             logger.info("finished jobs purged", extra={"rows": gone})
 
     async def _seconds_to_next(self) -> float:
         async with self._pool.acquire() as conn:
-            due = await store.next_due_at(conn)
+            due = await jobs.next_due_at(conn)
         if due is None:
             return self._poll_s
         return max(0.0, min(self._poll_s, (due - self._clock()).total_seconds()))
@@ -144,13 +143,13 @@ class Dispatcher:
         """One round: fire what is due now; returns how many jobs were claimed."""
         now = self._clock()
         async with self._pool.acquire() as conn, conn.transaction():
-            claimed = await store.claim_due(conn, now, self._batch)
+            claimed = await jobs.claim_due(conn, now, self._batch)
             if not claimed:
                 return 0
             queued: list[Queued] = []
             for job in claimed:
                 queued += await self._fire(conn, job, now)
-            await store.save_outcomes(conn, claimed)
+            await jobs.save_outcomes(conn, claimed)
             await self._outbox.add(conn, queued)
         self._outbox.wake()
         return len(claimed)
