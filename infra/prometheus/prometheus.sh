@@ -23,7 +23,7 @@ global:
   scrape_interval: ${SB_PROMETHEUS_SCRAPE_S}s
   evaluation_interval: ${SB_PROMETHEUS_SCRAPE_S}s
 rule_files:
-  - $SB_ROOT/deploy/prometheus/alerts.yaml
+  - $PROM_HOME/alerts.yaml
 scrape_configs:
   - job_name: switchboard
     static_configs:
@@ -36,6 +36,8 @@ $targets  - job_name: triton
       - targets: ['127.0.0.1:$SB_LAG_METRICS_PORT']
         labels: {service: lag-exporter}
 CONF
+  # A copy beside the configuration: the checkout may sit where the run user cannot read.
+  cp "$SB_ROOT/deploy/prometheus/alerts.yaml" "$PROM_HOME/alerts.yaml"
   promtool check config "$PROM_HOME/prometheus.yml" >"$SB_LOGS/prometheus-config.log" 2>&1 ||
     die "the Prometheus configuration is invalid; see $SB_LOGS/prometheus-config.log"
   if as_root; then chown -R "$SB_RUN_USER:" "$PROM_HOME"; fi

@@ -82,23 +82,43 @@ async def _lag(client: httpx.AsyncClient, group: str) -> float:
     return float(result[0]["value"][1]) if result else 0.0
 
 
+async def _send_intent(producer: AIOKafkaProducer, person: str, partition: int | None = None) -> None:
+    """An intent the scheduler answers without the model: "what are my reminders?"."""
+    message = m.InboundMessage(message_id=str(uuid.uuid4()), channel=m.CHANNEL_HTTP, text="list my reminders")
+    intent = m.ParsedIntent(message=message, intent="reminder.list", person_id=person)
+    envelope = events.wrap(intent, conversation_key=f"conv-{person}", source="lag-test")
+    await producer.send(
+        INTENTS,
+        envelope.SerializeToString(),
+        key=envelope.conversation_key.encode(),
+        partition=partition,
+        headers=hdr.for_envelope(envelope),
+    )
+
+
+async def _committed_partitions(client: httpx.AsyncClient, group: str) -> int:
+    query = f'count(kafka_consumergroup_current_offset{{consumergroup="{group}", topic="{INTENTS}"}})'
+    result = (await client.get("/api/v1/query", params={"query": query})).json()["data"]["result"]
+    return int(float(result[0]["value"][1])) if result else 0
+
+
 async def test_the_scheduler_killed_under_load_raises_the_lag_alert(stack: Stack) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap, acks="all")
     await producer.start()
+    # Lag is measured from committed offsets, so first the scheduler commits on every
+    # partition (on a fresh stack it may not have yet), and Prometheus has scraped that.
+    partitions = sorted(await producer.partitions_for(INTENTS))
+    for partition in partitions:
+        await _send_intent(producer, "lag-test-warm-up", partition)
+    await producer.flush()
+    async with httpx.AsyncClient(base_url=stack.prometheus_url, timeout=10) as client:
+        async with asyncio.timeout(120):
+            while await _committed_partitions(client, "scheduler") < len(partitions):
+                await asyncio.sleep(2)
     _stack("kill", "scheduler")
     try:
-        # Intents the scheduler answers without the model: "what are my reminders?"
         for i in range(300):
-            person = f"lag-test-{i % 30}"
-            message = m.InboundMessage(message_id=str(uuid.uuid4()), channel=m.CHANNEL_HTTP, text="list my reminders")
-            intent = m.ParsedIntent(message=message, intent="reminder.list", person_id=person)
-            envelope = events.wrap(intent, conversation_key=f"conv-{person}", source="lag-test")
-            await producer.send(
-                INTENTS,
-                envelope.SerializeToString(),
-                key=envelope.conversation_key.encode(),
-                headers=hdr.for_envelope(envelope),
-            )
+            await _send_intent(producer, f"lag-test-{i % 30}")
             await asyncio.sleep(0.05)  # load over 15 s, not one burst
         await producer.flush()
         async with httpx.AsyncClient(base_url=stack.prometheus_url, timeout=10) as client:

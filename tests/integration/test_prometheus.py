@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 
 RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "alerts.yaml"
 SERVICES = ("channel-gateway", "intent-parser", "scheduler", "inference-client", "audit-logger", "plugin-units")
-SCRAPED = {*SERVICES, "triton"}
+SCRAPED = {*SERVICES, "triton", "lag-exporter"}
 
 
 async def _api(client: httpx.AsyncClient, path: str, **params: str) -> Any:

@@ -136,6 +136,10 @@ def test_open_sessions_and_frames_by_type_are_counted() -> None:
         ws.send_json({"type": "ping"})
         ws.send_json({"type": "no-such-frame"})
         assert ws.receive_json()["status"] == 400
+        ws.send_json({"type": ["not", "hashable"]})  # counted as "other", answered, the session lives on
+        assert ws.receive_json()["status"] == 400
+        ws.send_json({"type": "conversation"})
+        assert ws.receive_json()["type"] == "conversation"
     assert value("switchboard_gateway_websockets_open") == 0
     after = {kind: value(frames, type=kind) for kind in before}
-    assert {kind: after[kind] - before[kind] for kind in before} == {"conversation": 1, "ping": 1, "other": 1}
+    assert {kind: after[kind] - before[kind] for kind in before} == {"conversation": 2, "ping": 1, "other": 2}

@@ -240,7 +240,7 @@ def websocket_app(
 
     async def handle(session: _Session, caller: Principal, frame: dict[str, Any]) -> None:
         kind = frame.get("type")
-        WEBSOCKET_FRAMES.labels(type=kind if kind in FRAME_TYPES else "other").inc()
+        WEBSOCKET_FRAMES.labels(type=kind if isinstance(kind, str) and kind in FRAME_TYPES else "other").inc()
         if kind == "conversation":
             session.send({"type": "conversation", "conversation_id": signer.new("c", caller.subject)})
         elif kind == "message":
