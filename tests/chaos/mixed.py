@@ -99,8 +99,10 @@ def mixed_traffic(pipeline: Pipeline, conversations: int = 12, interval_s: float
 
 async def count(scenario: str, pipeline: Pipeline, traffic: Traffic, faults: list[tuple[float, float]]) -> Outcome:
     """The outcome of ``traffic`` through ``pipeline`` after ``faults`` (each: from when,
-    until when, wall clock); a fault's recovery is the slowest reply to a message sent
-    while it lasted."""
+    until when, wall clock); a fault's recovery is the slowest reply to a message it could
+    delay: one sent while it lasted, or sent before and still unanswered when it began (a
+    short fault, e.g. PostgreSQL's restart, may hold the requests in flight and see no new
+    one start)."""
     sent = traffic.sent
     replies = await traffic.replies()
     finals = await _finals(pipeline)
@@ -124,7 +126,11 @@ async def count(scenario: str, pipeline: Pipeline, traffic: Traffic, faults: lis
             every[conversation_key].append(seq)
     recovery = []
     for began, ended in faults:
-        during = [reply_at[s.message_id] - s.at for s in sent if began <= s.at <= ended and s.message_id in reply_at]
+        during = [
+            reply_at[s.message_id] - s.at
+            for s in sent
+            if s.message_id in reply_at and s.at <= ended and reply_at[s.message_id] >= began
+        ]
         if during:
             recovery.append(max(during))
     answered = {s.message_id for s in sent if _answers(s, replies.get(s.message_id, ""))}
