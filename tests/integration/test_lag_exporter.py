@@ -74,12 +74,16 @@ async def _alert(client: httpx.AsyncClient, name: str, group: str) -> dict[str, 
     return None
 
 
-async def _lag(client: httpx.AsyncClient, group: str) -> float:
-    response = await client.get(
-        "/api/v1/query", params={"query": f'sum(kafka_consumergroup_lag{{consumergroup="{group}", topic="{INTENTS}"}})'}
-    )
+async def _value(client: httpx.AsyncClient, query: str) -> float:
+    """The value of an instant PromQL query of one series (0 when there is none)."""
+    response = await client.get("/api/v1/query", params={"query": query})
+    response.raise_for_status()
     result = response.json()["data"]["result"]
     return float(result[0]["value"][1]) if result else 0.0
+
+
+async def _lag(client: httpx.AsyncClient, group: str) -> float:
+    return await _value(client, f'sum(kafka_consumergroup_lag{{consumergroup="{group}", topic="{INTENTS}"}})')
 
 
 async def _send_intent(producer: AIOKafkaProducer, person: str, partition: int | None = None) -> None:
@@ -98,8 +102,7 @@ async def _send_intent(producer: AIOKafkaProducer, person: str, partition: int |
 
 async def _committed_partitions(client: httpx.AsyncClient, group: str) -> int:
     query = f'count(kafka_consumergroup_current_offset{{consumergroup="{group}", topic="{INTENTS}"}})'
-    result = (await client.get("/api/v1/query", params={"query": query})).json()["data"]["result"]
-    return int(float(result[0]["value"][1])) if result else 0
+    return int(await _value(client, query))
 
 
 async def test_the_scheduler_killed_under_load_raises_the_lag_alert(stack: Stack) -> None:
