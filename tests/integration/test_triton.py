@@ -157,25 +157,42 @@ async def test_the_worker_honours_deadlines_while_waiting_for_a_slot_and_while_s
     )
     client = TritonClient(stack.triton_grpc_url, timeout_s=60)
 
-    def request(request_id: str, deadline_s: float, priority: int) -> ConsumedEvent:
-        ask = m.InferenceRequest(
+    def ask(request_id: str, priority: int) -> m.InferenceRequest:
+        return m.InferenceRequest(
             request_id=request_id,
             priority=priority,  # type: ignore[arg-type]
             messages=[m.ChatTurn(role=m.ROLE_USER, content="Tell me a long story about a lighthouse keeper.")],
-            params=m.GenerationParams(max_tokens=200),  # ~2.5 s here: past its 1 s deadline
+            params=m.GenerationParams(max_tokens=200),
         )
-        ask.deadline.FromDatetime(datetime.now(UTC) + timedelta(seconds=deadline_s))
-        envelope = events.wrap(ask, conversation_key=request_id, source="test")
+
+    def request(request_id: str, deadline_s: float, priority: int) -> ConsumedEvent:
+        question = ask(request_id, priority)
+        question.deadline.FromDatetime(datetime.now(UTC) + timedelta(seconds=deadline_s))
+        envelope = events.wrap(question, conversation_key=request_id, source="test")
         return ConsumedEvent(envelope=envelope, topic="t", partition=0, offset=0, key=None, headers=[])
+
+    # The long request's deadline must fall after its first piece and before its last: a fixed
+    # 1 s once fell before the first piece on a loaded machine. Time the same answer once (which
+    # also warms the model) and put the deadline halfway between the first piece and the end.
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    first_piece_s = 0.0
+    async for piece in client.stream(Target(model=stack.chat_model), ask("timing", m.PRIORITY_ROUTINE), 200):
+        if piece.text and not first_piece_s:
+            first_piece_s = loop.time() - started
+    whole_s = loop.time() - started
+    assert whole_s - first_piece_s > 0.5, f"the answer streams too briefly to cut it mid-way: {first_piece_s=} {whole_s=}"
+    long_deadline_s = (first_piece_s + whole_s) / 2
 
     try:
         async with EventProducer(kafka) as producer:
             # The worker needs only the runtime's producer (a real one, on the real broker).
             runtime = SimpleNamespace(producer=producer)
             worker = InferenceWorker(settings, runtime, build_engine(settings, client), Ledger(60))  # type: ignore[arg-type]
-            long = asyncio.create_task(worker.handle(request("long", 1.0, m.PRIORITY_ROUTINE)))
+            long = asyncio.create_task(worker.handle(request("long", long_deadline_s, m.PRIORITY_ROUTINE)))
             await asyncio.sleep(0.2)  # it holds the only slot
-            await worker.handle(request("waiting", 0.5, m.PRIORITY_URGENT))
+            # Its deadline passes while the long one still holds the slot (long_deadline_s > 0.25).
+            await worker.handle(request("waiting", (long_deadline_s - 0.2) / 2, m.PRIORITY_URGENT))
             await worker.handle(request("late", -1.0, m.PRIORITY_URGENT))
             await long
         consumer = AIOKafkaConsumer(bootstrap_servers=stack.kafka_bootstrap, auto_offset_reset="earliest")
