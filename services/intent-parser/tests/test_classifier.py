@@ -9,8 +9,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
+from scipy import sparse
 
 from switchboard.intent_parser.classifier import (
     CONFIG_PATH,
@@ -242,6 +244,24 @@ def test_the_temperature_softens_the_probabilities_but_never_changes_the_choice(
     assert classifier.config.temperature > 1.0
     assert (hot.argmax(axis=1) == cold.argmax(axis=1)).all()
     assert (hot.max(axis=1) <= cold.max(axis=1) + 1e-12).all() and (hot.max(axis=1) < cold.max(axis=1)).any()
+
+
+def test_probabilities_at_temperature_one_are_the_models_own(classifier: IntentClassifier) -> None:
+    """The classifier scores with its own copy of the weights (row-ordered, for speed): the
+    result must be scikit-learn's predict_proba, with many intents and with two."""
+    texts = [row["text"] for row in DEV]
+    sure = copy.copy(classifier)
+    sure.config = replace(classifier.config, temperature=1.0)
+    features = sparse.hstack(
+        [sure.char.transform(texts), sure.word.transform(texts), sure.cues.transform(texts)]
+    ).tocsr()
+    assert np.allclose(sure._probabilities(texts), sure.model.predict_proba(features))
+    two = [row for row in TRAIN if row["intent"] in {"chat", "reminder.create"}]
+    config = replace(ClassifierConfig.load(), intents=(), commands={}, temperature=1.0)
+    pair = IntentClassifier.train(two, config=config)
+    assert pair.intents == ("chat", "reminder.create")
+    features = sparse.hstack([pair.char.transform(texts), pair.word.transform(texts), pair.cues.transform(texts)]).tocsr()
+    assert np.allclose(pair._probabilities(texts), pair.model.predict_proba(features))
 
 
 def test_a_prediction_names_the_runner_up(classifier: IntentClassifier) -> None:
