@@ -24,6 +24,7 @@ import statistics
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -34,6 +35,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from scripts import cpu_time
 from switchboard.common import events
 from switchboard.common.config import KafkaSettings
 from switchboard.events.v1 import envelope_pb2
@@ -43,6 +45,17 @@ from tests.e2e.pipeline import Pipeline
 
 HOPS = 5
 console = Console(width=120)
+
+
+@dataclass
+class Row:
+    """One offered rate's run."""
+
+    rate: int
+    latencies: list[float]  # ms, inbound produced -> final reply read
+    lost: int  # unanswered after the drain
+    achieved: float  # replies per second
+    cpu: dict[str, float]  # CPU seconds by part of the stack (cpu_time.py)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -85,8 +98,9 @@ async def floor(stack: Stack, samples: int) -> list[float]:
         await admin.close()
 
 
-async def load(pipeline: Pipeline, rate: int, duration_s: float, drain_s: float) -> tuple[list[float], int, float]:
-    """Offer ``rate`` msg/s for ``duration_s``; (latencies ms, unanswered after the drain, achieved msg/s)."""
+async def load(pipeline: Pipeline, rate: int, duration_s: float, drain_s: float) -> Row:
+    """Offer ``rate`` msg/s for ``duration_s``: latencies (ms), unanswered after the drain, achieved
+    msg/s, and the CPU seconds each part of the stack spent from the first send to the last reply."""
     stack = pipeline.stack
     producer = AIOKafkaProducer(
         bootstrap_servers=stack.kafka_bootstrap, acks="all", enable_idempotence=True, linger_ms=1
@@ -119,6 +133,7 @@ async def load(pipeline: Pipeline, rate: int, duration_s: float, drain_s: float)
                         last_reply[0] = now
 
     receiver = asyncio.create_task(receive())
+    cpu_before = cpu_time.sample()
     started = time.perf_counter()
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task(f"{rate} msg/s", total=total)
@@ -139,33 +154,51 @@ async def load(pipeline: Pipeline, rate: int, duration_s: float, drain_s: float)
     done.set()
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(receiver, drain_s)
+    cpu = cpu_time.spent(cpu_before, cpu_time.sample())
     elapsed = max(last_reply[0] - started, 1e-9)
     await producer.stop()
     await consumer.stop()
-    return latencies, total - len(latencies), len(latencies) / elapsed
+    return Row(rate, latencies, total - len(latencies), len(latencies) / elapsed, cpu)
 
 
-def kept(row: tuple[int, list[float], int, float]) -> bool:
+def kept(row: Row) -> bool:
     """Whether the pipeline kept up with a rate: every reply came, at >= 95 % of the rate offered."""
-    rate, _, lost, achieved = row
-    return lost == 0 and achieved >= 0.95 * rate
+    return row.lost == 0 and row.achieved >= 0.95 * row.rate
 
 
-def chart(path: Path, floor_p50: float, rows: list[tuple[int, list[float], int, float]]) -> None:
+def cpu_table(rows: list[Row]) -> Table:
+    """CPU milliseconds per answered message, by part of the stack, per offered rate."""
+    table = Table(title="CPU ms per answered message (first send to last reply)")
+    table.add_column("process")
+    for row in rows:
+        table.add_column(f"{row.rate} msg/s", justify="right")
+    groups = sorted({group for row in rows for group in row.cpu}, key=lambda g: -max(r.cpu.get(g, 0) for r in rows))
+    for group in [*groups, "total"]:
+        cells = []
+        for row in rows:
+            seconds = sum(row.cpu.values()) if group == "total" else row.cpu.get(group, 0.0)
+            cells.append(f"{1000 * seconds / max(1, len(row.latencies)):.2f}")
+        table.add_row(group, *cells)
+    return table
+
+
+def chart(path: Path, floor_p50: float, rows: list[Row]) -> None:
     """Latency percentiles per offered rate (log scale), with the 5-hop floor and the p99 target."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rates = [rate for rate, *_ in rows]
+    rates = [row.rate for row in rows]
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for q, label in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99")):
-        ax.plot(rates, [pct(lat, q) for _, lat, _, _ in rows], marker="o", label=label)
+        ax.plot(rates, [pct(row.latencies, q) for row in rows], marker="o", label=label)
     ax.axhline(HOPS * floor_p50, color="grey", linestyle="--", label=f"{HOPS} x Kafka hop floor")
     ax.axhline(60, color="red", linestyle=":", label="p99 target (60 ms)")
-    for rate, _, _, achieved in rows:
-        ax.annotate(f"{achieved:.0f}/s", (rate, 0.02), xycoords=("data", "axes fraction"), fontsize=8, ha="center")
+    for row in rows:
+        ax.annotate(
+            f"{row.achieved:.0f}/s", (row.rate, 0.02), xycoords=("data", "axes fraction"), fontsize=8, ha="center"
+        )
     ax.set(
         xlabel="offered msg/s (labels: achieved)",
         ylabel="inbound -> final reply (ms)",
@@ -203,18 +236,16 @@ async def main() -> int:
     try:
         await load(pipeline, 20, 3, 30)  # warm-up: connections, JIT-free caches, first rebalances
         for rate in [int(r) for r in args.rates.split(",")]:
-            lat, lost, achieved = await load(pipeline, rate, args.duration, 60)
-            rows.append((rate, lat, lost, achieved))
+            rows.append(await load(pipeline, rate, args.duration, 60))
         for rate in [int(r) for r in args.max_rates.split(",")]:
-            lat, lost, achieved = await load(pipeline, rate, args.duration, 30)
-            rows.append((rate, lat, lost, achieved))
+            rows.append(await load(pipeline, rate, args.duration, 30))
             if not kept(rows[-1]):
                 break  # past the limit
     finally:
         await pipeline.stop()
 
-    rows.sort(key=lambda row: row[0])
-    sustained = max((row[0] for row in rows if kept(row)), default=0)
+    rows.sort(key=lambda row: row.rate)
+    sustained = max((row.rate for row in rows if kept(row)), default=0)
     floor_p50 = statistics.median(hop)
     table = Table(title=f"Switchboard pipeline ({HOPS} Kafka hops) vs Kafka hop floor")
     for col in (
@@ -231,19 +262,20 @@ async def main() -> int:
     table.add_row(
         "floor", "-", str(len(hop)), "0", f"{floor_p50:.2f}", f"{pct(hop, 0.95):.2f}", f"{pct(hop, 0.99):.2f}", "-"
     )
-    for rate, lat, lost, achieved in rows:
-        p50 = pct(lat, 0.5)
+    for row in rows:
+        p50 = pct(row.latencies, 0.5)
         table.add_row(
-            str(rate),
-            f"{achieved:.0f}",
-            str(len(lat)),
-            str(lost),
+            str(row.rate),
+            f"{row.achieved:.0f}",
+            str(len(row.latencies)),
+            str(row.lost),
             f"{p50:.1f}",
-            f"{pct(lat, 0.95):.1f}",
-            f"{pct(lat, 0.99):.1f}",
+            f"{pct(row.latencies, 0.95):.1f}",
+            f"{pct(row.latencies, 0.99):.1f}",
             f"{p50 / (HOPS * floor_p50):.2f}",
         )
     console.print(table)
+    console.print(cpu_table(rows))
     if args.chart:
         chart(args.chart, floor_p50, rows)
         console.print(f"chart: {args.chart}")
