@@ -181,7 +181,9 @@ async def test_the_worker_honours_deadlines_while_waiting_for_a_slot_and_while_s
         if piece.text and not first_piece_s:
             first_piece_s = loop.time() - started
     whole_s = loop.time() - started
-    assert whole_s - first_piece_s > 0.5, f"the answer streams too briefly to cut it mid-way: {first_piece_s=} {whole_s=}"
+    assert whole_s - first_piece_s > 0.5, (
+        f"the answer streams too briefly to cut it mid-way: {first_piece_s=} {whole_s=}"
+    )
     long_deadline_s = (first_piece_s + whole_s) / 2
 
     try:

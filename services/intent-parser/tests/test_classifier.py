@@ -260,7 +260,9 @@ def test_probabilities_at_temperature_one_are_the_models_own(classifier: IntentC
     config = replace(ClassifierConfig.load(), intents=(), commands={}, temperature=1.0)
     pair = IntentClassifier.train(two, config=config)
     assert pair.intents == ("chat", "reminder.create")
-    features = sparse.hstack([pair.char.transform(texts), pair.word.transform(texts), pair.cues.transform(texts)]).tocsr()
+    features = sparse.hstack(
+        [pair.char.transform(texts), pair.word.transform(texts), pair.cues.transform(texts)]
+    ).tocsr()
     assert np.allclose(pair._probabilities(texts), pair.model.predict_proba(features))
 
 
