@@ -44,6 +44,8 @@ class Stack:
     openai_url: str
     openai_api_key_file: str
     prometheus_url: str  # the stack's Prometheus, scraping the stack's services (not e2e pipelines')
+    jaeger_url: str  # the trace backend's UI and query API
+    otlp_endpoint: str  # where spans go (OTLP/gRPC), the stack's services' and a pipeline's that asks
     gateway_url: str  # the stack's own channel gateway (make up), not an e2e pipeline's
     gateway_jwt_secret_file: str
 
@@ -94,6 +96,8 @@ def load_stack() -> Stack:
         openai_url=need("SB_OPENAI_URL"),
         openai_api_key_file=need("SB_OPENAI_API_KEY_FILE"),
         prometheus_url=need("SB_PROMETHEUS_URL"),
+        jaeger_url=need("SB_JAEGER_URL"),
+        otlp_endpoint=need("SB_OTLP_ENDPOINT"),
         gateway_url=need("SB_GATEWAY_URL"),
         gateway_jwt_secret_file=need("SB_GATEWAY_JWT_SECRET_FILE"),
     )

@@ -31,6 +31,7 @@ svc_start() {
     "${p}_KAFKA__BOOTSTRAP_SERVERS=$(kafka_bootstrap)"
     "${p}_HEALTH_PORT=$(eval echo "\$${p}_HEALTH_PORT")"
     "${p}_METRICS_PORT=$(eval echo "\$${p}_METRICS_PORT")"
+    "${p}_OTLP_ENDPOINT=http://127.0.0.1:$SB_JAEGER_OTLP_PORT" "${p}_TRACE_SAMPLE_RATIO=$SB_TRACE_SAMPLE_RATIO"
   )
   case "$name" in
     channel-gateway) env+=(

@@ -111,6 +111,8 @@ class Pipeline:
     # Every service over TLS: Kafka's SASL_SSL listeners (and a SCRAM login), PostgreSQL (verify-full),
     # MQTT's TLS port (tests/e2e/home.py), each verified against the stack's CA.
     tls: bool = False
+    # Export every service's spans to the stack's trace backend (off: no spans are recorded).
+    tracing: bool = False
     # How long a process may take to serve. Ten may start at once on two cores; an intent
     # parser that finds no saved model of its inputs trains first: about 15 s alone, 55 s
     # beside a second replica, 84 s beside the chaos suite's three brokers.
@@ -167,6 +169,8 @@ class Pipeline:
             "METRICS_PORT": "0",
             "LOG_LEVEL": "INFO",
         }
+        if self.tracing:
+            values["OTLP_ENDPOINT"] = self.stack.otlp_endpoint
         values.update({f"TOPICS__{name.upper()}": topic for name, topic in self.topics.model_dump().items()})
         if self.tls:  # the SASL_SSL listeners only (TLS and a SCRAM login): the brokers answer with those addresses
             values.update(

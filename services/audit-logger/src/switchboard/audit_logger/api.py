@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from switchboard.audit_logger import chain
+from switchboard.common import telemetry
 from switchboard.common.auth import Authenticator, InvalidToken, Principal
 
 logger = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ def build_api(es: AsyncElasticsearch, index: str, auth: Authenticator, record: R
     """The FastAPI application of the audit query API (``verify``: checks the chains since a
     time, with the chain key and the anchors, which the API itself does not hold)."""
     api = FastAPI(title="Switchboard audit API", version="1", docs_url="/docs", openapi_url="/openapi.json")
+    telemetry.instrument_http(api)
     bearer = HTTPBearer(bearerFormat="JWT", auto_error=False)
 
     async def auditor(

@@ -23,6 +23,7 @@ from switchboard.channel_gateway.intake import Intake
 from switchboard.channel_gateway.limits import BodySizeLimit
 from switchboard.channel_gateway.rejections import AuditRejections, Record, Rejected
 from switchboard.channel_gateway.replies import Replies
+from switchboard.common import telemetry
 from switchboard.events.v1 import messages_pb2 as m
 
 CHAT_PAGE = (pathlib.Path(__file__).parent / "static" / "chat.html").read_text()
@@ -81,6 +82,7 @@ def create_api(
     are the routers of the channels that are on (platform webhooks authenticate their
     platform's way, not with bearer tokens); ``record_rejection`` audits every 4xx."""
     api = FastAPI(title="Switchboard channel gateway", version="1", docs_url="/docs")
+    telemetry.instrument_http(api)
     chat = Depends(requires(auth, SCOPE_CHAT))
     admin = Depends(requires(auth, SCOPE_ADMIN))
     api.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer
 from google.protobuf.message import DecodeError
 
 from switchboard.channel_gateway.replies import Replies
+from switchboard.common import telemetry
 from switchboard.common.config import KafkaSettings
 from switchboard.common.kafka import positions
 from switchboard.common.kafka.security import connection_kwargs
@@ -53,9 +54,9 @@ class OutboundView:
             batches = await self._consumer.getmany(timeout_ms=200)
             for records in batches.values():
                 for record in records:
-                    self._apply(record.value or b"")
+                    self._apply(record.value or b"", record.partition, record.offset)
 
-    def _apply(self, value: bytes) -> None:
+    def _apply(self, value: bytes, partition: int, offset: int) -> None:
         envelope = envelope_pb2.Envelope()
         try:
             envelope.ParseFromString(value)
@@ -65,4 +66,10 @@ class OutboundView:
         if envelope.WhichOneof("payload") == "outbound_message":
             message: m.OutboundMessage = envelope.outbound_message
             if message.channel in (m.CHANNEL_HTTP, m.CHANNEL_WEBSOCKET):
-                self._replies.on_outbound(message)
+                if not message.final:
+                    self._replies.on_outbound(message)
+                    return
+                # The final reply leaving for its HTTP or WebSocket client ends the message's
+                # trace (every replica reads it: each one that holds the client's request too).
+                with telemetry.consuming(envelope, self._topic, partition, offset, "reply-view"):
+                    self._replies.on_outbound(message)

@@ -120,3 +120,9 @@ class ServiceSettings(BaseSettings):
     metrics_port: int = 0
     # Seconds allowed to finish in-flight work after SIGTERM.
     drain_timeout_s: float = 20.0
+    # OpenTelemetry spans are exported over OTLP/gRPC here (e.g. http://127.0.0.1:14317);
+    # unset: none are recorded (the trace context still travels with every event).
+    otlp_endpoint: str | None = None
+    # Share of the traces that start here that are recorded; a trace started upstream keeps
+    # the decision of its first service (the sampled flag of its traceparent).
+    trace_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)

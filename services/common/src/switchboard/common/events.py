@@ -13,7 +13,7 @@ from typing import Final
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from switchboard.common import tracing
+from switchboard.common import telemetry, tracing
 from switchboard.events.v1 import envelope_pb2
 
 SCHEMA_VERSION: Final = 1
@@ -45,7 +45,7 @@ def wrap(
     again (see :func:`derived_id`).
 
     The trace context is, in order of preference, ``traceparent``, the current one
-    (:data:`switchboard.common.tracing.current_traceparent`) or a new trace.
+    (:func:`switchboard.common.telemetry.current_traceparent`: the current span's) or a new trace.
     """
     event_type = payload.DESCRIPTOR.name
     field = _PAYLOAD_FIELDS.get(event_type)
@@ -60,7 +60,7 @@ def wrap(
         produced_at=now,
         occurred_at=occurred_at if occurred_at is not None else now,
         trace=envelope_pb2.TraceContext(
-            traceparent=traceparent or tracing.current_traceparent.get() or tracing.new_traceparent()
+            traceparent=traceparent or telemetry.current_traceparent() or tracing.new_traceparent()
         ),
         tenant_id=tenant_id,
         conversation_key=conversation_key,

@@ -20,6 +20,7 @@ from typing import TypeVar
 
 from pydantic import ValidationError
 
+from switchboard.common import telemetry
 from switchboard.common.config import ServiceSettings
 from switchboard.common.logging import configure_logging
 
@@ -114,4 +115,8 @@ def main(settings_type: type[S], serve: Callable[[S, asyncio.Event], Awaitable[N
         sys.stderr.write(refusal(settings_type, exc) + "\n")
         return EXIT_CONFIG
     configure_logging(settings.service_name, settings.log_level)
-    return run(lambda stop: serve(settings, stop))
+    telemetry.configure(settings.service_name, settings.otlp_endpoint, settings.trace_sample_ratio)
+    try:
+        return run(lambda stop: serve(settings, stop))
+    finally:
+        telemetry.shutdown()

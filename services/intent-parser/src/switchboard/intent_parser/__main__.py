@@ -19,6 +19,7 @@ import threading
 
 import faust
 
+from switchboard.common import telemetry
 from switchboard.common.logging import configure_logging
 from switchboard.intent_parser.app import Probes, create_app
 from switchboard.intent_parser.config import Settings
@@ -61,6 +62,7 @@ class Worker(faust.Worker):
 def main() -> int:
     settings = Settings()
     configure_logging(settings.service_name, settings.log_level)
+    telemetry.configure(settings.service_name, settings.otlp_endpoint, settings.trace_sample_ratio)
     app = create_app(settings)
     worker = Worker(
         app,
@@ -70,7 +72,10 @@ def main() -> int:
         override_logging=False,
         quiet=True,
     )
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    finally:
+        telemetry.shutdown()
     return 0
 
 

@@ -45,7 +45,7 @@ import mode
 from aiokafka.errors import KafkaError
 from google.protobuf.message import DecodeError, Message
 
-from switchboard.common import events, tracing
+from switchboard.common import events, telemetry
 from switchboard.common.config import KafkaSettings
 from switchboard.common.health import HealthServer
 from switchboard.common.kafka import headers as hdr
@@ -352,11 +352,9 @@ class Understanding:
             return
         person = _text(event.key)
         EVENTS_CONSUMED.labels(topic=event.message.topic, event_type=envelope.event_type).inc()
-        token = tracing.current_traceparent.set(envelope.trace.traceparent or None)
-        try:
+        where = event.message
+        with telemetry.consuming(envelope, where.topic, where.partition, where.offset, self.settings.app_id):
             await self._understand(event, envelope, message, person)
-        finally:
-            tracing.current_traceparent.reset(token)
 
     async def _understand(
         self, event: Any, envelope: envelope_pb2.Envelope, message: m.InboundMessage, person: str

@@ -277,6 +277,7 @@ class Scheduler:
                 source=self._settings.service_name,
                 tenant_id=job.tenant_id,
                 causation_id=event.envelope.event_id,
+                traceparent=event.envelope.trace.traceparent or None,
             )
             await self._outbox.add(conn, [(self._settings.topics.outbound, envelope)])
         self._outbox.wake()
@@ -322,6 +323,8 @@ class Scheduler:
             source=self._settings.service_name,
             tenant_id=cause.envelope.tenant_id,
             causation_id=cause.envelope.event_id,
+            # A batch handler has no one current trace: each output continues its cause's.
+            traceparent=cause.envelope.trace.traceparent or None,
         )
 
 

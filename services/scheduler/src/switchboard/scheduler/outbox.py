@@ -21,7 +21,7 @@ import asyncpg
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, UnknownTopicOrPartitionError
 from prometheus_client import Gauge
 
-from switchboard.common import postgres
+from switchboard.common import postgres, telemetry
 from switchboard.common.kafka import EventProducer
 from switchboard.common.kafka import headers as hdr
 from switchboard.common.lifecycle import sleep_until_woken
@@ -42,6 +42,9 @@ Queued = tuple[str, envelope_pb2.Envelope] | tuple[str, bytes, bytes, hdr.Header
 def _record(queued: Queued) -> tuple[str, bytes, bytes, hdr.Headers]:
     if len(queued) == 2:
         topic, envelope = queued
+        # The send's span is the queuing (the relay later sends bytes): its context goes in the row.
+        with telemetry.producing(topic, envelope):
+            pass
         return topic, envelope.SerializeToString(), envelope.conversation_key.encode(), hdr.for_envelope(envelope)
     return queued
 

@@ -112,9 +112,9 @@ class EventConsumer:
         if handler is not None and batch_handler is None:
             if prepare is not None:
                 raise ValueError("prepare is for batch handlers")
-            self._handling = EventHandling(handler, retries, dead_letters)
+            self._handling = EventHandling(handler, retries, dead_letters, group_id)
         elif batch_handler is not None and handler is None:
-            self._handling = BatchHandling(batch_handler, retries, dead_letters, prepare)
+            self._handling = BatchHandling(batch_handler, retries, dead_letters, prepare, group_id)
         else:
             raise ValueError("give exactly one of handler and batch_handler")
         self._batch_concurrency = max(1, batch_concurrency)

@@ -1,8 +1,10 @@
 """Handing records to a service's handler once their turn comes.
 
-:class:`EventHandling` hands over one event at a time, with its trace context set;
+:class:`EventHandling` hands over one event at a time, inside its ``process`` span
+(:mod:`switchboard.common.telemetry`);
 :class:`BatchHandling` hands over a whole batch and, when it keeps failing, splits it in
-halves so that only the events that fail alone are dead-lettered. Both retry failures
+halves so that only the events that fail alone are dead-lettered (each call inside a
+``process batch`` span linked to its events' sends). Both retry failures
 with the one :class:`~switchboard.common.kafka.retries.RetryPolicy`, dead-letter what
 does not decode or still fails, and count what was consumed. When a record's turn comes
 (key order, batch order) is the consumer's business.
@@ -18,7 +20,7 @@ from typing import Any
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from switchboard.common import tracing
+from switchboard.common import telemetry
 from switchboard.common.kafka.dead_letter import DeadLetters
 from switchboard.common.kafka.events import (
     BatchHandler,
@@ -38,10 +40,11 @@ logger = logging.getLogger(__name__)
 class EventHandling:
     """Hands events to ``handler`` one by one."""
 
-    def __init__(self, handler: Handler, retries: RetryPolicy, dead_letters: DeadLetters) -> None:
+    def __init__(self, handler: Handler, retries: RetryPolicy, dead_letters: DeadLetters, group: str = "") -> None:
         self._handler = handler
         self._retries = retries
         self._dead_letters = dead_letters
+        self._group = group
 
     async def in_order(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         """Handle ``records`` one after another."""
@@ -54,11 +57,8 @@ class EventHandling:
         except UndecodableRecordError as exc:
             await self._dead_letters.send(record, exc.cause, reason=exc.reason)
             return
-        token = tracing.current_traceparent.set(event.envelope.trace.traceparent or None)
-        try:
+        with telemetry.consuming(event.envelope, event.topic, event.partition, event.offset, self._group):
             await self._handle_with_retries(event, record)
-        finally:
-            tracing.current_traceparent.reset(token)
 
     async def _handle_with_retries(self, event: ConsumedEvent, record: ConsumerRecord[bytes, bytes]) -> None:
         handler = self._handler
@@ -78,12 +78,18 @@ class BatchHandling:
     event as it is decoded (its result is ``event.prepared``)."""
 
     def __init__(
-        self, handler: BatchHandler, retries: RetryPolicy, dead_letters: DeadLetters, prepare: Prepare | None = None
+        self,
+        handler: BatchHandler,
+        retries: RetryPolicy,
+        dead_letters: DeadLetters,
+        prepare: Prepare | None = None,
+        group: str = "",
     ) -> None:
         self._handler = handler
         self._retries = retries
         self._dead_letters = dead_letters
         self._prepare = prepare
+        self._group = group
 
     async def decode(
         self, polled: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
@@ -132,9 +138,11 @@ class BatchHandling:
         nothing behind when it raises (one transaction per call), as a retry redoes it all."""
         handler = self._handler
         tries = attempts or self._retries.attempts
-        done, rejected, failure = await self._retries.run(
-            lambda: handler([event for _, event in good]), tries, "(batch)", {"records": len(good)}
-        )
+        events = [event for _, event in good]
+        with telemetry.consuming_batch(events, self._group):
+            done, rejected, failure = await self._retries.run(
+                lambda: handler(events), tries, "(batch)", {"records": len(good)}
+            )
         if not done:
             if len(good) == 1:
                 record, event = good[0]

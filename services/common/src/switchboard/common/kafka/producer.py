@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.structs import RecordMetadata
 
+from switchboard.common import telemetry
 from switchboard.common.config import KafkaSettings
 from switchboard.common.kafka import headers as hdr
 from switchboard.common.kafka.security import connection_kwargs
@@ -65,12 +66,13 @@ class EventProducer:
         """
         if not envelope.conversation_key:
             raise ValueError(f"event {envelope.event_id} has no conversation key to use as record key")
-        future: asyncio.Future[RecordMetadata] = await self._producer.send(
-            topic,
-            value=envelope.SerializeToString(),
-            key=envelope.conversation_key.encode(),
-            headers=hdr.for_envelope(envelope),
-        )
+        with telemetry.producing(topic, envelope):  # the span's context becomes the envelope's
+            future: asyncio.Future[RecordMetadata] = await self._producer.send(
+                topic,
+                value=envelope.SerializeToString(),
+                key=envelope.conversation_key.encode(),
+                headers=hdr.for_envelope(envelope),
+            )
         EVENTS_PRODUCED.labels(topic=topic, event_type=envelope.event_type).inc()
         return future
 
