@@ -67,6 +67,7 @@ async def test_a_chat_message_is_one_trace_across_the_five_services_with_its_aud
     assert f"send {pipeline.topics.requests_routine}" in by_service["scheduler"]
     assert f"process {pipeline.topics.requests_routine}" in by_service["inference-client"]
     assert f"send {pipeline.topics.results}" in by_service["inference-client"]
+    assert "chat echo_stream" in by_service["inference-client"]  # the model call
     assert f"process {pipeline.topics.inbound}" in by_service["audit-logger"]
 
     # The audit trail carries the same trace id.

@@ -144,3 +144,15 @@ def test_an_http_request_is_a_server_span_continuing_the_clients_trace(spans: In
     (server,) = [s for s in _finished(spans) if s.kind is SpanKind.SERVER]
     assert f"{server.context.trace_id:032x}" == "a" * 32 and f"{server.parent.span_id:016x}" == "b" * 16
     assert made == f"00-{'a' * 32}-{server.context.span_id:016x}-01"  # the event is the request's child
+
+
+def test_a_model_call_is_a_client_span_with_the_genai_attributes_and_its_failure(spans: InMemorySpanExporter) -> None:
+    with telemetry.model_call("smollm2", "triton", 200) as span:
+        span.set_attribute("gen_ai.usage.output_tokens", 12)
+    with pytest.raises(TimeoutError), telemetry.model_call("smollm2", "triton", 200):
+        raise TimeoutError
+    ok, failed = sorted(_finished(spans), key=lambda s: s.start_time)
+    assert ok.name == "chat smollm2" and ok.kind is SpanKind.CLIENT
+    assert ok.attributes["gen_ai.request.model"] == "smollm2" and ok.attributes["gen_ai.system"] == "triton"
+    assert ok.attributes["gen_ai.request.max_tokens"] == 200 and ok.attributes["gen_ai.usage.output_tokens"] == 12
+    assert not failed.status.is_ok and failed.events[0].name == "exception"

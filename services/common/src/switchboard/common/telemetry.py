@@ -213,3 +213,19 @@ def consuming_batch(events: list[ConsumedEvent], group: str) -> Iterator[Span]:
                         start_time=started,
                     )
                     span.end()
+
+
+@contextlib.contextmanager
+def model_call(model: str, system: str, max_tokens: int) -> Iterator[Span]:
+    """A ``chat <model>`` CLIENT span around one call of a model (OpenTelemetry's GenAI
+    conventions: ``gen_ai.operation.name``, ``gen_ai.system``, ``gen_ai.request.model``,
+    ``gen_ai.request.max_tokens``; the caller adds usage, finish reason and the time to the
+    first chunk). A failure is recorded on the span as it leaves."""
+    attributes: dict[str, str | int] = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.system": system,
+        "gen_ai.request.model": model,
+        "gen_ai.request.max_tokens": max_tokens,
+    }
+    with _tracer().start_as_current_span(f"chat {model}", kind=SpanKind.CLIENT, attributes=attributes) as span:
+        yield span

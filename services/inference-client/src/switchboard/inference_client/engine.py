@@ -24,6 +24,7 @@ import grpc
 import openai
 from tritonclient.utils import InferenceServerException
 
+from switchboard.common import telemetry
 from switchboard.common.screening import StreamScreen, TextScreen
 from switchboard.events.v1 import messages_pb2 as m
 from switchboard.inference_client import handlers, metrics, routing
@@ -210,20 +211,28 @@ class Engine:
     async def _call(self, target: Target, request: m.InferenceRequest, forward: Forward, sent: list[str]) -> Outcome:
         finish, usage = "stop", None
         backend = self._openai if target.kind == "openai" else self._triton
+        max_tokens = request.params.max_tokens or self._settings.default_max_tokens
         stream = backend.stream(target, request, self._settings.default_max_tokens)
         called = time.perf_counter()
-        async with (
-            contextlib.aclosing(stream),
-            asyncio.timeout(target.first_piece_timeout_s or self._settings.first_piece_timeout_s) as first,
-        ):
-            async for piece in stream:
-                if first.when() is not None:  # it answers: from here only the deadline bounds it
-                    first.reschedule(None)
-                    metrics.FIRST_PIECE.labels(target.name).observe(time.perf_counter() - called)
-                if piece.text:
-                    await forward(piece.text)
-                if piece.finish_reason:
-                    finish, usage = piece.finish_reason, piece.usage
+        with telemetry.model_call(target.model, "openai" if target.kind == "openai" else "triton", max_tokens) as span:
+            async with (
+                contextlib.aclosing(stream),
+                asyncio.timeout(target.first_piece_timeout_s or self._settings.first_piece_timeout_s) as first,
+            ):
+                async for piece in stream:
+                    if first.when() is not None:  # it answers: from here only the deadline bounds it
+                        first.reschedule(None)
+                        waited = time.perf_counter() - called
+                        metrics.FIRST_PIECE.labels(target.name).observe(waited)
+                        span.set_attribute("switchboard.time_to_first_chunk_s", waited)
+                    if piece.text:
+                        await forward(piece.text)
+                    if piece.finish_reason:
+                        finish, usage = piece.finish_reason, piece.usage
+            span.set_attribute("gen_ai.response.finish_reasons", [finish])
+            if usage is not None:
+                span.set_attribute("gen_ai.usage.input_tokens", usage.prompt_tokens)
+                span.set_attribute("gen_ai.usage.output_tokens", usage.completion_tokens)
         await forward(None)
         return Outcome("".join(sent), handlers.finish_reason(finish), target, usage)
 
