@@ -11,6 +11,8 @@
    the time until the final OutboundMessage is read back (5 Kafka hops: inbound, intents,
    requests, results, outbound).
 3. Highest sustained rate: rates rise until replies go unanswered or fall below 95 % of the rate.
+4. With ``--tracing-rate R`` instead: tracing's overhead, p50/p99 at R msg/s with every span
+   recorded and exported to the stack's Jaeger vs none, two pipelines taking turns.
 
 Prints p50/p95/p99 per rate and the ratio of the pipeline's p50 to 5 x the floor's p50.
 """
@@ -212,6 +214,43 @@ def chart(path: Path, floor_p50: float, rows: list[Row]) -> None:
     fig.savefig(path, dpi=120)
 
 
+async def tracing_overhead(stack: Stack, model: str, rate: int, duration_s: float, rounds: int) -> int:
+    """Tracing's cost: two pipelines, the same but for tracing (every span recorded and exported
+    to the stack's Jaeger), loaded in turn at ``rate`` for ``rounds`` rounds; one runs at a time."""
+    routes = {"general": {"model": model, "kind": "echo"}}
+    latencies: dict[bool, list[float]] = {False: [], True: []}
+    lost = {False: 0, True: 0}
+    for round_ in range(rounds):
+        for tracing in (False, True) if round_ % 2 == 0 else (True, False):
+            pipeline = Pipeline(stack, routes=routes, tracing=tracing)
+            await pipeline.start()
+            try:
+                await load(pipeline, 20, 3, 30)  # warm-up
+                row = await load(pipeline, rate, duration_s, 60)
+            finally:
+                await pipeline.stop()
+            latencies[tracing] += row.latencies
+            lost[tracing] += row.lost
+    table = Table(title=f"Tracing's overhead at {rate} msg/s ({rounds} rounds of {duration_s:.0f} s each)")
+    for col in ("tracing", "replies", "unanswered", "p50 ms", "p95 ms", "p99 ms"):
+        table.add_column(col, justify="right")
+    for tracing in (False, True):
+        lat = latencies[tracing]
+        table.add_row(
+            "on" if tracing else "off",
+            str(len(lat)),
+            str(lost[tracing]),
+            f"{pct(lat, 0.5):.1f}",
+            f"{pct(lat, 0.95):.1f}",
+            f"{pct(lat, 0.99):.1f}",
+        )
+    console.print(table)
+    for q, name in ((0.5, "p50"), (0.99, "p99")):
+        off, on = pct(latencies[False], q), pct(latencies[True], q)
+        console.print(f"{name}: {100 * (on - off) / off:+.1f} % with tracing")
+    return 0
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of load per rate")
@@ -226,8 +265,17 @@ async def main() -> int:
     parser.add_argument(
         "--model", default="echo", help="deterministic Triton model: echo (batched) or echo_stream (decoupled)"
     )
+    parser.add_argument(
+        "--tracing-rate",
+        type=int,
+        help="instead of the tables above: p50/p99 at this rate with tracing off and on (spans exported "
+        "to the stack's Jaeger), two pipelines taking turns for --tracing-rounds rounds",
+    )
+    parser.add_argument("--tracing-rounds", type=int, default=3)
     args = parser.parse_args()
     stack = load_stack()
+    if args.tracing_rate:
+        return await tracing_overhead(stack, args.model, args.tracing_rate, args.duration, args.tracing_rounds)
 
     hop = await floor(stack, args.floor_samples)
     pipeline = Pipeline(stack, routes={"general": {"model": args.model, "kind": "echo"}})
