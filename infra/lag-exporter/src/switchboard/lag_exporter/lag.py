@@ -49,13 +49,18 @@ async def read(connection: dict[str, Any], groups: re.Pattern[str]) -> Snapshot:
     await admin.start()
     try:
         listed = await admin.list_consumer_groups()
+        # A group keeps the offsets of a topic deleted since; asking for that topic's end
+        # offsets would stall the whole snapshot until the request times out (40 s).
+        existing = set(await admin.list_topics())
         committed: dict[str, dict[PartitionKey, int]] = {}
         for group_id, _protocol in sorted(listed):
             if not groups.fullmatch(group_id):
                 continue
             offsets = await admin.list_consumer_group_offsets(group_id)
             committed[group_id] = {
-                (tp.topic, tp.partition): meta.offset for tp, meta in offsets.items() if meta.offset >= 0
+                (tp.topic, tp.partition): meta.offset
+                for tp, meta in offsets.items()
+                if meta.offset >= 0 and tp.topic in existing
             }
     finally:
         await admin.close()
