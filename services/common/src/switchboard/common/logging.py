@@ -1,49 +1,61 @@
-"""JSON log lines on stdout: timestamp, severity, service, logger, message, trace id."""
+"""ECS JSON log lines on stdout (Elastic Common Schema, with Elastic's ``ecs-logging``).
+
+Each line has ``@timestamp``, ``log.level``, ``message``, ``log.logger``, ``service.name``,
+``ecs.version``, the process and the code location, ``error.*`` for an exception, and
+``trace.id`` / ``span.id`` of the current span (or of the event being handled), so that a
+line lines up with its trace in Jaeger and with the audit documents in Kibana. A value
+passed with ``extra=`` goes under ``switchboard.<name>`` (its own namespace: a plain
+``error`` or ``topic`` would collide with ECS's objects in Elasticsearch); an ``extra``
+whose name is dotted (``http.response.status_code``) is taken as the ECS field it names.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import logging
 import sys
 from typing import Any
 
+import ecs_logging
+from opentelemetry import trace as otel_trace
+
 from switchboard.common import tracing
 
-# Attributes every LogRecord has; anything else passed via ``extra=`` is emitted as a field.
-_STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+_JSON_TYPES = (str, int, float, bool, type(None), list, dict)
 
 
-class JsonFormatter(logging.Formatter):
-    """Formats a record as one JSON object per line."""
+class EcsFormatter(ecs_logging.StdlibFormatter):
+    """One ECS JSON object per line; see the module docstring."""
 
     def __init__(self, service: str) -> None:
-        super().__init__()
+        # The thread and process names say nothing here (one process, one event loop).
+        super().__init__(exclude_fields=["log.original", "process.name", "process.thread.name"])
         self._service = service
 
-    def format(self, record: logging.LogRecord) -> str:
-        doc: dict[str, Any] = {
-            "timestamp": dt.datetime.fromtimestamp(record.created, tz=dt.UTC).isoformat(timespec="milliseconds"),
-            "severity": record.levelname,
-            "service": self._service,
-            "logger": record.name,
-            "message": record.getMessage(),
+    def format_to_ecs(self, record: logging.LogRecord) -> dict[str, Any]:
+        own = {
+            key: value if isinstance(value, _JSON_TYPES) else str(value)
+            for key, value in vars(record).items()
+            if key not in self._LOGRECORD_DICT and key != "message" and not key.startswith("_") and "." not in key
         }
-        trace = tracing.trace_id(tracing.current_traceparent.get())
-        if trace:
-            doc["trace_id"] = trace
-        for key, value in vars(record).items():
-            if key not in _STANDARD_ATTRS and not key.startswith("_"):
-                doc[key] = value
-        if record.exc_info:
-            doc["exception"] = self.formatException(record.exc_info)
-        return json.dumps(doc, default=str, ensure_ascii=False)
+        if own:
+            record = logging.makeLogRecord({k: v for k, v in vars(record).items() if k not in own})
+            record.switchboard = own
+        doc = super().format_to_ecs(record)
+        doc.setdefault("service", {})["name"] = self._service
+        context = otel_trace.get_current_span().get_span_context()
+        if context.is_valid:
+            doc["trace"] = {"id": f"{context.trace_id:032x}"}
+            doc["span"] = {"id": f"{context.span_id:016x}"}
+        elif (traceparent := tracing.current_traceparent.get()) and (trace_id := tracing.trace_id(traceparent)):
+            doc["trace"] = {"id": trace_id}
+            doc["span"] = {"id": traceparent[36:52]}
+        return doc
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:
-    """Route all logging to stdout as JSON lines; call once, in ``__main__``."""
+    """Route all logging to stdout as ECS JSON lines; call once, in ``__main__``."""
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter(service))
+    handler.setFormatter(EcsFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
