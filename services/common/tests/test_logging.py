@@ -56,4 +56,4 @@ def test_exceptions_are_ecs_errors() -> None:
     except RuntimeError:
         doc = _format({"msg": "failed", "exc_info": sys.exc_info()})
     assert doc["error"]["type"] == "RuntimeError" and doc["error"]["message"] == "boom"  # type: ignore[index]
-    assert "raise RuntimeError(\"boom\")" in doc["error"]["stack_trace"]  # type: ignore[index]
+    assert 'raise RuntimeError("boom")' in doc["error"]["stack_trace"]  # type: ignore[index]
