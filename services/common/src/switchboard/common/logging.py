@@ -16,9 +16,8 @@ import sys
 from typing import Any
 
 import ecs_logging
-from opentelemetry import trace as otel_trace
 
-from switchboard.common import tracing
+from switchboard.common import telemetry, tracing
 
 _JSON_TYPES = (str, int, float, bool, type(None), list, dict)
 
@@ -42,11 +41,8 @@ class EcsFormatter(ecs_logging.StdlibFormatter):
             record.switchboard = own
         doc = super().format_to_ecs(record)
         doc.setdefault("service", {})["name"] = self._service
-        context = otel_trace.get_current_span().get_span_context()
-        if context.is_valid:
-            doc["trace"] = {"id": f"{context.trace_id:032x}"}
-            doc["span"] = {"id": f"{context.span_id:016x}"}
-        elif (traceparent := tracing.current_traceparent.get()) and (trace_id := tracing.trace_id(traceparent)):
+        traceparent = telemetry.current_traceparent()
+        if traceparent and (trace_id := tracing.trace_id(traceparent)):
             doc["trace"] = {"id": trace_id}
             doc["span"] = {"id": traceparent[36:52]}
         return doc
