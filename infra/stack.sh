@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The local Switchboard stack on 127.0.0.1: Kafka, Elasticsearch, PostgreSQL, Mosquitto,
-# Triton, an OpenAI-compatible model server, Prometheus, Jaeger and the services. Idempotent: `up` installs what is missing, starts what is not running and
+# Triton, an OpenAI-compatible model server, Prometheus, Jaeger, a log shipper into
+# Elasticsearch and the services. Idempotent: `up` installs what is missing, starts what is not running and
 # waits until each component answers.
 #
 #   infra/stack.sh install            fetch and install everything (first run only)
@@ -23,12 +24,13 @@ set -euo pipefail
 . "$SB_ROOT/infra/openai/openai.sh"
 . "$SB_ROOT/infra/prometheus/prometheus.sh"
 . "$SB_ROOT/infra/jaeger/jaeger.sh"
+. "$SB_ROOT/infra/logship/logship.sh"
 . "$SB_ROOT/infra/services/services.sh"
 
 # Start order; stopped in reverse. name:function-prefix (functions get the name as $1).
 COMPONENTS=(
-  kafka:kafka elasticsearch:es postgres:pg mosquitto:mqtt triton:triton openai:openai lag-exporter:lag prometheus:prom
-  jaeger:jaeger audit-logger:svc plugin-units:svc scheduler:svc inference-client:svc intent-parser:svc channel-gateway:svc
+  kafka:kafka elasticsearch:es postgres:pg mosquitto:mqtt jaeger:jaeger triton:triton openai:openai lag-exporter:lag
+  prometheus:prom log-shipper:logship audit-logger:svc plugin-units:svc scheduler:svc inference-client:svc intent-parser:svc channel-gateway:svc
 )
 
 prefix_of() {
@@ -85,6 +87,7 @@ cmd_install() {
   es_install
   triton_install
   jaeger_install
+  logship_install
 }
 
 # What the components to start need (everything when none are named).
@@ -223,6 +226,7 @@ SB_OPENAI_API_KEY_FILE=$SB_SECRETS/openai-api-key
 SB_PROMETHEUS_URL=http://127.0.0.1:$SB_PROMETHEUS_PORT
 SB_JAEGER_URL=http://127.0.0.1:$SB_JAEGER_UI_PORT
 SB_OTLP_ENDPOINT=http://127.0.0.1:$SB_JAEGER_OTLP_PORT
+SB_SERVICE_LOGS_STREAM=$SB_SERVICE_LOGS_STREAM
 SB_GATEWAY_URL=http://127.0.0.1:$SB_GATEWAY_HTTP_PORT
 SB_GATEWAY_JWT_SECRET_FILE=$SB_SECRETS/gateway-jwt
 ENV

@@ -214,12 +214,16 @@ def chart(path: Path, floor_p50: float, rows: list[Row]) -> None:
     fig.savefig(path, dpi=120)
 
 
+SERVICE_MODULES = ("channel_gateway", "intent_parser", "scheduler", "inference_client", "audit_logger")
+
+
 async def tracing_overhead(stack: Stack, model: str, rate: int, duration_s: float, rounds: int) -> int:
     """Tracing's cost: two pipelines, the same but for tracing (every span recorded and exported
     to the stack's Jaeger), loaded in turn at ``rate`` for ``rounds`` rounds; one runs at a time."""
     routes = {"general": {"model": model, "kind": "echo"}}
     latencies: dict[bool, list[float]] = {False: [], True: []}
     lost = {False: 0, True: 0}
+    cpu: dict[bool, dict[str, float]] = {False: {}, True: {}}  # CPU seconds by part, summed over rounds
     for round_ in range(rounds):
         for tracing in (False, True) if round_ % 2 == 0 else (True, False):
             pipeline = Pipeline(stack, routes=routes, tracing=tracing)
@@ -231,6 +235,8 @@ async def tracing_overhead(stack: Stack, model: str, rate: int, duration_s: floa
                 await pipeline.stop()
             latencies[tracing] += row.latencies
             lost[tracing] += row.lost
+            for group, seconds in row.cpu.items():
+                cpu[tracing][group] = cpu[tracing].get(group, 0.0) + seconds
     table = Table(title=f"Tracing's overhead at {rate} msg/s ({rounds} rounds of {duration_s:.0f} s each)")
     for col in ("tracing", "replies", "unanswered", "p50 ms", "p95 ms", "p99 ms"):
         table.add_column(col, justify="right")
@@ -248,6 +254,23 @@ async def tracing_overhead(stack: Stack, model: str, rate: int, duration_s: floa
     for q, name in ((0.5, "p50"), (0.99, "p99")):
         off, on = pct(latencies[False], q), pct(latencies[True], q)
         console.print(f"{name}: {100 * (on - off) / off:+.1f} % with tracing")
+    # CPU per answered message: steadier than latency on a loaded machine, and the cost itself.
+    services = sorted({g for side in cpu.values() for g in side if g in SERVICE_MODULES})
+    table = Table(title="CPU ms per answered message, tracing off vs on")
+    for col in ("process", "off", "on", "change"):
+        table.add_column(col, justify="right")
+    for group in [*services, "five services", "Jaeger"]:
+        per = {}
+        for tracing in (False, True):
+            seconds = (
+                sum(cpu[tracing].get(g, 0.0) for g in services)
+                if group == "five services"
+                else cpu[tracing].get(group, 0.0)
+            )
+            per[tracing] = 1000 * seconds / max(1, len(latencies[tracing]))
+        change = f"{100 * (per[True] - per[False]) / per[False]:+.1f} %" if per[False] else "-"
+        table.add_row(group, f"{per[False]:.2f}", f"{per[True]:.2f}", change)
+    console.print(table)
     return 0
 
 

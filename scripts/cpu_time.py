@@ -30,6 +30,7 @@ def _group(cmdline: str, bench_pid: int, pid: int, children: set[int]) -> str | 
         ("postgres", "PostgreSQL"),
         ("prometheus", "Prometheus"),
         ("mosquitto", "Mosquitto"),
+        ("/jaeger", "Jaeger"),
     ):
         if needle in cmdline:
             return name

@@ -1,8 +1,14 @@
-"""Writes deploy/kibana/switchboard-audit.ndjson: the Kibana saved objects analysts import
-(Stack Management → Saved objects → Import): a data view on the audit data streams, saved
-searches, Lens charts and one dashboard.
+"""Writes deploy/kibana/switchboard-audit.ndjson: the Kibana saved objects analysts and SREs
+import (Stack Management → Saved objects → Import): a data view on the audit data streams
+and one on the services' logs, saved searches, Lens charts and one dashboard.
 
     .venv/bin/python scripts/kibana_objects.py   # after changing what the dashboard shows
+    .venv/bin/python scripts/kibana_objects.py --jaeger-url https://jaeger.example.org
+
+A document's ``trace.id`` is a link: on an audit record it opens the service logs of that
+trace (a saved search, the id filled in), on a log line the trace in Jaeger's UI
+(``--jaeger-url``; the local stack's by default). So an analyst goes from an audit record to
+the logs of its trace, and on to the trace itself.
 
 Every chart is described here once (its filter, its fields, its operations); the NDJSON is
 derived, and tests/integration/test_kibana.py checks every field it names against the
@@ -11,6 +17,7 @@ real mapping and runs every chart's aggregation on the real Elasticsearch.
 
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +25,8 @@ from typing import Any
 
 OUT = Path(__file__).resolve().parents[1] / "deploy" / "kibana" / "switchboard-audit.ndjson"
 DATA_VIEW = "switchboard-audit"
+LOGS_VIEW = "switchboard-service-logs"
+JAEGER_URL = "http://127.0.0.1:18686"  # the local stack's Jaeger UI (infra/stack.env)
 VERSION = {"coreMigrationVersion": "8.8.0"}
 
 
@@ -27,6 +36,7 @@ class Search:
     title: str
     query: str  # KQL
     columns: list[str]
+    data_view: str = DATA_VIEW
 
 
 @dataclass(frozen=True)
@@ -69,7 +79,31 @@ SEARCHES = [
         "event.outcome: failure and not switchboard.blocked: true",
         ["event.action", "error.message", "service.name", "switchboard.model", "trace.id"],
     ),
+    Search(
+        "switchboard-service-logs",
+        "Switchboard: service logs",
+        "",
+        ["service.name", "log.level", "message", "trace.id"],
+        LOGS_VIEW,
+    ),
+    Search(
+        "switchboard-service-logs-problems",
+        "Switchboard: service warnings and errors",
+        'log.level: ("warning" or "error" or "critical")',
+        ["service.name", "log.level", "message", "error.type", "error.message", "trace.id"],
+        LOGS_VIEW,
+    ),
+    Search(
+        "switchboard-service-logs-of-trace",
+        "Switchboard: service logs of a trace (opened from an audit record's trace.id)",
+        "",
+        ["service.name", "log.level", "log.logger", "message", "span.id"],
+        LOGS_VIEW,
+    ),
 ]
+
+# The search an audit record's trace.id opens, with the query "trace.id:<the id>".
+LOGS_OF_TRACE = "switchboard-service-logs-of-trace"
 
 CHARTS = [
     Chart(
@@ -138,11 +172,32 @@ def _source(query: str) -> str:
     )
 
 
-def data_view() -> dict[str, Any]:
+def _url(template: str, label: str) -> dict[str, Any]:
+    return {"id": "url", "params": {"type": "a", "urlTemplate": template, "labelTemplate": label}}
+
+
+def logs_of_trace() -> str:
+    """The Discover URL (relative to Kibana) an audit record's trace.id opens."""
+    state = "_g=(time:(from:now-7d,to:now))&_a=(query:(language:kuery,query:'trace.id:{{value}}'))"
+    return f"/app/discover#/view/{LOGS_OF_TRACE}?{state}"
+
+
+def data_view(view: str, jaeger_url: str = JAEGER_URL) -> dict[str, Any]:
+    if view == DATA_VIEW:
+        title, name = "logs-switchboard.audit-*", "Switchboard audit"
+        link = _url(logs_of_trace(), "{{value}} (service logs of this trace)")
+    else:
+        title, name = "logs-switchboard.service-*", "Switchboard service logs"
+        link = _url(f"{jaeger_url.rstrip('/')}/trace/{{{{value}}}}", "{{value}} (this trace in Jaeger)")
     return {
         "type": "index-pattern",
-        "id": DATA_VIEW,
-        "attributes": {"title": "logs-switchboard.audit-*", "name": "Switchboard audit", "timeFieldName": "@timestamp"},
+        "id": view,
+        "attributes": {
+            "title": title,
+            "name": name,
+            "timeFieldName": "@timestamp",
+            "fieldFormatMap": json.dumps({"trace.id": link}),
+        },
         "references": [],
         **VERSION,
         "typeMigrationVersion": "8.0.0",
@@ -160,7 +215,7 @@ def search(s: Search) -> dict[str, Any]:
             "kibanaSavedObjectMeta": {"searchSourceJSON": _source(s.query)},
         },
         "references": [
-            {"name": "kibanaSavedObjectMeta.searchSourceJSON.index", "type": "index-pattern", "id": DATA_VIEW}
+            {"name": "kibanaSavedObjectMeta.searchSourceJSON.index", "type": "index-pattern", "id": s.data_view}
         ],
         **VERSION,
         "typeMigrationVersion": "8.0.0",
@@ -292,14 +347,20 @@ def dashboard() -> dict[str, Any]:
     }
 
 
-def objects() -> list[dict[str, Any]]:
-    return [data_view(), *map(search, SEARCHES), *map(lens, CHARTS), dashboard()]
+def objects(jaeger_url: str = JAEGER_URL) -> list[dict[str, Any]]:
+    views = [data_view(DATA_VIEW, jaeger_url), data_view(LOGS_VIEW, jaeger_url)]
+    return [*views, *map(search, SEARCHES), *map(lens, CHARTS), dashboard()]
 
 
 def main() -> None:
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text("".join(json.dumps(o, ensure_ascii=False, sort_keys=True) + "\n" for o in objects()))
-    print(f"wrote {len(objects())} saved objects to {OUT}")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jaeger-url", default=JAEGER_URL, help="Jaeger's UI, where a log line's trace.id goes")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    written = objects(args.jaeger_url)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("".join(json.dumps(o, ensure_ascii=False, sort_keys=True) + "\n" for o in written))
+    print(f"wrote {len(written)} saved objects to {args.out}")
 
 
 if __name__ == "__main__":

@@ -89,7 +89,7 @@ def render(catalogue: dict[str, Any]) -> str:
             continue
         clients = sorted(
             w for w, flows in catalogue["workloads"].items() if name in (flows.get("connects") or {}).values()
-        )
+        ) + list(spec.get("also_from", []))
         rule = {"from": [peer(c, catalogue) for c in clients], "ports": [port(p) for p in spec["ports"]]}
         docs.append(
             _policy(

@@ -46,6 +46,7 @@ class Stack:
     prometheus_url: str  # the stack's Prometheus, scraping the stack's services (not e2e pipelines')
     jaeger_url: str  # the trace backend's UI and query API
     otlp_endpoint: str  # where spans go (OTLP/gRPC), the stack's services' and a pipeline's that asks
+    service_logs_stream: str  # the data stream the log shipper writes the services' log lines into
     gateway_url: str  # the stack's own channel gateway (make up), not an e2e pipeline's
     gateway_jwt_secret_file: str
 
@@ -98,6 +99,7 @@ def load_stack() -> Stack:
         prometheus_url=need("SB_PROMETHEUS_URL"),
         jaeger_url=need("SB_JAEGER_URL"),
         otlp_endpoint=need("SB_OTLP_ENDPOINT"),
+        service_logs_stream=need("SB_SERVICE_LOGS_STREAM"),
         gateway_url=need("SB_GATEWAY_URL"),
         gateway_jwt_secret_file=need("SB_GATEWAY_JWT_SECRET_FILE"),
     )

@@ -1,5 +1,5 @@
 # Jaeger v2, the trace backend: receives the services' spans over OTLP/gRPC on
-# 127.0.0.1:$SB_JAEGER_OTLP_PORT, keeps the last 100 000 traces in memory, and serves its UI
+# 127.0.0.1:$SB_JAEGER_OTLP_PORT (Triton's over OTLP/HTTP on $SB_JAEGER_OTLP_HTTP_PORT), keeps the last 100 000 traces in memory, and serves its UI
 # and query API on http://127.0.0.1:$SB_JAEGER_UI_PORT (e.g. /api/traces/<trace id>).
 # No Jaeger release binary can be fetched here, so it is built once from its Go module
 # (the go command and the module proxy; about 6 minutes of two cores) and kept in
@@ -66,6 +66,8 @@ receivers:
     protocols:
       grpc:
         endpoint: 127.0.0.1:$SB_JAEGER_OTLP_PORT
+      http:
+        endpoint: 127.0.0.1:$SB_JAEGER_OTLP_HTTP_PORT
 processors:
   batch:
 exporters:
@@ -85,6 +87,6 @@ jaeger_ready() { curl -fsS "http://127.0.0.1:$SB_JAEGER_UI_PORT/api/services" >/
 
 jaeger_health() { jaeger_ready && echo "http://127.0.0.1:$SB_JAEGER_UI_PORT"; }
 
-jaeger_ports() { echo SB_JAEGER_OTLP_PORT SB_JAEGER_UI_PORT SB_JAEGER_QUERY_GRPC_PORT SB_JAEGER_HEALTH_PORT; }
+jaeger_ports() { echo SB_JAEGER_OTLP_PORT SB_JAEGER_OTLP_HTTP_PORT SB_JAEGER_UI_PORT SB_JAEGER_QUERY_GRPC_PORT SB_JAEGER_HEALTH_PORT; }
 
 jaeger_stop() { stop_daemon jaeger TERM 20; }

@@ -27,6 +27,7 @@ triton_start() {
   start_daemon triton env \
     SB_TRITON_HOST=127.0.0.1 SB_TRITON_HTTP_PORT="$SB_TRITON_HTTP_PORT" SB_TRITON_GRPC_PORT="$SB_TRITON_GRPC_PORT" \
     SB_TRITON_METRICS_PORT="$SB_TRITON_METRICS_PORT" SB_TRITON_WORKSPACE="$SB_STATE/triton/workspace" \
+    SB_TRITON_OTLP_TRACES_URL="http://127.0.0.1:$SB_JAEGER_OTLP_HTTP_PORT/v1/traces" \
     SB_TRITON_CHAT_MODEL_PATH="${SB_TRITON_CHAT_MODEL_PATH:-$MODELS_HOME/$SB_CHAT_MODEL_FILE}" \
     "$SB_ROOT/.venv/bin/python" -m switchboard.model_server
   wait_ready triton 240 triton_ready

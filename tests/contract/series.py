@@ -11,6 +11,7 @@ import switchboard.audit_logger.metrics
 import switchboard.channel_gateway.metrics
 import switchboard.common.metrics
 import switchboard.inference_client.metrics
+import switchboard.intent_parser.sensors
 import switchboard.scheduler.dispatcher
 import switchboard.scheduler.outbox  # noqa: F401 (each import registers that service's metrics)
 

@@ -1,8 +1,12 @@
-"""One chat message is one trace in the trace backend (Jaeger), across the five services."""
+"""One chat message is one trace in the trace backend (Jaeger), across the five services,
+and its trace id is on its audit documents and on the services' log lines the log shipper
+wrote into Elasticsearch."""
 
 from __future__ import annotations
 
 import asyncio
+import re
+import secrets
 from typing import Any
 
 import httpx
@@ -15,7 +19,8 @@ from tests.e2e.pipeline import Pipeline
 pytestmark = pytest.mark.integration
 
 SERVICES = {"channel-gateway", "intent-parser", "scheduler", "inference-client", "audit-logger"}
-CLIENT_TRACE = "5b8efff798038103d269b633813fc60c"  # the client's own trace and span (W3C example ids)
+# The client's own trace (new each run: Jaeger keeps earlier runs' spans) and span.
+CLIENT_TRACE = secrets.token_hex(16)
 CLIENT_SPAN = "eee19b7ec3c1b174"
 
 
@@ -26,7 +31,7 @@ async def _trace(stack: Stack, trace_id: str, timeout: float = 90) -> dict[str, 
             response = await jaeger.get(f"/api/traces/{trace_id}")
             if response.status_code == 200 and (data := response.json().get("data")):
                 trace: dict[str, Any] = data[0]
-                if {p["serviceName"] for p in trace["processes"].values()} >= SERVICES:
+                if {p["serviceName"] for p in trace["processes"].values()} >= {*SERVICES, "triton"}:
                     await asyncio.sleep(6)  # the last spans of a batch still on their way
                     final: dict[str, Any] = (await jaeger.get(f"/api/traces/{trace_id}")).json()["data"][0]
                     return final
@@ -68,10 +73,38 @@ async def test_a_chat_message_is_one_trace_across_the_five_services_with_its_aud
     assert f"process {pipeline.topics.requests_routine}" in by_service["inference-client"]
     assert f"send {pipeline.topics.results}" in by_service["inference-client"]
     assert "chat echo_stream" in by_service["inference-client"]  # the model call
+    # Triton's own spans (its OpenTelemetry trace mode) are children of the model call's.
+    (call,) = [s for s in spans if s["operationName"] == "chat echo_stream"]
+    served = [s for s in spans if service_of[s["processID"]] == "triton"]
+    assert any(ref["spanID"] == call["spanID"] for s in served for ref in s["references"]), by_service
     assert f"process {pipeline.topics.inbound}" in by_service["audit-logger"]
 
     # The audit trail carries the same trace id.
     async with AsyncElasticsearch(stack.es_url, request_timeout=30) as es:
         await es.indices.refresh(index=pipeline.data_stream)
         found = await es.count(index=pipeline.data_stream, query={"term": {"trace.id": CLIENT_TRACE}})
-    assert found["count"] >= 5, found
+        assert found["count"] >= 5, found
+        lines = await _log_lines(es, stack.service_logs_stream, pipeline.run_id)
+    # So do the services' log lines, shipped from the pipeline's log files (.state/logs/e2e).
+    assert lines, f"no log line of trace {CLIENT_TRACE} in {stack.service_logs_stream}"
+    for line in lines:
+        assert line["trace"]["id"] == CLIENT_TRACE and re.fullmatch("[0-9a-f]{16}", line["span"]["id"]), line
+        # ecs-logging writes "log.level" as a dotted key; Elasticsearch maps it as log.level.
+        assert line["service"]["name"] in SERVICES and line["log.level"] and line["message"], line
+        assert pipeline.run_id in line["log"]["file"]["path"], line
+
+
+async def _log_lines(es: AsyncElasticsearch, stream: str, run_id: str, timeout: float = 60) -> list[dict[str, Any]]:
+    """The log lines of the client's trace written by this run's processes, once shipped."""
+    query = {"bool": {"filter": [{"term": {"trace.id": CLIENT_TRACE}}]}}
+    async with asyncio.timeout(timeout):
+        while True:
+            if await es.indices.exists(index=stream):
+                await es.indices.refresh(index=stream)
+                found = await es.search(index=stream, query=query, size=100)
+                lines = [hit["_source"] for hit in found["hits"]["hits"]]
+                ours = [line for line in lines if run_id in line.get("log", {}).get("file", {}).get("path", "")]
+                # The gateway's "message accepted" and the inference client's "answered", at least.
+                if {"channel-gateway", "inference-client"} <= {line["service"]["name"] for line in ours}:
+                    return ours
+            await asyncio.sleep(1)

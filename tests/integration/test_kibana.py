@@ -1,11 +1,14 @@
-"""The Kibana saved objects (deploy/kibana) against the real audit mapping: every field
-they name exists with a type that suits its use, and every chart's query and aggregation
-runs on real documents and finds something."""
+"""The Kibana saved objects (deploy/kibana) against the real mappings (the audit data
+stream's, and the service logs' template from deploy/k8s/logging): every field they name
+exists with a type that suits its use, every chart's query and aggregation runs on real
+documents and finds something, and an audit record's trace.id link leads to the log lines
+of the same trace (whose trace.id leads to Jaeger)."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import re
 import sys
 from collections.abc import AsyncIterator
@@ -21,8 +24,9 @@ from switchboard.audit_logger.config import Settings
 from switchboard.audit_logger.documents import Mapper
 from switchboard.audit_logger.indexer import AuditIndexer
 from switchboard.audit_logger.masking import Masker
-from switchboard.common import events
+from switchboard.common import events, tracing
 from switchboard.common.kafka import ConsumedEvent
+from switchboard.common.logging import EcsFormatter
 from switchboard.events.v1 import messages_pb2 as m
 from tests.conftest import Stack
 
@@ -32,6 +36,7 @@ CHAIN_KEY = "the integration tests' chain key"
 
 ROOT = Path(__file__).resolve().parents[2]
 NDJSON = ROOT / "deploy" / "kibana" / "switchboard-audit.ndjson"
+LOGS_TEMPLATE = ROOT / "deploy" / "k8s" / "logging" / "service-logs-template.json"
 _KQL_FIELD = re.compile(r"([A-Za-z_@][\w.@]*)\s*:")
 
 
@@ -85,7 +90,7 @@ def test_the_ndjson_is_what_the_generator_writes() -> None:
     generated = _generator().objects()
     assert _objects() == json.loads(json.dumps(generated))
     kinds = [o["type"] for o in _objects()]
-    assert kinds.count("index-pattern") == 1 and kinds.count("dashboard") == 1
+    assert kinds.count("index-pattern") == 2 and kinds.count("dashboard") == 1
     assert kinds.count("search") >= 3 and kinds.count("lens") >= 6
     ids = {o["id"] for o in _objects()}
     for obj in _objects():  # every reference resolves inside the file
@@ -127,11 +132,66 @@ async def stream(es: AsyncElasticsearch, unique: str) -> str:
     return settings.data_stream
 
 
-async def test_every_field_the_saved_objects_use_is_in_the_real_mapping(es: AsyncElasticsearch, stream: str) -> None:
-    caps = (await es.field_caps(index=stream, fields="*"))["fields"]
+def _log_lines(trace_ids: list[str]) -> list[dict[str, Any]]:
+    """Log lines as the services write them (EcsFormatter), one per trace: an info line, and
+    a warning with an exception."""
+    formatter = EcsFormatter("audit-logger")
+    lines = []
+    for i, trace_id in enumerate(trace_ids):
+        token = tracing.current_traceparent.set(f"00-{trace_id}-{i + 1:016x}-01")
+        try:
+            record = logging.LogRecord("switchboard.audit_logger", logging.INFO, __file__, 1, "indexed", None, None)
+            record.topic = "switchboard.inbound.v1"  # an extra: switchboard.topic
+            lines.append(json.loads(formatter.format(record)))
+            try:
+                raise TimeoutError("Elasticsearch did not answer")
+            except TimeoutError:
+                failed = logging.LogRecord(
+                    "switchboard.audit_logger", logging.WARNING, __file__, 2, "retrying", None, sys.exc_info()
+                )
+            lines.append(json.loads(formatter.format(failed)))
+        finally:
+            tracing.current_traceparent.reset(token)
+    return lines
+
+
+@pytest.fixture
+async def streams(es: AsyncElasticsearch, stream: str, unique: str) -> dict[str, str]:
+    """Each data view's id -> a data stream of real documents it covers; the log lines
+    carry the trace ids of the audit documents."""
+    generator = _generator()
+    await es.indices.put_index_template(name="logs-switchboard.service", **json.loads(LOGS_TEMPLATE.read_text()))
+    found = await es.search(index=stream, size=100, query={"exists": {"field": "trace.id"}})
+    trace_ids = sorted({hit["_source"]["trace"]["id"] for hit in found["hits"]["hits"]})
+    assert trace_ids, "the audit documents carry no trace.id"
+    logs = f"logs-switchboard.service-k{unique}"
+    operations: list[dict[str, Any]] = []
+    for line in _log_lines(trace_ids):
+        operations += [{"create": {"_index": logs}}, line]
+    response = await es.bulk(operations=operations, refresh=True)
+    assert not response["errors"], response
+    return {generator.DATA_VIEW: stream, generator.LOGS_VIEW: logs}
+
+
+def _view(obj: dict[str, Any]) -> str:
+    """The data view an object reads (the dashboard: its charts', the audit view)."""
+    if obj["type"] == "index-pattern":
+        return str(obj["id"])
+    views = {ref["id"] for ref in obj["references"] if ref["type"] == "index-pattern"}
+    if obj["type"] == "dashboard":
+        return str(_generator().DATA_VIEW)
+    (view,) = views
+    return str(view)
+
+
+async def test_every_field_the_saved_objects_use_is_in_the_real_mapping(
+    es: AsyncElasticsearch, streams: dict[str, str]
+) -> None:
+    caps_of = {view: (await es.field_caps(index=s, fields="*"))["fields"] for view, s in streams.items()}
     for obj in _objects():
+        caps = caps_of[_view(obj)]
         for name, use in _fields(obj).items():
-            assert name in caps, f"{obj['id']} uses {name}, which the audit mapping does not have"
+            assert name in caps, f"{obj['id']} uses {name}, which the mapping of {_view(obj)} does not have"
             (cap,) = caps[name].values()
             if use in ("terms", "date_histogram", "percentile", "sort"):
                 assert cap["aggregatable"], f"{obj['id']} aggregates on {name}, which cannot be aggregated"
@@ -164,13 +224,15 @@ def _aggregation(layer: dict[str, Any]) -> dict[str, Any]:
     return aggs
 
 
-async def test_every_chart_and_search_finds_the_documents_it_is_about(es: AsyncElasticsearch, stream: str) -> None:
+async def test_every_chart_and_search_finds_the_documents_it_is_about(
+    es: AsyncElasticsearch, streams: dict[str, str]
+) -> None:
     for obj in _objects():
         if obj["type"] not in ("search", "lens"):
             continue
         (query,) = _queries(obj)
         found = await es.search(
-            index=stream,
+            index=streams[_view(obj)],
             size=5,
             query={"query_string": {"query": _lucene(query)}},
             aggs=(
@@ -182,3 +244,29 @@ async def test_every_chart_and_search_finds_the_documents_it_is_about(es: AsyncE
         assert found["hits"]["total"]["value"] > 0, f"{obj['id']}: {query!r} matches nothing"
         for name, agg in (found.get("aggregations") or {}).items():
             assert agg.get("buckets"), f"{obj['id']}: aggregation {name} is empty"
+
+
+async def test_an_audit_records_trace_id_opens_the_logs_of_that_trace_whose_trace_id_opens_jaeger(
+    es: AsyncElasticsearch, streams: dict[str, str]
+) -> None:
+    generator = _generator()
+    views = {o["id"]: o for o in _objects() if o["type"] == "index-pattern"}
+    searches = {o["id"]: o for o in _objects() if o["type"] == "search"}
+    audit_link = json.loads(views[generator.DATA_VIEW]["attributes"]["fieldFormatMap"])["trace.id"]
+    target = re.fullmatch(
+        r"/app/discover#/view/([\w-]+)\?.*query:'(trace\.id:\{\{value\}\})'\)\)", audit_link["params"]["urlTemplate"]
+    )
+    assert target, audit_link
+    opened = searches[target[1]]
+    assert _view(opened) == generator.LOGS_VIEW
+    found = await es.search(index=streams[generator.DATA_VIEW], size=50, query={"exists": {"field": "trace.id"}})
+    assert found["hits"]["hits"]
+    for hit in found["hits"]["hits"]:
+        trace_id = hit["_source"]["trace"]["id"]
+        # The saved search, with the query the link fills in, finds that trace's log lines only.
+        query = target[2].replace("{{value}}", trace_id)
+        lines = await es.search(index=streams[generator.LOGS_VIEW], size=10, query={"query_string": {"query": query}})
+        assert lines["hits"]["total"]["value"] == 2, f"{query} finds {lines['hits']['total']}"
+        assert {h["_source"]["trace"]["id"] for h in lines["hits"]["hits"]} == {trace_id}
+    jaeger = json.loads(views[generator.LOGS_VIEW]["attributes"]["fieldFormatMap"])["trace.id"]
+    assert jaeger["params"]["urlTemplate"] == f"{generator.JAEGER_URL}/trace/{{{{value}}}}"

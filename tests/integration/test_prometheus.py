@@ -63,3 +63,31 @@ async def test_the_gateways_http_requests_reach_prometheus(stack: Stack) -> None
             client, "query", query='sum(http_request_duration_highr_seconds_count{service="channel-gateway"})'
         )
     assert float(latency["result"][0]["value"][1]) >= 4
+
+
+async def test_the_intent_parsers_faust_sensors_reach_prometheus(stack: Stack) -> None:
+    """The Faust worker's own series (intent_parser/sensors.py) count a message it handles."""
+    series = "switchboard_parser_faust_messages_received_per_topic_total"
+    query = f'sum({series}{{service="intent-parser", topic="switchboard.inbound.v1"}})'
+    token = mint(Path(stack.gateway_jwt_secret_file).read_text().strip(), "prometheus-test", ["chat"], ttl_s=300)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with (
+        httpx.AsyncClient(base_url=stack.prometheus_url, timeout=10) as client,
+        httpx.AsyncClient(base_url=stack.gateway_url, timeout=10, headers=headers) as gateway,
+    ):
+        before_result = (await _api(client, "query", query=query))["result"]
+        before = float(before_result[0]["value"][1]) if before_result else 0.0
+        conversation = (await gateway.post("/v1/conversations")).json()["conversation_id"]
+        sent = await gateway.post(
+            "/v1/messages", json={"conversation_id": conversation, "text": "list my reminders", "wait": False}
+        )
+        assert sent.status_code == 202, sent.text
+        now = before
+        async with asyncio.timeout(60):  # handled, then scraped within SB_PROMETHEUS_SCRAPE_S
+            while now <= before:
+                await asyncio.sleep(1)
+                result = (await _api(client, "query", query=query))["result"]
+                now = float(result[0]["value"][1]) if result else 0.0
+    commits = 'sum(switchboard_parser_faust_consumer_commit_latency_count{service="intent-parser"})'
+    async with httpx.AsyncClient(base_url=stack.prometheus_url, timeout=10) as client:
+        assert float((await _api(client, "query", query=commits))["result"][0]["value"][1]) > 0

@@ -57,8 +57,24 @@ def command(settings: Settings, repo: Path, backend_dir: Path, load: list[str]) 
         "--allow-gpu-metrics=false",
         "--strict-readiness=true",
         f"--log-verbose={settings.log_verbose}",
+        *tracing(settings),
     ]
     return argv + [f"--load-model={name}" for name in load]
+
+
+def tracing(settings: Settings) -> list[str]:
+    """Triton's OpenTelemetry trace mode: a span per request (and its compute), exported to
+    ``settings.otlp_traces_url``, continuing the trace of the request's traceparent."""
+    if not settings.otlp_traces_url:
+        return []
+    return [
+        "--trace-config=mode=opentelemetry",
+        "--trace-config=level=TIMESTAMPS",
+        f"--trace-config=rate={settings.trace_rate}",
+        "--trace-config=count=-1",
+        f"--trace-config=opentelemetry,url={settings.otlp_traces_url}",
+        "--trace-config=opentelemetry,resource=service.name=triton",
+    ]
 
 
 def environment() -> dict[str, str]:

@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     models_file: Path = DEFAULT_MODELS_FILE
     log_verbose: int = 0
     log_level: str = "INFO"
+    # Triton's own spans (its OpenTelemetry trace mode), sent over OTLP/HTTP to this URL
+    # (e.g. http://127.0.0.1:14318/v1/traces); a request's traceparent header makes them
+    # children of the caller's span. Unset: no tracing. ``trace_rate``: one request in N.
+    otlp_traces_url: str | None = None
+    trace_rate: int = Field(default=1, ge=1)
 
     # Any GGUF chat model works; the default is SmolLM2-135M-Instruct, fetched by infra/.
     chat_model_path: Path = Path(".state/models/SmolLM2-135M-Instruct.Q4_1.gguf")

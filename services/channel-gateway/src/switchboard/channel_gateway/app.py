@@ -63,6 +63,14 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                 message, conversation_key=conversation_id, source=settings.service_name, tenant_id=settings.tenant_id
             )
             await runtime.producer.send(settings.topics.inbound, envelope)
+            logger.info(
+                "message accepted",
+                extra={
+                    "message_id": message.message_id,
+                    "channel": m.Channel.Name(message.channel),
+                    "conversation": conversation_id,
+                },
+            )
 
         async def tell(message: m.InboundMessage, conversation_id: str, text: str) -> None:
             reply = m.OutboundMessage(

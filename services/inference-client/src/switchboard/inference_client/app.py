@@ -86,6 +86,17 @@ class InferenceWorker:
             await emit(self._settings.topics.audit, audit, "audit-output-blocked")
         final = outcome.result(request, int((time.perf_counter() - started) * 1000), chunks.sent)
         await emit(results, final, "result")
+        # One line per answer, with the request's trace id: what an SRE reads beside the trace.
+        logger.info(
+            "answered",
+            extra={
+                "request_id": request.request_id,
+                "model": final.model_name,
+                "finish_reason": m.FinishReason.Name(final.finish_reason),
+                "latency_ms": final.latency_ms,
+                "chunks": chunks.sent,
+            },
+        )
         # Offsets are committed after this returns: only once every record is acknowledged.
         await asyncio.gather(*pending)
         self._ledger.note(request.request_id)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import tritonclient.grpc.aio as grpcclient
 
+from switchboard.common import telemetry
 from switchboard.events.v1 import messages_pb2 as m
 from switchboard.inference_client import handlers
 from switchboard.inference_client.config import Target
@@ -83,10 +84,13 @@ class TritonClient:
         """
         traits = await self.traits(target)
         inputs = self._inputs(target, request, max_tokens, traits.batched)
+        # The model call's span (telemetry.model_call) goes along: Triton's spans are its children.
+        traceparent = telemetry.current_traceparent()
+        headers = {"traceparent": traceparent} if traceparent else None
         async with asyncio.timeout(self._timeout_s):
             if not (traits.decoupled if target.stream is None else target.stream):
                 response = await self._client.infer(
-                    target.model, inputs, model_version=target.version, request_id=request.request_id
+                    target.model, inputs, model_version=target.version, request_id=request.request_id, headers=headers
                 )
                 yield self._piece(target, response)
                 return
@@ -99,7 +103,7 @@ class TritonClient:
                     "request_id": request.request_id,
                 }
 
-            async for response, error in self._client.stream_infer(one_request()):
+            async for response, error in self._client.stream_infer(one_request(), headers=headers):
                 if error is not None:
                     raise TritonError(str(error))
                 yield self._piece(target, response)

@@ -53,6 +53,7 @@ from switchboard.common.kafka.security import ssl_context
 from switchboard.common.metrics import DEAD_LETTERED, EVENTS_CONSUMED, EVENTS_PRODUCED, MetricsServer
 from switchboard.events.v1 import envelope_pb2
 from switchboard.events.v1 import messages_pb2 as m
+from switchboard.intent_parser import sensors
 from switchboard.intent_parser.config import Settings
 from switchboard.intent_parser.handlers import Parser, choice, language_of
 from switchboard.intent_parser.linking import LINK_TO, Links, identity_of
@@ -191,6 +192,7 @@ def create_app(settings: Settings, parser: Parser | None = None) -> faust.App:
         audit=app.topic(settings.topics.audit, **_RAW),
         deadletter=app.topic(settings.topics.deadletter, **_RAW),
     )
+    sensors.attach(app)
     tables = Tables(app, settings)
     understanding = Understanding(settings, parser or _load_parser(settings), topics, tables, on_fatal=app.crash)
 
