@@ -69,6 +69,7 @@ async def test_a_chat_message_is_one_trace_across_the_five_services_with_its_aud
     assert f"send {pipeline.topics.inbound}" in by_service["channel-gateway"]
     assert f"process {pipeline.topics.outbound}" in by_service["channel-gateway"]
     assert any(name.startswith("process ") for name in by_service["intent-parser"])
+    assert f"send {pipeline.topics.intents}" in by_service["intent-parser"]
     assert f"send {pipeline.topics.requests_routine}" in by_service["scheduler"]
     assert f"process {pipeline.topics.requests_routine}" in by_service["inference-client"]
     assert f"send {pipeline.topics.results}" in by_service["inference-client"]

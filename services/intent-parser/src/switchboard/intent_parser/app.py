@@ -547,9 +547,10 @@ class Understanding:
             causation_id=cause.event_id,
             event_id=events.derived_id(cause.event_id, role),
         )
-        await topic.send(
-            key=out.conversation_key.encode(), value=out.SerializeToString(), headers=hdr.for_envelope(out)
-        )
+        with telemetry.producing(_topic_name(topic), out):  # the span's traceparent goes into ``out``
+            await topic.send(
+                key=out.conversation_key.encode(), value=out.SerializeToString(), headers=hdr.for_envelope(out)
+            )
         EVENTS_PRODUCED.labels(topic=_topic_name(topic), event_type=out.event_type).inc()
 
     async def _dead_letter(self, event: Any, cause: str, reason: str = "undecodable") -> None:
