@@ -267,6 +267,12 @@ def test_numerals(text: str, value: float | None) -> None:
         ("at 12 tonight", "America/New_York", "2026-11-25T00:00:00-05:00"),
         ("at 12:30 tonight", "America/New_York", "2026-11-25T00:30:00-05:00"),
         ("1am tonight", "America/New_York", "2026-11-25T01:00:00-05:00"),
+        # Durations in parts or after a plus: days, hours and minutes added up.
+        ("in 1d 2hr 5min", "America/New_York", "2026-11-25T17:35:00-05:00"),
+        ("in 1 day, 2 hours and 5 minutes", "America/New_York", "2026-11-25T17:35:00-05:00"),
+        ("+15min", "America/New_York", "2026-11-24T15:45:00-05:00"),
+        ("now + 40 minutes", "America/New_York", "2026-11-24T16:10:00-05:00"),
+        ("in 3d", "America/New_York", "2026-11-27T15:30:00-05:00"),
     ],
 )
 def test_expressions_the_library_misreads(parser: TimeParser, text: str, tz: str, expected: str) -> None:

@@ -1,7 +1,7 @@
 """Durations in a message, rewritten into the forms Recognizers-Text reads (part of ``time_text``).
 
 "in 1/2 hour" -> "in half an hour", "2 and a half hours" -> "2.5 hours", "in 1h30" -> "in 90
-minutes", "1 hour and 30 minutes" -> "90 minutes", "a quarter of an hour" -> "15 minutes", "in
+minutes", "in 1d 2hr 5min" / "+15min" -> "in 1565 minutes" / "in 15 minutes", "1 hour and 30 minutes" -> "90 minutes", "a quarter of an hour" -> "15 minutes", "in
 5m" -> "in 5 minutes", "a fortnight" -> "2 weeks", "过十分钟" -> "十分钟后"; and timers, whose
 duration says when they run out (a timer is a reminder): "a timer for 10 minutes" / "a 10 minute
 timer" -> "a timer in 10 minutes", "十分钟的计时器" / "倒计时十分钟" -> "十分钟后".
@@ -60,6 +60,33 @@ H_DURATION = re.compile(
     r"|\b(?P<h2>\d{1,2})\s*h\s*(?P<m2>[0-5]\d)(?=\s+(?:from\s+now|later)\b)",
     re.I,
 )
+
+# "in 1d 2hr 5min", "in 1 day, 2 hours and 5 minutes", "+15min", "now + 40 minutes": a sum
+# of days, hours and minutes after "in" (two parts or more) or "+" (one or more), as minutes.
+_PART = r"(?P<{g}>\d{{1,4}})\s*(?P<{g}u>d(?:ays?)?|h(?:(?:ou)?rs?)?|m(?:in(?:ute)?s?)?)\b"
+COMPOUND = re.compile(
+    r"(?P<lead>\b(?:in|within|after)\s+|(?:\bnow\s*)?\+\s*)"
+    + _PART.format(g="a")
+    + r"(?:\s*,?\s*(?:and\s+)?"
+    + _PART.format(g="b")
+    + r")?(?:\s*,?\s*(?:and\s+)?"
+    + _PART.format(g="c")
+    + r")?",
+    re.I,
+)
+_MINUTES_IN = {"d": 1440, "h": 60, "m": 1}
+
+
+def compound(found: re.Match[str]) -> str | None:
+    """``COMPOUND``'s replacement: "in <total> minutes"; None (left as it is) for a unit said
+    twice, or one part after "in" the library reads itself (all but a bare "d": "in 3d")."""
+    parts = [(found[g], found[f"{g}u"][0].lower()) for g in "abc" if found[g]]
+    units = [unit for _, unit in parts]
+    alone = len(parts) == 1 and "+" not in found["lead"] and found["au"].lower() != "d"
+    if len(set(units)) < len(units) or alone:
+        return None
+    return f"in {sum(int(n) * _MINUTES_IN[unit] for n, unit in parts)} minutes"
+
 
 # "a fortnight": two weeks.
 FORTNIGHT = re.compile(r"\b(?:a|one)\s+fortnight\b", re.I)

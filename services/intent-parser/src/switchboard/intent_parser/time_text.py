@@ -338,6 +338,7 @@ _REWRITES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str | None]]] =
     (_SPACE_IN_ZH, lambda _: ""),
     (_APPROXIMATE, _approximate),
     (_ISH, lambda _: ""),
+    (durations.COMPOUND, durations.compound),
     (durations.QUARTERS_OF_HOUR, lambda found: f"{durations.QUARTERS[found['n'].lower()]} minutes"),
     (durations.M_MINUTES, lambda found: f"{found['lead']}{found['n']} minutes"),
     (durations.HALF_HOUR, durations.half_hour),
