@@ -1,7 +1,8 @@
 """Durations in a message, rewritten into the forms Recognizers-Text reads (part of ``time_text``).
 
 "in 1/2 hour" -> "in half an hour", "2 and a half hours" -> "2.5 hours", "in 1h30" -> "in 90
-minutes", "in 1d 2hr 5min" / "+15min" -> "in 1565 minutes" / "in 15 minutes", "1 hour and 30 minutes" -> "90 minutes", "a quarter of an hour" -> "15 minutes", "in
+minutes", "in 1d 2hr 5min" / "+15min" -> "in 1565 minutes" / "in 15 minutes", "1 hour and 30
+minutes" -> "90 minutes", "a quarter of an hour" -> "15 minutes", "in
 5m" -> "in 5 minutes", "a fortnight" -> "2 weeks", "过十分钟" -> "十分钟后"; and timers, whose
 duration says when they run out (a timer is a reminder): "a timer for 10 minutes" / "a 10 minute
 timer" -> "a timer in 10 minutes", "十分钟的计时器" / "倒计时十分钟" -> "十分钟后".
