@@ -273,6 +273,11 @@ def test_numerals(text: str, value: float | None) -> None:
         ("+15min", "America/New_York", "2026-11-24T15:45:00-05:00"),
         ("now + 40 minutes", "America/New_York", "2026-11-24T16:10:00-05:00"),
         ("in 3d", "America/New_York", "2026-11-27T15:30:00-05:00"),
+        # Day-first dotted dates: ending with a dot, or before a clock time; "at 7.15" stays a time.
+        ("14.12. 12:10", "Europe/Berlin", "2026-12-14T12:10:00+01:00"),
+        ("9.12 23:00", "Europe/Berlin", "2026-12-09T23:00:00+01:00"),
+        ("on 04.12 at 9h15", "Europe/Paris", "2026-12-04T09:15:00+01:00"),
+        ("01.02.2027 07:00", "Europe/Berlin", "2027-02-01T07:00:00+01:00"),
     ],
 )
 def test_expressions_the_library_misreads(parser: TimeParser, text: str, tz: str, expected: str) -> None:

@@ -10,7 +10,8 @@ at 8pm", "on the twentieth" -> "on the 20th", "31 of next month" -> "31st of nex
 4pm", "alarm for 7" -> "alarm at 7", "tmrw" -> "tomorrow"; in Chinese "四点零五" -> "四点五分",
 "今晚 11 点" -> "今晚11点", "3号" -> "3日", "十点差五分" -> "9点55分", traditional characters ->
 simplified. Durations and timers are rewritten by ``time_durations`` ("in 1/2 hour", "1 hour
-and 30 minutes", "a timer for 10 minutes"...), in the order of ``_REWRITES`` below.
+and 30 minutes", "a timer for 10 minutes"...) and day-first dotted dates by ``time_dates``
+("14.9. 12:10" -> "on 14 September 12:10"), in the order of ``_REWRITES`` below.
 Every character of the rewritten text keeps the index of the character it came from, so
 spans and source text still point into what the user wrote.
 """
@@ -21,6 +22,7 @@ import re
 from collections.abc import Callable
 
 from switchboard.intent_parser import numerals
+from switchboard.intent_parser import time_dates as dates
 from switchboard.intent_parser import time_durations as durations
 
 _TRADITIONAL = str.maketrans("點週號後鐘個兩時晚", "点周号后钟个两时晚")
@@ -334,6 +336,7 @@ def _weekday(found: re.Match[str]) -> str | None:
 
 
 _REWRITES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str | None]]] = [
+    (dates.DOTTED_DATE, dates.dotted_date),
     (_SLANG, lambda _: "tomorrow"),
     (_SPACE_IN_ZH, lambda _: ""),
     (_APPROXIMATE, _approximate),

@@ -1,0 +1,32 @@
+"""Numeric dates written day first with dots (part of ``time_text``): "26.9.", "14.9. 12:10",
+"9.10 23:00", "01.09.2018", as Europe and much of the world write them. Recognizers-Text reads
+them as nothing, a clock time or month-first; they are rewritten "on 26 September" (with the
+year when one is written). A dotted pair is a date only when it ends with a dot ("26.9.") or a
+clock time follows it ("9.10 23:00", "on 04.09 at 9h15"); after "at", "by" or "@" it stays a
+clock time ("at 7.15").
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+
+DOTTED_DATE = re.compile(
+    r"(?<![\d.:@])(?<!\bat\s)(?<!\bby\s)"
+    r"(?P<d>0?[1-9]|[12]\d|3[01])\.(?P<m>0?[1-9]|1[0-2])"
+    r"(?:\.(?P<y>(?:19|20)?\d\d)(?!\d)|\.(?![\d\w])"
+    r"|(?=\s+(?:at\s+)?(?:[01]?\d|2[0-3])(?:[:.h][0-5]\d|\s*[ap]\.?m)\b))",
+    re.I,
+)
+
+
+def dotted_date(found: re.Match[str]) -> str | None:
+    """``DOTTED_DATE``'s replacement; None (left as it is) for a day the month does not have."""
+    day, month = int(found["d"]), int(found["m"])
+    year = found["y"]
+    if day > calendar.monthrange(int(year) if year and len(year) == 4 else 2024, month)[1]:
+        return None
+    said = f"on {day} {calendar.month_name[month]}"
+    if year:
+        said += f" {year if len(year) == 4 else '20' + year}"
+    return said
