@@ -100,9 +100,11 @@ async def floor(stack: Stack, samples: int) -> list[float]:
         await admin.close()
 
 
-async def load(pipeline: Pipeline, rate: int, duration_s: float, drain_s: float) -> Row:
+async def load(pipeline: Pipeline, rate: int, duration_s: float, drain_s: float, sampled: float = 1.0) -> Row:
     """Offer ``rate`` msg/s for ``duration_s``: latencies (ms), unanswered after the drain, achieved
-    msg/s, and the CPU seconds each part of the stack spent from the first send to the last reply."""
+    msg/s, and the CPU seconds each part of the stack spent from the first send to the last reply.
+    ``sampled``: the share of messages whose new trace is recorded, as the gateway decides for a
+    trace it starts (its ``trace_sample_ratio``); the others carry an unsampled traceparent."""
     stack = pipeline.stack
     producer = AIOKafkaProducer(
         bootstrap_servers=stack.kafka_bootstrap, acks="all", enable_idempotence=True, linger_ms=1
@@ -149,7 +151,9 @@ async def load(pipeline: Pipeline, rate: int, duration_s: float, drain_s: float)
             inbound = m.InboundMessage(
                 message_id=message_id, channel=m.CHANNEL_HTTP, channel_chat_id=conversation, text=f"bench message {i}"
             )
-            envelope = events.wrap(inbound, conversation_key=conversation, source="bench")
+            flags = "01" if int((i + 1) * sampled) > int(i * sampled) else "00"  # evenly spread
+            traceparent = f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-{flags}"
+            envelope = events.wrap(inbound, conversation_key=conversation, source="bench", traceparent=traceparent)
             sent[message_id] = time.perf_counter()
             await producer.send(pipeline.topics.inbound, envelope.SerializeToString(), key=conversation.encode())
             progress.advance(task)
@@ -217,9 +221,12 @@ def chart(path: Path, floor_p50: float, rows: list[Row]) -> None:
 SERVICE_MODULES = ("channel_gateway", "intent_parser", "scheduler", "inference_client", "audit_logger")
 
 
-async def tracing_overhead(stack: Stack, model: str, rate: int, duration_s: float, rounds: int) -> int:
-    """Tracing's cost: two pipelines, the same but for tracing (every span recorded and exported
-    to the stack's Jaeger), loaded in turn at ``rate`` for ``rounds`` rounds; one runs at a time."""
+async def tracing_overhead(
+    stack: Stack, model: str, rate: int, duration_s: float, rounds: int, sampled: float = 1.0
+) -> int:
+    """Tracing's cost: two pipelines, the same but for tracing (spans exported to the stack's
+    Jaeger; the traces of a ``sampled`` share of the messages recorded), loaded in turn at
+    ``rate`` for ``rounds`` rounds; one runs at a time."""
     routes = {"general": {"model": model, "kind": "echo"}}
     latencies: dict[bool, list[float]] = {False: [], True: []}
     lost = {False: 0, True: 0}
@@ -230,14 +237,17 @@ async def tracing_overhead(stack: Stack, model: str, rate: int, duration_s: floa
             await pipeline.start()
             try:
                 await load(pipeline, 20, 3, 30)  # warm-up
-                row = await load(pipeline, rate, duration_s, 60)
+                row = await load(pipeline, rate, duration_s, 60, sampled)
             finally:
                 await pipeline.stop()
             latencies[tracing] += row.latencies
             lost[tracing] += row.lost
             for group, seconds in row.cpu.items():
                 cpu[tracing][group] = cpu[tracing].get(group, 0.0) + seconds
-    table = Table(title=f"Tracing's overhead at {rate} msg/s ({rounds} rounds of {duration_s:.0f} s each)")
+    table = Table(
+        title=f"Tracing's overhead at {rate} msg/s, {sampled:.0%} of traces recorded "
+        f"({rounds} rounds of {duration_s:.0f} s each)"
+    )
     for col in ("tracing", "replies", "unanswered", "p50 ms", "p95 ms", "p99 ms"):
         table.add_column(col, justify="right")
     for tracing in (False, True):
@@ -295,10 +305,18 @@ async def main() -> int:
         "to the stack's Jaeger), two pipelines taking turns for --tracing-rounds rounds",
     )
     parser.add_argument("--tracing-rounds", type=int, default=3)
+    parser.add_argument(
+        "--tracing-sampled",
+        type=float,
+        default=1.0,
+        help="share of messages whose trace is recorded (1.0: every one; the cluster's ConfigMaps use 0.1)",
+    )
     args = parser.parse_args()
     stack = load_stack()
     if args.tracing_rate:
-        return await tracing_overhead(stack, args.model, args.tracing_rate, args.duration, args.tracing_rounds)
+        return await tracing_overhead(
+            stack, args.model, args.tracing_rate, args.duration, args.tracing_rounds, args.tracing_sampled
+        )
 
     hop = await floor(stack, args.floor_samples)
     pipeline = Pipeline(stack, routes={"general": {"model": args.model, "kind": "echo"}})

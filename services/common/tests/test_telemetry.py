@@ -128,6 +128,28 @@ def test_new_traces_are_sampled_at_the_ratio_and_upstream_decisions_are_kept() -
         telemetry.shutdown()
 
 
+def test_an_unsampled_event_gets_no_span_and_hands_its_context_on_unchanged(spans: InMemorySpanExporter) -> None:
+    unsampled = "00-" + "5" * 32 + "-" + "6" * 16 + "-00"
+    envelope = _message(unsampled)
+    with telemetry.consuming(envelope, "t", 0, 7, "group") as span:
+        assert not span.get_span_context().is_valid
+        assert telemetry.current_traceparent() == unsampled  # what it logs and produces carries it
+        produced = _message()
+        assert produced.trace.traceparent == unsampled
+        with telemetry.producing("t", produced):
+            pass
+        assert produced.trace.traceparent == unsampled
+    sampled = _message("00-" + "7" * 32 + "-" + "8" * 16 + "-01")
+    batch = [ConsumedEvent(e, "t", 0, i, b"c", []) for i, e in enumerate((_message(unsampled), sampled))]
+    with telemetry.consuming_batch(batch, "group"):
+        pass
+    recorded = _finished(spans)
+    assert "5" * 32 not in {f"{s.context.trace_id:032x}" for s in recorded}  # nothing of the unsampled trace
+    (batch_span,) = [s for s in recorded if s.name == "process batch"]
+    assert [f"{link.context.trace_id:032x}" for link in batch_span.links] == ["7" * 32]
+    assert batch_span.attributes["messaging.batch.message_count"] == 2
+
+
 def test_an_http_request_is_a_server_span_continuing_the_clients_trace(spans: InMemorySpanExporter) -> None:
     from fastapi import FastAPI
     from fastapi.testclient import TestClient

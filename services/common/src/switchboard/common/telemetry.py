@@ -93,6 +93,13 @@ def _context_of(traceparent: str) -> otel_context.Context | None:
     return _PROPAGATOR.extract({"traceparent": traceparent})
 
 
+def _unsampled(traceparent: str) -> bool:
+    """Whether ``traceparent`` says its trace is not recorded (sampled flag off). Such an
+    event gets no span here at all: under it every span would be a no-op anyway (the
+    decision is the trace's first service's), and skipping them saves their CPU."""
+    return tracing.is_valid(traceparent) and not int(traceparent[53:55], 16) & 1
+
+
 def traceparent_of(span: Span) -> str | None:
     """``span``'s W3C traceparent, None for a span without a valid context."""
     carrier: dict[str, str] = {}
@@ -123,6 +130,9 @@ def instrument_http(app: Any) -> None:
 @contextlib.contextmanager
 def producing(topic: str, envelope: envelope_pb2.Envelope) -> Iterator[Span]:
     """A ``send <topic>`` span around sending ``envelope``, whose traceparent it becomes."""
+    if _unsampled(envelope.trace.traceparent):
+        yield trace.INVALID_SPAN
+        return
     parent = _context_of(envelope.trace.traceparent)
     attributes = {
         "messaging.system": "kafka",
@@ -162,6 +172,13 @@ def consuming(envelope: envelope_pb2.Envelope, topic: str, partition: int, offse
     ``envelope``: the child of the send that made it, current (and its traceparent
     :data:`switchboard.common.tracing.current_traceparent`) while the handler runs, so that
     what the handler logs and produces belongs to it."""
+    if _unsampled(envelope.trace.traceparent):
+        token = tracing.current_traceparent.set(envelope.trace.traceparent)
+        try:
+            yield trace.INVALID_SPAN
+        finally:
+            tracing.current_traceparent.reset(token)
+        return
     with _tracer().start_as_current_span(
         f"process {topic}",
         context=_context_of(envelope.trace.traceparent),
@@ -183,7 +200,9 @@ def consuming_batch(events: list[ConsumedEvent], group: str) -> Iterator[Span]:
     message's trace shows the services that handled it in batches too."""
     tracer = _tracer()
     links = []
-    for event in events:
+    # The events of recorded traces (the others get no span; see _unsampled).
+    recorded = [event for event in events if not _unsampled(event.envelope.trace.traceparent)]
+    for event in recorded:
         parent = _context_of(event.envelope.trace.traceparent)
         if parent is not None:
             links.append(trace.Link(trace.get_current_span(parent).get_span_context()))
@@ -201,7 +220,7 @@ def consuming_batch(events: list[ConsumedEvent], group: str) -> Iterator[Span]:
             yield batch
         finally:
             if batch.is_recording() or links:
-                for event in events:
+                for event in recorded:
                     span = tracer.start_span(
                         f"process {event.topic}",
                         context=_context_of(event.envelope.trace.traceparent),
