@@ -139,6 +139,8 @@ def test_an_unsampled_event_gets_no_span_and_hands_its_context_on_unchanged(span
         with telemetry.producing("t", produced):
             pass
         assert produced.trace.traceparent == unsampled
+        with telemetry.model_call("m", "triton", 8) as call:  # a span the handler starts
+            assert not call.is_recording()  # an unsampled child, not a new trace's root
     sampled = _message("00-" + "7" * 32 + "-" + "8" * 16 + "-01")
     batch = [ConsumedEvent(e, "t", 0, i, b"c", []) for i, e in enumerate((_message(unsampled), sampled))]
     with telemetry.consuming_batch(batch, "group"):

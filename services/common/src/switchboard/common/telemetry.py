@@ -173,11 +173,17 @@ def consuming(envelope: envelope_pb2.Envelope, topic: str, partition: int, offse
     :data:`switchboard.common.tracing.current_traceparent`) while the handler runs, so that
     what the handler logs and produces belongs to it."""
     if _unsampled(envelope.trace.traceparent):
+        # No span of its own, but its context is current: a span the handler starts (a model
+        # call) is an unsampled child of it, not the root of a new trace.
+        parent = _context_of(envelope.trace.traceparent)
+        assert parent is not None  # a valid traceparent: _unsampled checked it
+        attached = otel_context.attach(parent)
         token = tracing.current_traceparent.set(envelope.trace.traceparent)
         try:
             yield trace.INVALID_SPAN
         finally:
             tracing.current_traceparent.reset(token)
+            otel_context.detach(attached)
         return
     with _tracer().start_as_current_span(
         f"process {topic}",
