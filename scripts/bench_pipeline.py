@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from scripts import cpu_time
 from switchboard.common import events
 from switchboard.common.config import KafkaSettings
+from switchboard.common.tracing import new_traceparent
 from switchboard.events.v1 import envelope_pb2
 from switchboard.events.v1 import messages_pb2 as m
 from tests.conftest import Stack, load_stack
@@ -152,7 +153,7 @@ async def load(pipeline: Pipeline, rate: int, duration_s: float, drain_s: float,
                 message_id=message_id, channel=m.CHANNEL_HTTP, channel_chat_id=conversation, text=f"bench message {i}"
             )
             flags = "01" if int((i + 1) * sampled) > int(i * sampled) else "00"  # evenly spread
-            traceparent = f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-{flags}"
+            traceparent = new_traceparent()[:-2] + flags
             envelope = events.wrap(inbound, conversation_key=conversation, source="bench", traceparent=traceparent)
             sent[message_id] = time.perf_counter()
             await producer.send(pipeline.topics.inbound, envelope.SerializeToString(), key=conversation.encode())

@@ -1,5 +1,6 @@
 # Jaeger v2, the trace backend: receives the services' spans over OTLP/gRPC on
-# 127.0.0.1:$SB_JAEGER_OTLP_PORT (Triton's over OTLP/HTTP on $SB_JAEGER_OTLP_HTTP_PORT), keeps the last 100 000 traces in memory, and serves its UI
+# 127.0.0.1:$SB_JAEGER_OTLP_PORT (Triton's over OTLP/HTTP on $SB_JAEGER_OTLP_HTTP_PORT),
+# keeps the last 100 000 traces in memory, and serves its UI
 # and query API on http://127.0.0.1:$SB_JAEGER_UI_PORT (e.g. /api/traces/<trace id>).
 # No Jaeger release binary can be fetched here, so it is built once from its Go module
 # (the go command and the module proxy; about 6 minutes of two cores) and kept in

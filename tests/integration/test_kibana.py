@@ -177,10 +177,9 @@ def _view(obj: dict[str, Any]) -> str:
     """The data view an object reads (the dashboard: its charts', the audit view)."""
     if obj["type"] == "index-pattern":
         return str(obj["id"])
-    views = {ref["id"] for ref in obj["references"] if ref["type"] == "index-pattern"}
     if obj["type"] == "dashboard":
         return str(_generator().DATA_VIEW)
-    (view,) = views
+    (view,) = {ref["id"] for ref in obj["references"] if ref["type"] == "index-pattern"}
     return str(view)
 
 

@@ -27,6 +27,12 @@ async def _api(client: httpx.AsyncClient, path: str, **params: str) -> Any:
     return response.json()["data"]
 
 
+async def _value(client: httpx.AsyncClient, query: str) -> float:
+    """The value of an instant query of one series (0 when there is none yet)."""
+    result = (await _api(client, "query", query=query))["result"]
+    return float(result[0]["value"][1]) if result else 0.0
+
+
 async def test_every_service_is_scraped_and_every_alert_rule_loaded(stack: Stack) -> None:
     async with httpx.AsyncClient(base_url=stack.prometheus_url, timeout=10) as client:
         health: dict[str, str] = {}
@@ -75,8 +81,7 @@ async def test_the_intent_parsers_faust_sensors_reach_prometheus(stack: Stack) -
         httpx.AsyncClient(base_url=stack.prometheus_url, timeout=10) as client,
         httpx.AsyncClient(base_url=stack.gateway_url, timeout=10, headers=headers) as gateway,
     ):
-        before_result = (await _api(client, "query", query=query))["result"]
-        before = float(before_result[0]["value"][1]) if before_result else 0.0
+        before = await _value(client, query)
         conversation = (await gateway.post("/v1/conversations")).json()["conversation_id"]
         sent = await gateway.post(
             "/v1/messages", json={"conversation_id": conversation, "text": "list my reminders", "wait": False}
@@ -86,8 +91,7 @@ async def test_the_intent_parsers_faust_sensors_reach_prometheus(stack: Stack) -
         async with asyncio.timeout(60):  # handled, then scraped within SB_PROMETHEUS_SCRAPE_S
             while now <= before:
                 await asyncio.sleep(1)
-                result = (await _api(client, "query", query=query))["result"]
-                now = float(result[0]["value"][1]) if result else 0.0
+                now = await _value(client, query)
     commits = 'sum(switchboard_parser_faust_consumer_commit_latency_count{service="intent-parser"})'
     async with httpx.AsyncClient(base_url=stack.prometheus_url, timeout=10) as client:
-        assert float((await _api(client, "query", query=commits))["result"][0]["value"][1]) > 0
+        assert await _value(client, commits) > 0

@@ -1,10 +1,12 @@
 """The Faust worker's own sensors as Prometheus series, beside the common counters.
 
 Faust's ``PrometheusMonitor`` records what the worker sees: messages in per topic and
-partition, each event's processing time, sends and their latency, commits and their
+partition, events per stream, sends and their latency, commits and their
 latency, rebalances and their duration, table operations. The series are named
-``switchboard_parser_faust_*`` (e.g. ``switchboard_parser_faust_events_runtime_ms``,
+``switchboard_parser_faust_*`` (e.g. ``switchboard_parser_faust_messages_received_per_topic``,
 ``switchboard_parser_faust_total_rebalances``) and are served on the parser's /metrics.
+``_events_runtime_ms`` stays empty: Faust times only the events its stream acknowledges
+itself, and the parser acknowledges its own.
 """
 
 from __future__ import annotations

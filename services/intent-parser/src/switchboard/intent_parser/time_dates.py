@@ -23,10 +23,8 @@ DOTTED_DATE = re.compile(
 def dotted_date(found: re.Match[str]) -> str | None:
     """``DOTTED_DATE``'s replacement; None (left as it is) for a day the month does not have."""
     day, month = int(found["d"]), int(found["m"])
-    year = found["y"]
-    if day > calendar.monthrange(int(year) if year and len(year) == 4 else 2024, month)[1]:
+    written = found["y"]
+    year = (2000 + int(written) if len(written) == 2 else int(written)) if written else None
+    if day > calendar.monthrange(year or 2024, month)[1]:  # no year written: a leap year allows 29.2.
         return None
-    said = f"on {day} {calendar.month_name[month]}"
-    if year:
-        said += f" {year if len(year) == 4 else '20' + year}"
-    return said
+    return f"on {day} {calendar.month_name[month]}" + (f" {year}" if year else "")
