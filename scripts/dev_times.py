@@ -8,12 +8,16 @@ written by another project again (neither Recognizers-Text, which the parser use
 Duckling), so rules fixed while reading it still have to generalise to Duckling's corpus.
 
 Sources, read at run time from local mirrors (``fetch github:comtravo/ctparse``, ``fetch
-github:wanasit/chrono``, both MIT), nothing copied here:
+github:wanasit/chrono``, ``fetch github:mojombo/chronic``, all MIT; ``fetch
+github:joestelmach/natty``, Apache 2.0), nothing copied here:
 - ctparse ``datasets/timeparse_corpus.json``: about 2000 time expressions real people wrote in
   travel requests (English and German), each with its reference time and a human-annotated parse;
 - ctparse ``ctparse/time/corpus.py``: the project's rule-by-rule test corpus (English variants);
 - chrono ``test/en`` and ``test/zh/hans``: the JavaScript parser's unit tests, English and
-  simplified Chinese, each a text, a reference ``new Date(...)`` and the expected fields.
+  simplified Chinese, each a text, a reference ``new Date(...)`` and the expected fields;
+- chronic ``test/test_parsing.rb``: the Ruby parser's English tests, said on 2006-08-16 14:00;
+- natty ``DateTimeTest.java`` and ``TimeTest.java``: the Java parser's English tests, each
+  with its reference date.
 
 Only expressions whose gold is one instant with a clock time are kept, and only those after
 their reference time (a reminder is never set in the past). Each is wrapped as a reminder
@@ -43,6 +47,8 @@ MIRROR = Path("/work/.mirror")
 SOURCES = {
     "ctparse": Source("comtravo/ctparse", "6e78175", "MIT"),
     "chrono": Source("wanasit/chrono", "82c0e5b", "MIT"),
+    "chronic": Source("mojombo/chronic", "416d504", "MIT"),
+    "natty": Source("joestelmach/natty", "74389fe", "Apache-2.0"),
 }
 WRAP = {"en": "remind me {} to do it", "zh": "{}提醒我做事"}
 _GOLD = re.compile(r"Time\[\]\{(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d) ")
@@ -128,8 +134,72 @@ def _chrono(chrono: Mirror) -> list[DevTime]:
     return out
 
 
+# chronic: ``parse_now("text"[, options])`` then ``assert_equal Time.local(y, m, d, h[, mi[, s]])``,
+# on one line or two. Only option-free calls and texts that name a clock time or an offset are kept:
+# chronic's guess for a bare day ("tomorrow" -> noon) is its convention, not a clock time said.
+_CHRONIC_NOW = datetime(2006, 8, 16, 14, tzinfo=UTC)
+_PARSE_NOW = re.compile(r'parse_now\("(?P<text>[^"]*)"(?P<opts>[^)]*)\)')
+_TIME_LOCAL = re.compile(r"assert_equal Time\.local\((?P<args>[\d\s,]+)\)")
+_CLOCK = re.compile(
+    r"\d\s*(am|pm|a\.m|p\.m|a|p)\b|\d[:.]\d\d\b(?!\.\d)|noon|midnight|o'?clock|\bat \d|\b(?!19|20)[0-2]\d[0-5]\d\b"
+    r"|hours?\b|minutes?\b",
+    re.I,
+)
+
+
+def _chronic(chronic: Mirror) -> list[DevTime]:
+    out, pending = [], None
+    for line in chronic.read("test/test_parsing.rb").splitlines():
+        call, expect = _PARSE_NOW.search(line), _TIME_LOCAL.search(line)
+        if call and not expect:
+            pending = call
+            continue
+        call = call or pending
+        pending = None
+        if not (call and expect) or call["opts"].strip() or not _CLOCK.search(call["text"]):
+            continue
+        numbers = [int(n) for n in expect["args"].split(",")]
+        if len(numbers) < 4 or (len(numbers) > 5 and numbers[5]):
+            continue
+        gold = datetime(*numbers[:5], tzinfo=UTC)
+        out.append(DevTime(call["text"], _CHRONIC_NOW, gold, "chronic"))
+    return out
+
+
+# natty: a test method sets ``reference = ....parse("m/d/yyyy[ h:mm am]")`` (or a time alone,
+# which Java puts on 1970-01-01; 2011-01-02, the other tests' day, is used instead), then calls
+# ``validateDateTime(reference, "text", month, day, year, h, mi, s)`` or
+# ``validateTime(reference, "text", h, mi, s)`` (the time on the reference's day). A bare
+# number ("5") is left out: as a reminder's time it says nothing.
+_NATTY_REF = re.compile(r'\.parse\("(?P<ref>\d+/\d+/\d+(?: \d+:\d\d [ap]m)?|\d+:\d\d [ap]m)"\)')
+_NATTY_CASE = re.compile(r'validate(?P<kind>DateTime|Time)\(reference,\s*"(?P<text>[^"]*)",(?P<args>[\d\s,]+)\)')
+
+
+def _natty(natty: Mirror) -> list[DevTime]:
+    out = []
+    for name in ("DateTimeTest.java", "TimeTest.java"):
+        source = natty.read(f"src/test/java/com/joestelmach/natty/{name}")
+        now = None
+        for found in re.finditer(f"{_NATTY_REF.pattern}|{_NATTY_CASE.pattern}", source):
+            if found["ref"]:
+                ref = found["ref"] if "/" in found["ref"] else f"1/02/2011 {found['ref']}"
+                fmt = "%m/%d/%Y %I:%M %p" if " " in ref else "%m/%d/%Y"
+                now = datetime.strptime(ref, fmt).replace(tzinfo=UTC)
+                continue
+            numbers = [int(n) for n in found["args"].split(",")]
+            if now is None or numbers[-1] or found["text"].isdigit():
+                continue  # no reference yet, seconds (a reminder has minutes), or a bare number
+            if found["kind"] == "Time":
+                gold = now.replace(hour=numbers[0], minute=numbers[1])
+            else:
+                month, day, year, hour, minute, _ = numbers
+                gold = datetime(year, month, day, hour, minute, tzinfo=UTC)
+            out.append(DevTime(found["text"], now, gold, "natty"))
+    return out
+
+
 def examples(mirror: Path = MIRROR) -> list[DevTime]:
-    ctparse, chrono = (Mirror(mirror, SOURCES[name]) for name in ("ctparse", "chrono"))
+    ctparse, chrono, chronic, natty = (Mirror(mirror, SOURCES[name]) for name in SOURCES)
     out: list[DevTime] = []
     for row in json.loads(ctparse.read("datasets/timeparse_corpus.json")):
         gold = _gold(row["gold_parse"])
@@ -144,7 +214,7 @@ def examples(mirror: Path = MIRROR) -> list[DevTime]:
             continue
         now = datetime.fromisoformat(ref).replace(tzinfo=UTC)
         out += [DevTime(t, now, gold, "rules") for t in texts if _english(t)]
-    out += _chrono(chrono)
+    out += _chrono(chrono) + _chronic(chronic) + _natty(natty)
     unique = {(e.text.lower(), e.now, e.gold): e for e in out if e.gold > e.now}
     return list(unique.values())
 

@@ -278,6 +278,23 @@ def test_numerals(text: str, value: float | None) -> None:
         ("9.12 23:00", "Europe/Berlin", "2026-12-09T23:00:00+01:00"),
         ("on 04.12 at 9h15", "Europe/Paris", "2026-12-04T09:15:00+01:00"),
         ("01.02.2027 07:00", "Europe/Berlin", "2027-02-01T07:00:00+01:00"),
+        # A leading zero or an "h" / "hours" after four digits is a 24-hour clock.
+        ("2026-11-28 03:00", "America/New_York", "2026-11-28T03:00:00-05:00"),
+        ("at 0:10", "America/New_York", "2026-11-25T00:10:00-05:00"),
+        ("0600h", "America/New_York", "2026-11-25T06:00:00-05:00"),
+        ("06:00 hours", "America/New_York", "2026-11-25T06:00:00-05:00"),
+        ("1300 hours tomorrow", "America/New_York", "2026-11-25T13:00:00-05:00"),
+        # A day of the month said with a weekday wins over it.
+        ("Thu 1st at 4pm", "America/New_York", "2026-12-01T16:00:00-05:00"),
+        ("9 December, Friday 0845am", "America/New_York", "2026-12-09T08:45:00-05:00"),
+        ("this weekend at 10am", "America/New_York", "2026-11-28T10:00:00-05:00"),
+        ("at seven forty-five pm", "America/New_York", "2026-11-24T19:45:00-05:00"),
+        ("a half hour from now", "America/New_York", "2026-11-24T16:00:00-05:00"),
+        ("7.30 tomorrow morning", "America/New_York", "2026-11-25T07:30:00-05:00"),
+        # 1-6 with minutes and no am/pm is the afternoon's, as a bare hour is.
+        ("thursday at 2:30", "America/New_York", "2026-11-26T14:30:00-05:00"),
+        ("same time tomorrow", "America/New_York", "2026-11-25T15:30:00-05:00"),
+        ("明天这个时候", "Asia/Shanghai", "2026-11-25T15:30:00+08:00"),
     ],
 )
 def test_expressions_the_library_misreads(parser: TimeParser, text: str, tz: str, expected: str) -> None:

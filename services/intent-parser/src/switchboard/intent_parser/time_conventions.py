@@ -94,7 +94,7 @@ def _day(parts: Parts, now: datetime) -> date | None:
     today = now.date()
     if parts.date is not None:
         return parts.date
-    if parts.weekdays:
+    if parts.weekdays and parts.day is None:  # "Thu 16th", "9 June, Friday": the date said wins
         ahead = (parts.weekdays[0] - today.weekday()) % 7
         candidate = today + timedelta(days=ahead)
         clock = _clock(parts)
@@ -126,8 +126,8 @@ def _safe_date(year: int, month: int, day: int) -> date | None:
 def _clock(parts: Parts) -> time | None:
     if parts.hour is not None:
         hour = parts.hour
-        if parts.ambiguous and 1 <= hour <= 6 and parts.minute == 0 and not parts.alarm:
-            hour += 12  # "at 3" means 15:00
+        if parts.ambiguous and 1 <= hour <= 6 and not parts.alarm:
+            hour += 12  # "at 3" means 15:00, "at 2:30" 14:30
         return time(hour % 24, parts.minute % 60)
     if parts.part is not None:
         return time(_PART_HOURS.get(parts.part, DEFAULT_HOUR))
@@ -137,7 +137,7 @@ def _clock(parts: Parts) -> time | None:
 def _next_clock(parts: Parts, clock: time, now: datetime, day: date, same_day_only: bool = False) -> datetime:
     """The first of the candidate times (am and pm when ambiguous) that is still ahead."""
     candidates = [clock]
-    if parts.ambiguous and not parts.alarm and clock.hour < 12 and not (1 <= clock.hour <= 6 and clock.minute == 0):
+    if parts.ambiguous and not parts.alarm and clock.hour < 12 and not 1 <= clock.hour <= 6:
         candidates.append(time(clock.hour + 12, clock.minute))
     days = [day] if same_day_only else [day, day + timedelta(days=1)]
     for d in days:

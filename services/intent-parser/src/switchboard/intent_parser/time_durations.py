@@ -15,8 +15,10 @@ import re
 
 from switchboard.intent_parser import numerals
 
+# "in 1/2 hour", "2 1/2 hours", "a half hour", "1/2个小时": the forms the library reads.
 HALF_HOUR = re.compile(
     r"(?:\b(?P<n>\d+)\s+(?:and\s+(?:a\s+)?)?)?(?:\b1/2|½)\s*(?:an?\s+)?(?:hours?|hrs?)\b"
+    r"|\ba\s+half[\s-]hour\b"
     r"|(?P<zh>(?:1/2|½)\s*个?(?=小时|钟头))",
     re.I,
 )

@@ -123,6 +123,15 @@ def _en_unit(word: str) -> str:
     return {"min": "minutes", "minute": "minutes", "hr": "hours", "hour": "hours"}.get(word, word + "s")
 
 
+# "this time tomorrow", "same time next week", "明天这个时候": the clock time of now, that day.
+_SAME_TIME = re.compile(
+    r"\b(?:at\s+)?(?:this|the\s+same|same)\s+time\s+(?P<en>tomorrow|next\s+week)\b"
+    r"|\b(?P<en2>tomorrow|next\s+week)\s+(?:at\s+)?(?:this|the\s+same|same)\s+time\b"
+    r"|(?P<zh>明天|下周|下个?星期)的?(?:这个时候|这个时间|同一时间|同一个时间|此时|这时候|这会儿)",
+    re.I,
+)
+
+
 def read_rules(text: str, now: datetime, parts: Parts) -> list[tuple[int, int]]:
     """Expressions the library misses or resolves against the conventions.
 
@@ -152,6 +161,11 @@ def read_rules(text: str, now: datetime, parts: Parts) -> list[tuple[int, int]]:
             unit = _en_unit(unit)
         _shift(parts, now, count, unit)
         reserved.append(english.span())
+    same_time = _SAME_TIME.search(text)
+    if same_time is not None:
+        day = (same_time["en"] or same_time["en2"] or same_time["zh"]).lower()
+        parts.instant = now + timedelta(days=1 if day in ("tomorrow", "明天") else 7)
+        reserved.append(same_time.span())
     for found in (
         _weekdays_ahead(text, now, parts),
         _last_weekday_of(text, now, parts),

@@ -22,6 +22,7 @@ import re
 from collections.abc import Callable
 
 from switchboard.intent_parser import numerals
+from switchboard.intent_parser import time_clocks as clocks
 from switchboard.intent_parser import time_dates as dates
 from switchboard.intent_parser import time_durations as durations
 
@@ -33,16 +34,23 @@ _SPACE_IN_ZH = re.compile(r"(?<=[\u3400-\u9fff])\s+(?=\d+\s*[点时号日月分]
 # "16h45", "15h" (not "in 2h30" or "2h", durations).
 _H_CLOCK = re.compile(r"(?<![\w.:])(?P<h>[01]?\d|2[0-3])h(?P<m>[0-5]\d)?\b", re.I)
 _CLOCK_LEAD = re.compile(r"(?:\bat|@)\s*$", re.I)
-# "at 7.15", "17.30h", "08.00 am": a clock time written with a dot, where nothing else reads as a decimal.
+# "at 7.15", "17.30h", "08.00 am", "7.30 tomorrow": a clock time written with a dot, where nothing
+# else reads as a decimal.
 _DOTTED_CLOCK = re.compile(
     r"(?P<lead>\b(?:at|by|until|till|from)\s+|@\s*)(?P<h>[01]?\d|2[0-3])\.(?P<m>[0-5]\d)\b(?![.,]\d)"
-    r"|(?<![\d.])(?P<h2>[01]?\d|2[0-3])\.(?P<m2>[0-5]\d)(?:\s*(?:h|hrs)\b|(?=\s*[ap]\.?m\b))",
+    r"|(?<![\d.])(?P<h2>[01]?\d|2[0-3])\.(?P<m2>[0-5]\d)(?:\s*(?:h|hrs)\b|(?=\s*[ap]\.?m\b)"
+    r"|(?=\s+(?:today|tomorrow|tonight|this\s+(?:morning|afternoon|evening))\b))",
     re.I,
 )
 # A weekday, whole or abbreviated ("fri", "thurs", "saturday").
 _WEEKDAY = r"(?:mon|tues?|wed(?:nes)?|thu(?:rs?)?|fri|sat(?:ur)?|sun)(?:day)?"
 _PART_OF_DAY_AFTER = (
     r"(?:in\s+the\s+(?:morning|afternoon|evening)|at\s+night|tonight|this\s+(?:morning|afternoon|evening))"
+)
+_UNIT_WORDS = r"(?:one|two|three|four|five|six|seven|eight|nine)"
+# "seven forty-five pm": the library reads the hyphenated minutes as "forty" only.
+_HYPHENATED_MINUTES = re.compile(
+    rf"\b(?P<h>{_UNIT_WORDS}|ten|eleven|twelve)\s+(?P<tens>twenty|thirty|forty|fifty)-(?P<unit>{_UNIT_WORDS})\b", re.I
 )
 _HOUR_WORD_CLOCK = r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)\s+(?:o'?clock|[ap]\.?m\b)"
 # "around 5pm", "at about 8", "approximately 17.30", "in about 10 minutes": a reminder fires at
@@ -164,8 +172,8 @@ _DAY_BEFORE_CLOCK = re.compile(
 _SPAN_BARE_END = re.compile(r"(?<=[ap]m)\s*-\s*\d{1,2}(?::[0-5]\d)?\b(?!\s*(?:[ap]\.?m|[:/.]\d))", re.I)
 # "lunchtime", "at lunch": noon.
 _LUNCHTIME = re.compile(r"\blunch\s?time\b|(?:(?<=\bat\s)|(?<=\btoday\s)|(?<=\btomorrow\s))lunch\b", re.I)
-# "on tuesday the 19th": the day of the month says it all (the library reads the weekday only).
-_WEEKDAY_THE_DAY = re.compile(rf"\b{_WEEKDAY},?\s+(?=the\s+\d{{1,2}}(?:st|nd|rd|th)\b)", re.I)
+# "on tuesday the 19th", "Thu 16th": the day of the month says it all (the library reads the weekday only).
+_WEEKDAY_THE_DAY = re.compile(rf"\b{_WEEKDAY},?\s+(?=(?:the\s+)?\d{{1,2}}(?:st|nd|rd|th)\b)", re.I)
 # Ordinal words for a day of the month where a day is meant ("on the twentieth at 9").
 _ORDINAL_WORDS = {
     "first": 1,
@@ -196,6 +204,13 @@ _ORDINAL_DAY = re.compile(
     + r")\b(?!\s+(?:time|floor|one|place|of\s+(?!jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|next|this)))",
     re.I,
 )
+
+
+def _weekday_the_day(found: re.Match[str]) -> str:
+    """The weekday goes; a bare "16th" becomes "on the 16th", the form the library reads."""
+    if re.match(r"the\b", found.string[found.end() :], re.I):
+        return ""
+    return "the " if re.search(r"\bon\s+$", found.string[: found.start()], re.I) else "on the "
 
 
 def _ordinal_day(found: re.Match[str]) -> str | None:
@@ -340,6 +355,7 @@ _REWRITES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str | None]]] =
     (_SLANG, lambda _: "tomorrow"),
     (_SPACE_IN_ZH, lambda _: ""),
     (_APPROXIMATE, _approximate),
+    (_HYPHENATED_MINUTES, lambda found: f"{found['h']} {found['tens']} {found['unit']}"),
     (_ISH, lambda _: ""),
     (durations.COMPOUND, durations.compound),
     (durations.QUARTERS_OF_HOUR, lambda found: f"{durations.QUARTERS[found['n'].lower()]} minutes"),
@@ -351,11 +367,13 @@ _REWRITES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str | None]]] =
     (_DAY_BEFORE_CLOCK, lambda found: f"{found['day']}at "),
     (_SPAN_BARE_END, lambda _: ""),
     (_LUNCHTIME, lambda _: "noon"),
-    (_WEEKDAY_THE_DAY, lambda _: ""),
+    (_WEEKDAY_THE_DAY, _weekday_the_day),
     (_ORDINAL_DAY, _ordinal_day),
     (durations.AND_A_HALF, durations.and_a_half),
     (_HALF_HOUR_BRITISH, lambda found: f"half past {found['h']}"),
     (_MIDNIGHT_TONIGHT, lambda _: "at midnight"),
+    (clocks.HOURS_SUFFIX, clocks.hours_suffix),
+    (clocks.ZERO_LED, clocks.zero_led),
     (_H_CLOCK, _h_clock),
     (_DOTTED_CLOCK, _dotted_clock),
     (_O_CLOCK, lambda _: "o'clock"),

@@ -59,7 +59,7 @@ _TIMEX_DATE = re.compile(r"^(?P<y>\d{4}|XXXX)-(?P<m>\d{2}|XX)-(?P<d>\d{2}|XX)")
 # "the first Friday of May": XXXX-05-WXX-5-#1 (the year is said or not).
 _TIMEX_NTH_WEEKDAY = re.compile(r"^(?P<y>\d{4}|XXXX)-(?P<m>\d{2})-WXX-(?P<wd>[1-7])-#(?P<n>[1-5])")
 _TIMEX_WEEKDAY = re.compile(r"^XXXX-WXX-(?P<wd>[1-7])")
-_TIMEX_WEEK = re.compile(r"^(?P<y>\d{4})-W(?P<w>\d{2})$")
+_TIMEX_WEEK = re.compile(r"^(?P<y>\d{4})-W(?P<w>\d{2})(?P<weekend>-WE)?$")
 _TIMEX_MONTH = re.compile(r"^(?P<y>\d{4})-(?P<m>\d{2})$")
 _TIMEX_TIME = re.compile(r"T(?P<h>\d{2})(?::(?P<mi>\d{2}))?(?::\d{2})?$")
 _TIMEX_PART = re.compile(r"T(?P<part>MO|MI|AF|EV|NI|DT)$")
@@ -170,9 +170,9 @@ def _read_day(timex: str, kind: str, span: str, now: datetime, parts: Parts) -> 
                 parts.unresolved = True
             parts.next_year = parts.next_year or bool(_NEXT_YEAR.search(span))
     elif week:
-        # "next week": Monday of that ISO week.
+        # "next week": Monday of that ISO week; "this weekend": its Saturday.
         try:
-            parts.date = date.fromisocalendar(int(week["y"]), int(week["w"]), 1)
+            parts.date = date.fromisocalendar(int(week["y"]), int(week["w"]), 6 if week["weekend"] else 1)
         except ValueError:
             parts.unresolved = True
     elif month:
