@@ -295,6 +295,10 @@ def test_numerals(text: str, value: float | None) -> None:
         ("thursday at 2:30", "America/New_York", "2026-11-26T14:30:00-05:00"),
         ("same time tomorrow", "America/New_York", "2026-11-25T15:30:00-05:00"),
         ("明天这个时候", "Asia/Shanghai", "2026-11-25T15:30:00+08:00"),
+        # A filler or a range before an amount: the first end of the range.
+        ("in like 20 minutes", "America/New_York", "2026-11-24T15:50:00-05:00"),
+        ("in 20-30 minutes", "America/New_York", "2026-11-24T15:50:00-05:00"),
+        ("in 2 to 3 hours", "America/New_York", "2026-11-24T17:30:00-05:00"),
     ],
 )
 def test_expressions_the_library_misreads(parser: TimeParser, text: str, tz: str, expected: str) -> None:

@@ -59,9 +59,13 @@ _APPROXIMATE = re.compile(
     r"(?P<at>\bat\s+)?\b(?:around|about|approximately|approx\.?|roughly|circa|ca\.|sometime\s+around)\s+"
     r"(?=(?:\d{1,2}(?:[:.][0-5]\d)?\s*(?:[ap]\.?m\b|o'?clock|h\b|ish\b)|\d{1,2}[:.][0-5]\d|\d{3,4}\b"
     rf"|noon\b|midnight\b|{_HOUR_WORD_CLOCK}|\d{{1,2}}\s+{_PART_OF_DAY_AFTER}|\d{{1,2}}\s*(?:$|[,.!?;]|on\b|tomorrow\b|to\s+(?!\d))))"
-    r"|(?P<lead>\b(?:in|within|after)\s+)(?:around|about|approximately|approx\.?|roughly|some|exactly|just)\s+"
+    r"|(?P<lead>\b(?:in|within|after)\s+)(?:around|about|approximately|approx\.?|roughly|some|exactly|just|like)\s+"
     r"(?=\S+\s+(?:min|hour|hr|day|week)|half\s+an?\s+hour|an?\s+hour)",
     re.I,
+)
+# "in 20-30 minutes", "in 2 to 3 hours": the reminder fires at the first end of the range.
+_AMOUNT_RANGE = re.compile(
+    r"(?<=\bin\s)(?P<low>\d{1,3})\s*(?:-|\u2013|to|or)\s*\d{1,3}(?=\s*(?:min|hour|hr|day|week))", re.I
 )
 _ISH = re.compile(r"(?<=\d)\s*-?ish\b|(?<=[ap]m)-?ish\b", re.I)
 # "the 14th at 8pm": a day of this month, as "on the 14th" (not "the 3rd floor", "by the 14th").
@@ -357,6 +361,7 @@ _REWRITES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str | None]]] =
     (_APPROXIMATE, _approximate),
     (_HYPHENATED_MINUTES, lambda found: f"{found['h']} {found['tens']} {found['unit']}"),
     (_ISH, lambda _: ""),
+    (_AMOUNT_RANGE, lambda found: found["low"]),
     (durations.COMPOUND, durations.compound),
     (durations.QUARTERS_OF_HOUR, lambda found: f"{durations.QUARTERS[found['n'].lower()]} minutes"),
     (durations.M_MINUTES, lambda found: f"{found['lead']}{found['n']} minutes"),
