@@ -1,4 +1,5 @@
-"""Numeric dates written day first with dots (part of ``time_text``): "26.9.", "14.9. 12:10",
+"""Dates as written (part of ``time_text``): the weekday and month-name patterns the rewrites
+share, and numeric dates written day first with dots: "26.9.", "14.9. 12:10",
 "9.10 23:00", "01.09.2018", as Europe and much of the world write them. Recognizers-Text reads
 them as nothing, a clock time or month-first; they are rewritten "on 26 September" (with the
 year when one is written). A dotted pair is a date only when it ends with a dot ("26.9.") or a
@@ -10,6 +11,10 @@ from __future__ import annotations
 
 import calendar
 import re
+
+# A weekday, whole or abbreviated ("fri", "thurs", "saturday"); a month name ("sept", "December").
+WEEKDAY = r"(?:mon|tues?|wed(?:nes)?|thu(?:rs?)?|fri|sat(?:ur)?|sun)(?:day)?"
+MONTH_NAME = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
 
 DOTTED_DATE = re.compile(
     r"(?<![\d.:@])(?<!\bat\s)(?<!\bby\s)"

@@ -2,14 +2,14 @@
 
 The library misreads or misses some ways of writing a time that it reads well written
 otherwise, so each rewrite below turns one into the other before the library sees the text.
-Clock times and days: "ten after 4pm" -> "4:10pm", "a quarter past noon" -> "12:15pm", "16h45"
--> "16:45", "at 845" / "at 7.15" -> "at 8:45" / "at 7:15", "1 Dec 0710" -> "1 Dec at 7:10",
+Clock times and days: "ten after 4pm" -> "4:10pm", "a quarter past noon" -> "12:15pm",
 "around 5pm" -> "at 5pm", "half three" -> "half past three", "the 14th at 8pm" -> "on the 14th
 at 8pm", "on the twentieth" -> "on the 20th", "31 of next month" -> "31st of next month", "sat"
 -> "saturday", "this coming Friday" -> "this Friday", "tomorrow before 4pm" -> "tomorrow at
 4pm", "alarm for 7" -> "alarm at 7", "tmrw" -> "tomorrow"; in Chinese "四点零五" -> "四点五分",
 "今晚 11 点" -> "今晚11点", "3号" -> "3日", "十点差五分" -> "9点55分", traditional characters ->
-simplified. Durations and timers are rewritten by ``time_durations`` ("in 1/2 hour", "1 hour
+simplified. Clock times in figures are rewritten by ``time_clocks`` ("16h45", "at 845", "at
+7.15", "1 Dec 0710", "03:00", "0600h"), durations and timers by ``time_durations`` ("in 1/2 hour", "1 hour
 and 30 minutes", "a timer for 10 minutes"...) and day-first dotted dates by ``time_dates``
 ("14.9. 12:10" -> "on 14 September 12:10"), in the order of ``_REWRITES`` below.
 Every character of the rewritten text keeps the index of the character it came from, so
@@ -31,34 +31,13 @@ _TRADITIONAL = str.maketrans("點週號後鐘個兩時晚", "点周号后钟个�
 _SLANG = re.compile(r"\b(2morrow|2moro|tmrw|tmr|tmrrw|tomoz|tomorow|tommorow|tommorrow)\b", re.I)
 # "今晚 11 点": the Chinese model wants the number against its unit.
 _SPACE_IN_ZH = re.compile(r"(?<=[\u3400-\u9fff])\s+(?=\d+\s*[点时号日月分])|(?<=\d)\s+(?=[点时号日月分])")
-# "16h45", "15h" (not "in 2h30" or "2h", durations).
-_H_CLOCK = re.compile(r"(?<![\w.:])(?P<h>[01]?\d|2[0-3])h(?P<m>[0-5]\d)?\b", re.I)
-_CLOCK_LEAD = re.compile(r"(?:\bat|@)\s*$", re.I)
-# "at 7.15", "17.30h", "08.00 am", "7.30 tomorrow": a clock time written with a dot, where nothing
-# else reads as a decimal.
-_DOTTED_CLOCK = re.compile(
-    r"(?P<lead>\b(?:at|by|until|till|from)\s+|@\s*)(?P<h>[01]?\d|2[0-3])\.(?P<m>[0-5]\d)\b(?![.,]\d)"
-    r"|(?<![\d.])(?P<h2>[01]?\d|2[0-3])\.(?P<m2>[0-5]\d)(?:\s*(?:h|hrs)\b|(?=\s*[ap]\.?m\b)"
-    r"|(?=\s+(?:today|tomorrow|tonight|this\s+(?:morning|afternoon|evening))\b))",
-    re.I,
-)
-# A weekday, whole or abbreviated ("fri", "thurs", "saturday").
-_WEEKDAY = r"(?:mon|tues?|wed(?:nes)?|thu(?:rs?)?|fri|sat(?:ur)?|sun)(?:day)?"
-_PART_OF_DAY_AFTER = (
-    r"(?:in\s+the\s+(?:morning|afternoon|evening)|at\s+night|tonight|this\s+(?:morning|afternoon|evening))"
-)
-_UNIT_WORDS = r"(?:one|two|three|four|five|six|seven|eight|nine)"
-# "seven forty-five pm": the library reads the hyphenated minutes as "forty" only.
-_HYPHENATED_MINUTES = re.compile(
-    rf"\b(?P<h>{_UNIT_WORDS}|ten|eleven|twelve)\s+(?P<tens>twenty|thirty|forty|fifty)-(?P<unit>{_UNIT_WORDS})\b", re.I
-)
 _HOUR_WORD_CLOCK = r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)\s+(?:o'?clock|[ap]\.?m\b)"
 # "around 5pm", "at about 8", "approximately 17.30", "in about 10 minutes": a reminder fires at
 # one instant, so the approximation is dropped ("around 5pm" -> "at 5pm").
 _APPROXIMATE = re.compile(
     r"(?P<at>\bat\s+)?\b(?:around|about|approximately|approx\.?|roughly|circa|ca\.|sometime\s+around)\s+"
     r"(?=(?:\d{1,2}(?:[:.][0-5]\d)?\s*(?:[ap]\.?m\b|o'?clock|h\b|ish\b)|\d{1,2}[:.][0-5]\d|\d{3,4}\b"
-    rf"|noon\b|midnight\b|{_HOUR_WORD_CLOCK}|\d{{1,2}}\s+{_PART_OF_DAY_AFTER}|\d{{1,2}}\s*(?:$|[,.!?;]|on\b|tomorrow\b|to\s+(?!\d))))"
+    rf"|noon\b|midnight\b|{_HOUR_WORD_CLOCK}|\d{{1,2}}\s+{clocks.PART_OF_DAY_AFTER}|\d{{1,2}}\s*(?:$|[,.!?;]|on\b|tomorrow\b|to\s+(?!\d))))"
     r"|(?P<lead>\b(?:in|within|after)\s+)(?:around|about|approximately|approx\.?|roughly|some|exactly|just|like)\s+"
     r"(?=\S+\s+(?:min|hour|hr|day|week)|half\s+an?\s+hour|an?\s+hour)",
     re.I,
@@ -74,22 +53,6 @@ _THE_DAY = re.compile(
     r"(?<!\bon\s)(?<!\bby\s)(?<!\bof\s)(?<!\buntil\s)(?<!\bbefore\s)(?<!\bafter\s)(?<!\bfrom\s)"
     rf"\bthe\s+(?=(?:[1-9]|[12]\d|3[01])(?:st|nd|rd|th)\b(?!\s+{_MONTHS_AHEAD})"
     r"\s*(?:$|[,.!?;]|at\b|@|to\b|in\s+the\b|\d|morning|afternoon|evening|night))",
-    re.I,
-)
-_DURATION_BEFORE = re.compile(r"\b(?:in|for|every|within|after|takes?|lasts?)\s*$", re.I)
-# "at 845", "by 1030", "845 in the evening": a clock time without its colon.
-_COMPACT_CLOCK = re.compile(
-    r"\b(?P<lead>at|@|by|around|until|till)\s+(?P<h>[01]?\d|2[0-3])(?P<m>[0-5]\d)(?:h(?:rs)?)?\b(?![:.,/]\d|\s*%)"
-    rf"|\b(?P<h2>0?[1-9]|1[0-2])(?P<m2>[0-5]\d)(?=\s+(?:{_PART_OF_DAY_AFTER}|o'?clock)\b)",
-    re.I,
-)
-# "1 Dec 0710", "on Sunday 1925", "tomorrow 2330": four digits after a day are a clock time,
-# unless they could be the year ("3 Dec 2027").
-_MONTH_NAME = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
-_CLOCK_AFTER_DAY = re.compile(
-    rf"(?P<day>\b(?:{_WEEKDAY}|today|tomorrow|tonight"
-    rf"|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH_NAME}|{_MONTH_NAME}\s+\d{{1,2}}(?:st|nd|rd|th)?)\b,?\s+)"
-    r"(?P<h>[01]\d|2[0-3])(?P<m>[0-5]\d)\b(?![:.,/]\d|\s*(?:%|[ap]\.?m\b|hours?\b))",
     re.I,
 )
 _O_CLOCK = re.compile(r"\bo\s+clock\b|\boclock\b", re.I)
@@ -160,15 +123,13 @@ _HALF_HOUR_BRITISH = re.compile(
     r"(?!\s*(?:(?:hours?|hrs?|minutes?|mins?|days?|weeks?|of|an?|past|percent)\b|%|\.\d))",
     re.I,
 )
-# "0730" alone: a clock time (no year or amount starts with 0).
-_ZERO_CLOCK = re.compile(r"(?<![\w:/.,-])0(?P<h>\d)(?P<m>[0-5]\d)\b(?![:/.,-]?\d|\s*%|\s+\d)")
 # "midnight tonight": the midnight that ends today (the library reads it as noon).
 _MIDNIGHT_TONIGHT = re.compile(r"\bmidnight\s+tonight\b|\btonight\s+at\s+midnight\b", re.I)
 # "this coming Friday", "upcoming Friday": the next Friday ahead, not next week's.
-_COMING_WEEKDAY = re.compile(rf"\b(?:this\s+|the\s+)?(?:up)?coming\s+(?={_WEEKDAY}\b)", re.I)
+_COMING_WEEKDAY = re.compile(rf"\b(?:this\s+|the\s+)?(?:up)?coming\s+(?={dates.WEEKDAY}\b)", re.I)
 # "tomorrow before 4pm", "friday by noon": the library reads nothing; the reminder is at that time.
 _DAY_BEFORE_CLOCK = re.compile(
-    rf"(?P<day>\b(?:today|tomorrow|tonight|{_WEEKDAY})\s+)"
+    rf"(?P<day>\b(?:today|tomorrow|tonight|{dates.WEEKDAY})\s+)"
     r"(?:before|by|after|no\s+later\s+than)\s+(?=\d|noon\b|midnight\b)",
     re.I,
 )
@@ -177,7 +138,7 @@ _SPAN_BARE_END = re.compile(r"(?<=[ap]m)\s*-\s*\d{1,2}(?::[0-5]\d)?\b(?!\s*(?:[a
 # "lunchtime", "at lunch": noon.
 _LUNCHTIME = re.compile(r"\blunch\s?time\b|(?:(?<=\bat\s)|(?<=\btoday\s)|(?<=\btomorrow\s))lunch\b", re.I)
 # "on tuesday the 19th", "Thu 16th": the day of the month says it all (the library reads the weekday only).
-_WEEKDAY_THE_DAY = re.compile(rf"\b{_WEEKDAY},?\s+(?=(?:the\s+)?\d{{1,2}}(?:st|nd|rd|th)\b)", re.I)
+_WEEKDAY_THE_DAY = re.compile(rf"\b{dates.WEEKDAY},?\s+(?=(?:the\s+)?\d{{1,2}}(?:st|nd|rd|th)\b)", re.I)
 # Ordinal words for a day of the month where a day is meant ("on the twentieth at 9").
 _ORDINAL_WORDS = {
     "first": 1,
@@ -259,22 +220,6 @@ def _rewrite(
     return "".join(out), new_index
 
 
-def _h_clock(found: re.Match[str]) -> str | None:
-    before = found.string[: found.start()]
-    if _DURATION_BEFORE.search(before):
-        return None
-    if found["m"] is None and int(found["h"]) < 13 and not _CLOCK_LEAD.search(before):
-        return None  # "2h" alone is more often two hours than 2 o'clock
-    return f"{found['h']}:{found['m'] or '00'}"
-
-
-def _clock_after_day(found: re.Match[str]) -> str | None:
-    dated = re.search(r"\d", found["day"])  # a month and day, which a year could follow
-    if dated and not found["h"].startswith("0") and 1900 <= int(found["h"] + found["m"]) <= 2100:
-        return None  # "Dec 3 2027" is a year
-    return f"{found['day']}at {int(found['h'])}:{found['m']}"
-
-
 def _zh_minutes_to(found: re.Match[str]) -> str | None:
     hour = numerals.to_number(found["h"] or found["h2"])
     minutes = numerals.to_number(found["m"] or found["m2"])
@@ -283,21 +228,8 @@ def _zh_minutes_to(found: re.Match[str]) -> str | None:
     return f"{int(hour - 1) % 24}点{60 - int(minutes)}分"
 
 
-def _dotted_clock(found: re.Match[str]) -> str:
-    if found["lead"]:
-        return f"{found['lead']}{int(found['h'])}:{found['m']}"
-    return f"{int(found['h2'])}:{found['m2']}"
-
-
 def _approximate(found: re.Match[str]) -> str:
     return found["lead"] or "at "  # "in about 10 minutes" -> "in 10 minutes"; "around 5pm" -> "at 5pm"
-
-
-def _compact_clock(found: re.Match[str]) -> str:
-    if found["lead"]:
-        morning = "am" if found["h"].startswith("0") else ""  # "at 0730" is a 24-hour clock
-        return f"{found['lead']} {int(found['h'])}:{found['m']}{morning}"
-    return f"{int(found['h2'])}:{found['m2']}"
 
 
 def _minutes_past(found: re.Match[str]) -> str | None:
@@ -359,7 +291,7 @@ _REWRITES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str | None]]] =
     (_SLANG, lambda _: "tomorrow"),
     (_SPACE_IN_ZH, lambda _: ""),
     (_APPROXIMATE, _approximate),
-    (_HYPHENATED_MINUTES, lambda found: f"{found['h']} {found['tens']} {found['unit']}"),
+    (clocks.HYPHENATED_MINUTES, lambda found: f"{found['h']} {found['tens']} {found['unit']}"),
     (_ISH, lambda _: ""),
     (_AMOUNT_RANGE, lambda found: found["low"]),
     (durations.COMPOUND, durations.compound),
@@ -379,14 +311,14 @@ _REWRITES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str | None]]] =
     (_MIDNIGHT_TONIGHT, lambda _: "at midnight"),
     (clocks.HOURS_SUFFIX, clocks.hours_suffix),
     (clocks.ZERO_LED, clocks.zero_led),
-    (_H_CLOCK, _h_clock),
-    (_DOTTED_CLOCK, _dotted_clock),
+    (clocks.H_CLOCK, clocks.h_clock),
+    (clocks.DOTTED_CLOCK, clocks.dotted_clock),
     (_O_CLOCK, lambda _: "o'clock"),
-    (_CLOCK_AFTER_DAY, _clock_after_day),
-    (_ZERO_CLOCK, lambda found: f"at {found['h']}:{found['m']}am"),
+    (clocks.CLOCK_AFTER_DAY, clocks.clock_after_day),
+    (clocks.ZERO_CLOCK, lambda found: f"at {found['h']}:{found['m']}am"),
     (_THE_DAY, lambda _: "on the "),
     (_MINUTES_PAST, _minutes_past),
-    (_COMPACT_CLOCK, _compact_clock),
+    (clocks.COMPACT_CLOCK, clocks.compact_clock),
     (_DAY_OF_NEXT_MONTH, _ordinal),
     (_WEEKDAY_ABBREVIATION, _weekday),
     (_ZH_ZERO_MINUTES, lambda found: f"{found['m']}分"),
