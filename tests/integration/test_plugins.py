@@ -83,7 +83,8 @@ async def test_the_catalogue_is_read_whole_at_start_then_followed(
         # Loaded before start() returned: the latest registration of each plugin.
         assert {n: r.version for n, r in catalogue.plugins.items()} == {"units": "2", "weather": "1"}
         assert catalogue.plugins["units"].registered_at.seconds > 0
-        await plugins.unregister(producer, topics.plugin_catalog, "weather")
+        # A tombstone (no value) under the plugin's name removes it; compaction later drops the entry.
+        await producer.send_raw(topics.plugin_catalog, None, b"weather", [])
         await plugins.register(producer, topics.plugin_catalog, _entry("units", "3", "t.units", "units.convert"))
         await _eventually(lambda: "weather" not in catalogue.plugins and catalogue.plugins["units"].version == "3")
     finally:

@@ -204,9 +204,9 @@ def test_a_cue_counts_only_where_training_rows_attest_it() -> None:
     config = replace(ClassifierConfig(), cues={"greeting": ("hello|zz-dev-word", "salut")})
     rows = [{"text": "hello there", "intent": "chat"}, {"text": "turn on the light", "intent": "device.control"}]
     classifier = IntentClassifier.train(rows, config=config)
-    assert classifier.explain("hello") == ["greeting"]
-    assert classifier.explain("zz-dev-word") == []
-    assert classifier.explain("salut") == []  # a whole pattern without a training match too
+    assert classifier.cues.active("hello") == ["greeting"]
+    assert classifier.cues.active("zz-dev-word") == []
+    assert classifier.cues.active("salut") == []  # a whole pattern without a training match too
 
 
 @pytest.mark.parametrize(

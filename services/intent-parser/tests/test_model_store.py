@@ -16,6 +16,7 @@ from switchboard.intent_parser.classifier import (
     IntentClassifier,
     dataset_paths,
     load_rows,
+    normalise,
 )
 
 TEXTS = [row["text"] for row in load_rows(dataset_paths()) if row["split"] == "dev"] + [
@@ -46,7 +47,7 @@ def test_a_loaded_model_predicts_exactly_what_the_trained_one_does(tmp_path: Pat
     loaded = model_store.load(tmp_path / "model.npz", ClassifierConfig.load())
     assert np.array_equal(loaded.probabilities(TEXTS), trained.probabilities(TEXTS))
     assert loaded.predict_many(TEXTS) == trained.predict_many(TEXTS)
-    assert [loaded.explain(text) for text in TEXTS] == [trained.explain(text) for text in TEXTS]
+    assert [loaded.cues.active(normalise(t)) for t in TEXTS] == [trained.cues.active(normalise(t)) for t in TEXTS]
 
 
 def test_the_second_replica_loads_instead_of_training(

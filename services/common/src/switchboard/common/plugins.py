@@ -48,11 +48,6 @@ async def register(producer: EventProducer, topic: str, registration: m.PluginRe
     logger.info("plugin registered", extra={"plugin": registration.name, "version": registration.version})
 
 
-async def unregister(producer: EventProducer, topic: str, name: str) -> None:
-    """Remove plugin ``name`` from the catalogue (a tombstone: compaction drops the entry)."""
-    await producer.send_raw(topic, None, name.encode(), [])
-
-
 class Catalogue:
     """The catalogue's latest registration per plugin, read from the beginning and followed.
 

@@ -35,10 +35,3 @@ def trace_id(traceparent: str | None) -> str | None:
     if not traceparent or not is_valid(traceparent):
         return None
     return traceparent[3:35]
-
-
-def child_of(traceparent: str | None) -> str:
-    """A traceparent for a new span in the same trace (a new trace if the parent is invalid)."""
-    if not traceparent or not is_valid(traceparent):
-        return new_traceparent()
-    return f"00-{traceparent[3:35]}-{secrets.token_hex(8)}-{traceparent[53:55]}"

@@ -300,10 +300,6 @@ class IntentClassifier:
                     results[index] = Prediction(config.fallback, float(row[fallback]))
         return [result for result in results if result is not None]
 
-    def explain(self, text: str) -> list[str]:
-        """The cue groups that match a message (for debugging a prediction)."""
-        return self.cues.active(normalise(text, self.config.max_chars))
-
 
 def out_of_fold(
     rows: Sequence[Mapping[str, Any]],
