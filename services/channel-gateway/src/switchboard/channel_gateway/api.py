@@ -20,7 +20,7 @@ from switchboard.channel_gateway.auth import SCOPE_ADMIN, SCOPE_CHAT, Authentica
 from switchboard.channel_gateway.config import Settings
 from switchboard.channel_gateway.ids import IdSigner
 from switchboard.channel_gateway.intake import Intake
-from switchboard.channel_gateway.limits import BodySizeLimit
+from switchboard.channel_gateway.body_limit import BodySizeLimit
 from switchboard.channel_gateway.rejections import AuditRejections, Record, Rejected
 from switchboard.channel_gateway.replies import Replies
 from switchboard.common import telemetry
