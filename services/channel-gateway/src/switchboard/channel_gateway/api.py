@@ -17,10 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette.sse import EventSourceResponse
 
 from switchboard.channel_gateway.auth import SCOPE_ADMIN, SCOPE_CHAT, Authenticator, Principal, requires
+from switchboard.channel_gateway.body_limit import BodySizeLimit
 from switchboard.channel_gateway.config import Settings
 from switchboard.channel_gateway.ids import IdSigner
 from switchboard.channel_gateway.intake import Intake
-from switchboard.channel_gateway.body_limit import BodySizeLimit
 from switchboard.channel_gateway.rejections import AuditRejections, Record, Rejected
 from switchboard.channel_gateway.replies import Replies
 from switchboard.common import telemetry
