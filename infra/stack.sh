@@ -24,12 +24,13 @@ set -euo pipefail
 . "$SB_ROOT/infra/openai/openai.sh"
 . "$SB_ROOT/infra/prometheus/prometheus.sh"
 . "$SB_ROOT/infra/jaeger/jaeger.sh"
+. "$SB_ROOT/infra/objectstore/objectstore.sh"
 . "$SB_ROOT/infra/logship/logship.sh"
 . "$SB_ROOT/infra/services/services.sh"
 
 # Start order; stopped in reverse. name:function-prefix (functions get the name as $1).
 COMPONENTS=(
-  kafka:kafka elasticsearch:es postgres:pg mosquitto:mqtt jaeger:jaeger triton:triton openai:openai lag-exporter:lag
+  kafka:kafka elasticsearch:es postgres:pg mosquitto:mqtt jaeger:jaeger objectstore:objectstore triton:triton openai:openai lag-exporter:lag
   prometheus:prom log-shipper:logship audit-logger:svc plugin-units:svc scheduler:svc inference-client:svc intent-parser:svc channel-gateway:svc
 )
 
@@ -87,6 +88,7 @@ cmd_install() {
   es_install
   triton_install
   jaeger_install
+  objectstore_install
   logship_install
 }
 
@@ -229,6 +231,10 @@ SB_OTLP_ENDPOINT=http://127.0.0.1:$SB_JAEGER_OTLP_PORT
 SB_SERVICE_LOGS_STREAM=$SB_SERVICE_LOGS_STREAM
 SB_GATEWAY_URL=http://127.0.0.1:$SB_GATEWAY_HTTP_PORT
 SB_GATEWAY_JWT_SECRET_FILE=$SB_SECRETS/gateway-jwt
+SB_OBJECTSTORE_URL=http://127.0.0.1:$SB_OBJECTSTORE_PORT
+SB_OBJECTSTORE_ACCESS_KEY=$SB_OBJECTSTORE_ACCESS_KEY
+SB_OBJECTSTORE_SECRET_KEY=$(secret objectstore)
+SB_MEDIA_BUCKET=$SB_MEDIA_BUCKET
 ENV
   )
 }

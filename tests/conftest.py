@@ -49,6 +49,10 @@ class Stack:
     service_logs_stream: str  # the data stream the log shipper writes the services' log lines into
     gateway_url: str  # the stack's own channel gateway (make up), not an e2e pipeline's
     gateway_jwt_secret_file: str
+    objectstore_url: str  # the media store's S3 API
+    objectstore_access_key: str
+    objectstore_secret_key: str
+    media_bucket: str
 
 
 def _load() -> dict[str, str]:
@@ -102,6 +106,10 @@ def load_stack() -> Stack:
         service_logs_stream=need("SB_SERVICE_LOGS_STREAM"),
         gateway_url=need("SB_GATEWAY_URL"),
         gateway_jwt_secret_file=need("SB_GATEWAY_JWT_SECRET_FILE"),
+        objectstore_url=need("SB_OBJECTSTORE_URL"),
+        objectstore_access_key=need("SB_OBJECTSTORE_ACCESS_KEY"),
+        objectstore_secret_key=need("SB_OBJECTSTORE_SECRET_KEY"),
+        media_bucket=need("SB_MEDIA_BUCKET"),
     )
 
 

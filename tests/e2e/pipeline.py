@@ -199,6 +199,11 @@ class Pipeline:
                     # queued device messages go to its successor. Unused without MQTT_HOST.
                     "MQTT_CLIENT_ID": f"e2e-{self.run_id}-gateway-{replica}",
                     "REJECTION_WINDOW_S": str(REJECTION_WINDOW_S),
+                    # Voice notes and pictures go to the stack's media store.
+                    "MEDIA__ENDPOINT_URL": self.stack.objectstore_url,
+                    "MEDIA__BUCKET": self.stack.media_bucket,
+                    "MEDIA__ACCESS_KEY": self.stack.objectstore_access_key,
+                    "MEDIA__SECRET_KEY": self.stack.objectstore_secret_key,
                 }
             )
         elif module == "intent_parser":

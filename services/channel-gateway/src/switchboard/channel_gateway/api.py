@@ -1,5 +1,6 @@
 """The HTTP API (FastAPI; OpenAPI at /openapi.json, docs at /docs). Every route needs a
-bearer token (``chat`` scope; ``admin`` for /v1/admin); ids are bound to the token's subject."""
+bearer token (``chat`` scope; ``admin`` for /v1/admin); ids are bound to the token's subject.
+A voice note or picture is a multipart upload to /v1/messages/media (when media are on)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pathlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, status
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Header, HTTPException, Path, UploadFile, status
 from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_fastapi_instrumentator import Instrumentator
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,6 +22,7 @@ from switchboard.channel_gateway.body_limit import BodySizeLimit
 from switchboard.channel_gateway.config import Settings
 from switchboard.channel_gateway.ids import IdSigner
 from switchboard.channel_gateway.intake import Intake
+from switchboard.channel_gateway.media_uploads import MediaUploads
 from switchboard.channel_gateway.rejections import AuditRejections, Record, Rejected
 from switchboard.channel_gateway.replies import Replies
 from switchboard.common import telemetry
@@ -38,6 +40,16 @@ CHAT_PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+
+
+MEDIA_PATH = "/v1/messages/media"
+IdempotencyKey = Header(
+    default=None,
+    min_length=1,
+    max_length=255,
+    pattern=r"^[\x21-\x7e]+$",
+    description="Repeat a request safely: the same key (per caller, 24 h) gets the first request's message",
+)
 
 
 class ConversationOut(BaseModel):
@@ -77,6 +89,7 @@ def create_api(
     channels: Sequence[APIRouter] = (),
     record_rejection: Record | None = None,
     channel_modes: dict[str, str] | None = None,
+    media: MediaUploads | None = None,
 ) -> FastAPI:
     """The FastAPI app. ``intake`` takes messages (checks, limits, onto Kafka); ``channels``
     are the routers of the channels that are on (platform webhooks authenticate their
@@ -85,7 +98,9 @@ def create_api(
     telemetry.instrument_http(api)
     chat = Depends(requires(auth, SCOPE_CHAT))
     admin = Depends(requires(auth, SCOPE_ADMIN))
-    api.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # An upload's multipart framing and caption come on top of the file itself.
+    media_route = {MEDIA_PATH: settings.max_media_bytes + settings.max_body_bytes}
+    api.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, routes=media_route)
     if record_rejection is not None:
         api.add_middleware(AuditRejections, record=record_rejection)  # sees the 413s too
     # Request counts by route template, method and status class, and durations, on the
@@ -140,36 +155,84 @@ def create_api(
         },
     )
     async def post_message(
-        body: MessageIn,
-        caller: Principal = chat,
-        idempotency_key: str | None = Header(
-            default=None,
-            min_length=1,
-            max_length=255,
-            pattern=r"^[\x21-\x7e]+$",
-            description="Repeat a request safely: the same key (per caller, 24 h) gets the first request's message",
-        ),
+        body: MessageIn, caller: Principal = chat, idempotency_key: str | None = IdempotencyKey
     ) -> MessageOut | JSONResponse:
         """Send a message. With ``wait`` (default) the reply comes in the response; otherwise, or
         when it takes longer than ``timeout_s``, 202 with links to poll or stream it."""
-        timeout_s = body.timeout_s if body.timeout_s is not None else settings.default_wait_s
-        if timeout_s > settings.max_wait_s:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_ENTITY, f"timeout_s must be at most {settings.max_wait_s}"
-            )
+        timeout_s = wait_limit(body.timeout_s)
         try:
             message_id = await intake.submit(
                 caller, body.conversation_id, body.text, m.CHANNEL_HTTP, idempotency_key=idempotency_key
             )
         except Rejected as exc:
-            headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s is not None else None
-            raise HTTPException(exc.status, exc.detail, headers=headers) from exc
-        if body.wait:
+            raise refused(exc) from exc
+        return await answer(message_id, body.conversation_id, body.wait, timeout_s)
+
+    @api.post(
+        MEDIA_PATH,
+        response_model=MessageOut,
+        responses={
+            **unauthorized,
+            202: {"model": MessageOut},
+            404: {"description": "unknown conversation"},
+            413: {"description": "the file is larger than max_media_bytes"},
+            415: {"description": "neither a voice note nor a picture the gateway reads"},
+            422: {"description": "damaged, cut off, too long (voice) or too many pixels (picture)"},
+            429: {"description": "too many messages from this user (see Retry-After)"},
+            503: {"description": "voice notes and pictures are off on this gateway"},
+        },
+    )
+    async def post_media(
+        conversation_id: Annotated[str, Form(min_length=1, max_length=128)],
+        file: Annotated[UploadFile, File(description="OGG/Opus, WebM/Opus, WAV, MP3, M4A; PNG, JPEG, WebP, GIF")],
+        caption: Annotated[str, Form(description="Text sent with it")] = "",
+        wait: Annotated[bool, Form()] = True,
+        timeout_s: Annotated[float | None, Form(gt=0)] = None,
+        caller: Principal = chat,
+        idempotency_key: str | None = IdempotencyKey,
+    ) -> MessageOut | JSONResponse:
+        """Send a voice note or a picture (multipart/form-data), with an optional caption. The
+        type is read from the bytes; the file is kept in the media store and the message refers
+        to it. Answered like POST /v1/messages."""
+        if media is None:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "voice notes and pictures are off on this gateway")
+        limit = wait_limit(timeout_s)
+        data = await file.read(settings.max_media_bytes + 1)
+        try:
+            kind, attachment = await media.take(data, file.filename or "")
+            message_id = await intake.submit(
+                caller,
+                conversation_id,
+                caption,
+                m.CHANNEL_HTTP,
+                idempotency_key=idempotency_key,
+                kind=kind,
+                attachments=[attachment],
+            )
+        except Rejected as exc:
+            raise refused(exc) from exc
+        return await answer(message_id, conversation_id, wait, limit)
+
+    def wait_limit(timeout_s: float | None) -> float:
+        limit = timeout_s if timeout_s is not None else settings.default_wait_s
+        if limit > settings.max_wait_s:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_ENTITY, f"timeout_s must be at most {settings.max_wait_s}"
+            )
+        return limit
+
+    def refused(exc: Rejected) -> HTTPException:
+        headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s is not None else None
+        return HTTPException(exc.status, exc.detail, headers=headers)
+
+    async def answer(message_id: str, conversation_id: str, wait: bool, timeout_s: float) -> MessageOut | JSONResponse:
+        """The reply when it comes within ``timeout_s`` (and ``wait``), else 202 with links."""
+        if wait:
             final = await replies.wait_final(message_id, timeout_s)
             if final is not None:
-                return completed(message_id, final, body.conversation_id)
+                return completed(message_id, final, conversation_id)
         pending = MessageOut(
-            message_id=message_id, conversation_id=body.conversation_id, status="pending", links=links(message_id)
+            message_id=message_id, conversation_id=conversation_id, status="pending", links=links(message_id)
         )
         return JSONResponse(pending.model_dump(), status_code=status.HTTP_202_ACCEPTED)
 

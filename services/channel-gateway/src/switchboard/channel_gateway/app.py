@@ -18,6 +18,8 @@ from switchboard.channel_gateway.dedupe import Deliveries, SeenDeliveries
 from switchboard.channel_gateway.idempotency import IdempotencyKeys
 from switchboard.channel_gateway.ids import IdSigner
 from switchboard.channel_gateway.intake import Intake
+from switchboard.channel_gateway.media_checks import MediaLimits
+from switchboard.channel_gateway.media_uploads import MediaUploads
 from switchboard.channel_gateway.mqtt import MqttChannel
 from switchboard.channel_gateway.outbound import OutboundView
 from switchboard.channel_gateway.ratelimit import RateLimiter
@@ -27,6 +29,7 @@ from switchboard.channel_gateway.websocket import sockets_first, websocket_app
 from switchboard.common import events, postgres, tls
 from switchboard.common.http import HttpServer, listening, serve_http, server_config
 from switchboard.common.lifecycle import sleep_unless_stopped
+from switchboard.common.media import MediaStore
 from switchboard.common.service import ServiceRuntime
 from switchboard.events.v1 import messages_pb2 as m
 
@@ -42,6 +45,21 @@ async def _housekeeping(stop: asyncio.Event, *jobs: Callable[[], Awaitable[objec
             except Exception:  # e.g. PostgreSQL briefly away: the next round will do
                 logger.exception("housekeeping failed", extra={"job": getattr(job, "__qualname__", repr(job))})
         await sleep_unless_stopped(stop, every_s)
+
+
+async def _media(
+    settings: Settings, resources: contextlib.AsyncExitStack, background: list[Awaitable[None]], stop: asyncio.Event
+) -> MediaUploads | None:
+    """Voice notes and pictures, when the media store is configured: its client, and the
+    hourly deletion of what is older than its retention (idempotent on every replica)."""
+    if settings.media.secret_key is None:
+        return None
+    store = MediaStore(settings.media)
+    await store.start()
+    resources.push_async_callback(store.stop)
+    background.append(_housekeeping(stop, store.expire, every_s=3600))
+    limits = MediaLimits(settings.max_media_bytes, settings.max_voice_s, settings.max_image_pixels)
+    return MediaUploads(store, limits)
 
 
 def _secret(value: SecretStr | None) -> str:
@@ -111,6 +129,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         background.append(_housekeeping(stop, seen.purge, limiter.purge, targets.purge, idempotency.purge))
         modes = {"http": "on", "telegram": settings.telegram_mode, "feishu": settings.feishu_mode}
         modes["mqtt"] = "on" if settings.mqtt_host else "off"
+        uploads = await _media(settings, resources, background, stop)
+        modes["media"] = "on" if uploads is not None else "off"
         # A platform's SDK is imported only when its channel is on: aiogram and lark-oapi
         # take seconds to import (tens of seconds on a busy two-core machine), which every
         # replica would otherwise pay at each start before it can serve.
@@ -229,6 +249,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             channels=routers,
             record_rejection=record,
             channel_modes=modes,
+            media=uploads,
         )
         config = server_config(
             sockets_first(api, sockets),

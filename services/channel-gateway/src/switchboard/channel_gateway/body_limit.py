@@ -1,4 +1,5 @@
-"""ASGI middleware that refuses request bodies over a size limit with 413 and a reason."""
+"""ASGI middleware that refuses request bodies over a size limit with 413 and a reason; a
+route may have a limit of its own (the media upload's is larger)."""
 
 from __future__ import annotations
 
@@ -13,17 +14,19 @@ class BodyTooLarge(Exception):
 
 
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, routes: dict[str, int] | None = None) -> None:
         self._app = app
-        self._max = max_bytes
+        self._default = max_bytes
+        self._routes = routes or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
+        limit = self._routes.get(scope["path"], self._default)
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self._max:
-            await self._reject(send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._reject(send, limit)
             return
         seen = 0
 
@@ -33,7 +36,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self._max:
+                if seen > limit:
                     raise BodyTooLarge
             return message
 
@@ -48,10 +51,10 @@ class BodySizeLimit:
             await self._app(scope, limited, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._reject(send)
+                await self._reject(send, limit)
 
-    async def _reject(self, send: Send) -> None:
-        body: dict[str, Any] = {"detail": f"request body exceeds {self._max} bytes"}
+    async def _reject(self, send: Send, limit: int) -> None:
+        body: dict[str, Any] = {"detail": f"request body exceeds {limit} bytes"}
         payload = json.dumps(body).encode()
         await send(
             {

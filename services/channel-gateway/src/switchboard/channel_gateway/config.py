@@ -13,6 +13,7 @@ from switchboard.common import postgres
 from switchboard.common.auth import TokenSettings
 from switchboard.common.config import Secret, ServiceSettings
 from switchboard.common.http import KEEPALIVE_S
+from switchboard.common.media import MediaSettings
 
 
 class Settings(ServiceSettings, TokenSettings):
@@ -33,6 +34,13 @@ class Settings(ServiceSettings, TokenSettings):
     id_secret: Secret | None = None
     max_body_bytes: int = 64 * 1024
     max_text_chars: int = 8000
+    # Voice notes and pictures (docs/media.md): on when the media store's secret key is set
+    # (SB_GATEWAY_MEDIA__SECRET_KEY); each file at most this large, a voice note this long,
+    # a picture this many pixels.
+    media: MediaSettings = MediaSettings()
+    max_media_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+    max_voice_s: float = Field(default=120.0, gt=0)
+    max_image_pixels: int = Field(default=40_000_000, ge=1)
     default_wait_s: float = 30.0
     max_wait_s: float = 120.0
     # How long replies stay available for GET / SSE after they completed.

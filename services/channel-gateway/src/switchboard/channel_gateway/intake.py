@@ -4,7 +4,7 @@ limit, idempotency keys, then onto Kafka. One place, so both transports behave t
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from switchboard.channel_gateway.auth import Principal
 from switchboard.channel_gateway.idempotency import IdempotencyKeys, KeyReused
@@ -50,18 +50,23 @@ class Intake:
         text: str,
         channel: m.Channel.ValueType,
         idempotency_key: str | None = None,
+        kind: m.MessageKind.ValueType = m.MESSAGE_KIND_TEXT,
+        attachments: Sequence[m.Attachment] = (),
     ) -> str:
         """Put the message on Kafka and return its id; raises Rejected. With an idempotency
-        key, a repeat (same caller and key) returns the first message's id instead."""
+        key, a repeat (same caller and key) returns the first message's id instead. A voice
+        note or picture (``kind``, its ``attachments`` already in the media store) may come
+        without text: ``text`` is then its caption."""
         if not self._signer.valid(conversation_id, "c", caller.subject):
             raise Rejected(404, "unknown conversation; create one first")
-        if not text:
+        if not text and kind == m.MESSAGE_KIND_TEXT:
             raise Rejected(422, "text must not be empty")
         if len(text) > self._max_text_chars:
             raise Rejected(422, f"text is longer than {self._max_text_chars} characters")
-        if (why := text_rules.refusal(text)) is not None:
+        if text and (why := text_rules.refusal(text)) is not None:
             raise Rejected(422, why)
-        request_hash = hashlib.sha256(f"{conversation_id}\n{text}".encode()).hexdigest()
+        media = "".join(f"\n{attachment.sha256}" for attachment in attachments)
+        request_hash = hashlib.sha256(f"{conversation_id}\n{text}{media}".encode()).hexdigest()
         earlier = None
         if idempotency_key is not None:
             try:
@@ -87,8 +92,9 @@ class Intake:
                 channel_message_id=message_id,
                 channel_chat_id=conversation_id,
                 sender=m.Actor(user_id=user_id(caller), channel_user_id=caller.subject),
-                kind=m.MESSAGE_KIND_TEXT,
+                kind=kind,
                 text=text,
+                attachments=attachments,
             )
             # A retry of a request that crashed before this publishes the same message id
             # again; the scheduler dispatches a message id once.

@@ -101,16 +101,20 @@ class Actor(_message.Message):
     def __init__(self, user_id: _Optional[str] = ..., channel_user_id: _Optional[str] = ..., display_name: _Optional[str] = ..., locale: _Optional[str] = ..., time_zone: _Optional[str] = ...) -> None: ...
 
 class Attachment(_message.Message):
-    __slots__ = ("uri", "mime_type", "size_bytes", "file_name")
+    __slots__ = ("uri", "mime_type", "size_bytes", "file_name", "sha256", "duration_ms")
     URI_FIELD_NUMBER: _ClassVar[int]
     MIME_TYPE_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     FILE_NAME_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
     uri: str
     mime_type: str
     size_bytes: int
     file_name: str
-    def __init__(self, uri: _Optional[str] = ..., mime_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., file_name: _Optional[str] = ...) -> None: ...
+    sha256: str
+    duration_ms: int
+    def __init__(self, uri: _Optional[str] = ..., mime_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., file_name: _Optional[str] = ..., sha256: _Optional[str] = ..., duration_ms: _Optional[int] = ...) -> None: ...
 
 class InboundMessage(_message.Message):
     __slots__ = ("message_id", "channel", "channel_message_id", "channel_chat_id", "sender", "kind", "text", "attachments", "reply_to", "metadata")
