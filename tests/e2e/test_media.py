@@ -4,11 +4,13 @@ store (versitygw), and the inbound event on Kafka refers to them by hash (claim 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
 from pydantic import SecretStr
 
+from switchboard.cli.tokens import mint
 from switchboard.common.media import MediaRef, MediaSettings, MediaStore
 from switchboard.events.v1 import envelope_pb2
 from switchboard.events.v1 import messages_pb2 as m
@@ -111,3 +113,17 @@ async def test_bad_media_is_refused_with_a_reason_and_costs_nobody_else(gateway:
         assert (fine.status_code, text.status_code) == (202, 202), (fine.text, text.text)
     kinds = [message.kind for message, _ in (await _inbound(gateway)).values()]
     assert sorted(kinds) == [m.MESSAGE_KIND_TEXT, m.MESSAGE_KIND_VOICE]  # nothing refused reached Kafka
+
+
+async def test_until_voice_can_be_heard_the_sender_is_told_so_not_a_guess(stack: Stack) -> None:
+    """Through the stack's own five services (make up): no chat-model guess at an empty text."""
+    token = mint(Path(stack.gateway_jwt_secret_file).read_text().strip(), "media-test", ["chat"], ttl_s=300)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=stack.gateway_url, headers=headers, timeout=90) as client:
+        conversation = await _conversation(client)
+        fields = {"conversation_id": conversation, "timeout_s": "60"}
+        response = await client.post(
+            "/v1/messages/media", data=fields, files={"file": ("note.ogg", voice("ogg", 1.0), "audio/ogg")}
+        )
+    assert response.status_code == 200, response.text
+    assert response.json()["reply"].startswith("I cannot listen to voice notes or read pictures yet")

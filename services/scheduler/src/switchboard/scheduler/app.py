@@ -21,6 +21,8 @@ from switchboard.scheduler.config import Settings
 from switchboard.scheduler.dispatcher import Dispatcher
 from switchboard.scheduler.outbox import Outbox, Queued
 
+# Voice notes, pictures and documents, as the intent parser labels them.
+MEDIA_INTENTS = "media."
 logger = logging.getLogger(__name__)
 
 
@@ -62,6 +64,8 @@ class Scheduler:
                 await self.device(event, payload)
             elif isinstance(payload, m.ParsedIntent) and payload.intent == device_states.INTENT:
                 await self.device_query(event, payload)
+            elif isinstance(payload, m.ParsedIntent) and payload.intent.startswith(MEDIA_INTENTS):
+                await self.media(event, payload)
             elif isinstance(payload, m.ParsedIntent) and payload.intent in self._dispatcher.workflows.by_intent:
                 await self.workflow(event, payload)
             elif isinstance(payload, m.ParsedIntent) and (plugin := self.plugin_for(payload.intent)) is not None:
@@ -183,6 +187,16 @@ class Scheduler:
             if text is None:
                 known = await device_states.latest(conn, [d.id for d in found])
                 text = device_states.answer(intent, found, known, datetime.now(UTC))
+            await self._outbox.add(conn, [(self._settings.topics.outbound, self._short_reply(intent, text, event))])
+        self._outbox.wake()
+
+    async def media(self, event: ConsumedEvent, intent: m.ParsedIntent) -> None:
+        """A voice note or picture: nothing transcribes or reads them yet (docs/media.md), so the
+        sender is told so; the chat model, given no text, would only guess."""
+        text = reminders.say("media_not_yet", reminders.language_of(intent))
+        async with self._pool.acquire() as conn, conn.transaction():
+            if not await jobs.first_handling(conn, intent.message.message_id, intent.intent):
+                return
             await self._outbox.add(conn, [(self._settings.topics.outbound, self._short_reply(intent, text, event))])
         self._outbox.wake()
 
