@@ -1,4 +1,4 @@
-from switchboard.common.text import control_characters, refusal, scrub
+from switchboard.common.text import CJK, control_characters, has_cjk, refusal, scrub
 from switchboard.events.v1 import messages_pb2 as m
 
 
@@ -21,3 +21,9 @@ def test_scrub_removes_nul_from_every_string_of_a_payload() -> None:
     assert intent.message.text == "remind me" and dict(intent.message.metadata) == {"k": "v"}
     assert intent.slots[0].value == "call mom" and intent.context[0].content == "earlier"
     assert "\x00" not in str(intent)
+
+
+def test_chinese_characters_are_told_from_other_scripts() -> None:
+    assert has_cjk("明天9am") and has_cjk("兩") and has_cjk("\uf900")  # a compatibility ideograph
+    assert not has_cjk("hello, 123") and not has_cjk("こんにちは") and not has_cjk("안녕")
+    assert CJK.findall("明天 9am 提醒我 call Bob") == ["明", "天", "提", "醒", "我"]

@@ -17,9 +17,10 @@ from pathlib import Path
 import ahocorasick
 import yaml
 
+from switchboard.common.text import has_cjk
+
 # Zero-width and joiner characters used to split a word without it showing.
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class TextScreen:
         self._squeezed = ahocorasick.Automaton()
         for category, term in lexicon:
             term = normalise(term)
-            if _CJK.search(term):
+            if has_cjk(term):
                 self._squeezed.add_word(_squeeze(term), (category, term))
             else:
                 self._words.add_word(term, (category, term))

@@ -1,4 +1,4 @@
-"""Control characters in user text.
+"""Control characters in user text, and which characters are Chinese (CJK).
 
 NUL and the other C0 control characters (all but tab, line feed and carriage return) and
 DEL have no place in a chat message or a device command: PostgreSQL refuses NUL in text
@@ -16,6 +16,15 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# CJK unified ideographs (extension A and the basic block) and the compatibility ideographs:
+# the ranges, for a character class of one's own, and a pattern matching one such character.
+CJK_RANGES = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+CJK = re.compile(f"[{CJK_RANGES}]")
+
+
+def has_cjk(text: str) -> bool:
+    """Whether ``text`` holds a Chinese (CJK ideograph) character."""
+    return CJK.search(text) is not None
 
 
 def control_characters(text: str) -> list[str]:

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import re
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -25,6 +24,7 @@ import openai
 from tritonclient.utils import InferenceServerException
 
 from switchboard.common import telemetry
+from switchboard.common import text as text_rules
 from switchboard.common.screening import StreamScreen, TextScreen
 from switchboard.events.v1 import messages_pb2 as m
 from switchboard.inference_client import handlers, metrics, routing
@@ -40,7 +40,6 @@ logger = logging.getLogger(__name__)
 OnPiece = Callable[[str], Awaitable[None]]
 # Screens a piece of the answer and hands on what may leave; None: the answer is complete.
 Forward = Callable[[str | None], Awaitable[None]]
-_CJK = re.compile(r"[\u3400-\u9fff]")
 # What makes a target count as failed (anything else is a bug and surfaces as one).
 _TARGET_ERRORS = (InferenceServerException, TritonError, TimeoutError, OSError, grpc.RpcError, openai.APIError)
 
@@ -276,7 +275,7 @@ class Engine:
 
     def _blocked_reply(self, request: m.InferenceRequest) -> str:
         text = handlers.last_user_text(request)
-        return self._settings.blocked_reply_zh if _CJK.search(text) else self._settings.blocked_reply_en
+        return self._settings.blocked_reply_zh if text_rules.has_cjk(text) else self._settings.blocked_reply_en
 
 
 def _models(routes: dict[str, Route]) -> set[str]:

@@ -32,6 +32,7 @@ from scipy import sparse, special  # type: ignore[import-untyped]
 from sklearn.feature_extraction.text import TfidfVectorizer  # type: ignore[import-untyped]
 from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
 
+from switchboard.common.text import CJK_RANGES
 from switchboard.intent_parser.cues import Cues
 
 SERVICE_DIR = Path(__file__).resolve().parents[3]
@@ -41,7 +42,7 @@ DATA_DIR = SERVICE_DIR / "data"
 # Zero-width and joiner characters, dropped; every run of white space becomes one space.
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
 _SPACE = re.compile(r"\s+")
-_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_CJK = CJK_RANGES
 # Latin (or other non-CJK) words, single CJK characters, single punctuation marks.
 _TOKEN = re.compile(rf"[{_CJK}]|[^\W_{_CJK}]+(?:'[^\W_{_CJK}]+)?|[^\w\s]")
 _ALNUM = re.compile(r"[^\W_]")

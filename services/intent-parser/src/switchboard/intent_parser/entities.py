@@ -20,13 +20,13 @@ from typing import Any
 import ahocorasick
 import yaml
 
+from switchboard.intent_parser import numerals
+
 _MASK = "\x00"  # stands for a removed time expression in the normalised text
 _INVISIBLE = frozenset("\u200b\u200c\u200d\u2060\ufeff\u00ad")
 _QUOTES = str.maketrans("\u2018\u2019\u201b\u2032\u00b4`", "''''''")
 _WORD = re.compile(r"[a-z0-9]")
 
-_CN_DIGITS = {ch: n for n, ch in enumerate("零一二三四五六七八九")} | {"\u3007": 0, "两": 2}
-_CN_UNITS = {"十": 10, "百": 100, "千": 1000}
 _CN_NUM = "[零\u3007一二两三四五六七八九十百千]"
 # A whole number, never a part of one (lookbehind, possessive: no backtracking into digits).
 _NUM = rf"(?:(?<![\d.])(\d++(?:\.\d++)?+)|(?<!{_CN_NUM})({_CN_NUM}++))"
@@ -96,30 +96,10 @@ class _Text:
         return re.sub(r" {2,}", " ", "".join(picked)).strip()
 
 
-def _chinese_number(text: str) -> float | None:
-    """二十六 -> 26, 两 -> 2, 一百 -> 100, 三五 -> 35 (digit by digit)."""
-    if not text:
-        return None
-    if all(ch in _CN_DIGITS for ch in text):
-        return float("".join(str(_CN_DIGITS[ch]) for ch in text))
-    total, digit = 0, None
-    for ch in text:
-        if ch in _CN_DIGITS:
-            digit = _CN_DIGITS[ch]
-        elif ch in _CN_UNITS:
-            total += (1 if digit is None else digit) * _CN_UNITS[ch]
-            digit = None
-        else:
-            return None
-    return float(total + (digit or 0))
-
-
 def _number(text: str) -> float | None:
-    try:
-        number: float | None = float(text)
-    except ValueError:
-        number = _chinese_number(text)
-    return number if number is not None and number < 1e6 else None  # no device level is that big
+    """Digits or a Chinese numeral ("二十六" 26, "三五" 35) as a number; None past a million."""
+    number = numerals.to_number(text)
+    return float(number) if number is not None and number < 1e6 else None  # no device level is that big
 
 
 def _format(number: float) -> str:

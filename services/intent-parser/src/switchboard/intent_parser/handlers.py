@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from switchboard.common import text as text_rules
 from switchboard.common.screening import TextScreen, Verdict
 from switchboard.events.v1 import messages_pb2 as m
 from switchboard.intent_parser import model_store
@@ -34,7 +35,6 @@ TIME_INTENTS = frozenset({"reminder.create", "reminder.list", "reminder.cancel"}
 # The classifier reads this much of a message; the rest does not change what is asked.
 MAX_CLASSIFIED_CHARS = 2000
 
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z]")
 
 
@@ -92,7 +92,7 @@ class Routing:
 
 def language_of(text: str, fallback: str = "") -> str:
     """ "zh" or "en" by the script most of the letters are in; ``fallback`` when there are none."""
-    cjk = len(_CJK.findall(text[:MAX_CLASSIFIED_CHARS]))
+    cjk = len(text_rules.CJK.findall(text[:MAX_CLASSIFIED_CHARS]))
     latin = len(_LATIN.findall(text[:MAX_CLASSIFIED_CHARS]))
     if cjk == 0 and latin == 0:
         return fallback

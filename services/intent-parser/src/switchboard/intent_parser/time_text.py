@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from switchboard.common.text import CJK_RANGES
 from switchboard.intent_parser import numerals
 from switchboard.intent_parser import time_clocks as clocks
 from switchboard.intent_parser import time_dates as dates
@@ -30,7 +31,7 @@ _TRADITIONAL = str.maketrans("點週號後鐘個兩時晚", "点周号后钟个�
 # Spelling the library does not know.
 _SLANG = re.compile(r"\b(2morrow|2moro|tmrw|tmr|tmrrw|tomoz|tomorow|tommorow|tommorrow)\b", re.I)
 # "今晚 11 点": the Chinese model wants the number against its unit.
-_SPACE_IN_ZH = re.compile(r"(?<=[\u3400-\u9fff])\s+(?=\d+\s*[点时号日月分])|(?<=\d)\s+(?=[点时号日月分])")
+_SPACE_IN_ZH = re.compile(rf"(?<=[{CJK_RANGES}])\s+(?=\d+\s*[点时号日月分])|(?<=\d)\s+(?=[点时号日月分])")
 _HOUR_WORD_CLOCK = r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)\s+(?:o'?clock|[ap]\.?m\b)"
 # "around 5pm", "at about 8", "approximately 17.30", "in about 10 minutes": a reminder fires at
 # one instant, so the approximation is dropped ("around 5pm" -> "at 5pm").

@@ -31,6 +31,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from switchboard.common.text import has_cjk
 from switchboard.intent_parser.time_conventions import Parts, resolve
 from switchboard.intent_parser.time_rules import read_rules
 from switchboard.intent_parser.time_text import normalise
@@ -41,7 +42,6 @@ from switchboard.intent_parser.time_zones import find_zone
 # and a reminder is asked for in a sentence, not an essay.
 MAX_CHARS = 400
 
-_CJK = re.compile(r"[\u3400-\u9fff]")
 _LATIN = re.compile(r"[A-Za-z]")
 _ALARM = re.compile(r"\balarm|\bwake\b|\bwake me|闹钟|叫醒|叫我起床", re.IGNORECASE)
 _DAY_RULE = re.compile(r"BYDAY=|BYMONTHDAY=|BYMONTH=")
@@ -146,7 +146,7 @@ class TimeParser:
 
     def _recognize(self, text: str, now: datetime, taken: list[tuple[int, int]]) -> list[Any]:
         cultures = []
-        if _CJK.search(text):
+        if has_cjk(text):
             cultures.append("zh-cn")
         if _LATIN.search(text) or not cultures:
             cultures.append("en-us")
