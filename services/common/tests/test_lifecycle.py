@@ -5,7 +5,7 @@ import sys
 import textwrap
 import time
 
-from switchboard.common.lifecycle import sleep_until_woken
+from switchboard.common.lifecycle import sleep_until_woken, until_stopped
 
 # A minimal service: works in a loop until stopped, then drains (finishes the item in
 # flight) and reports how it ended.
@@ -54,3 +54,14 @@ async def test_sleep_until_woken_ends_at_a_wake_a_stop_or_the_timeout() -> None:
     assert time.perf_counter() - started < 5 and not wake.is_set()  # woken, and the wake consumed
     stop.set()
     await asyncio.wait_for(sleep_until_woken(stop, wake, 10), 5)
+
+
+async def test_until_stopped_returns_what_finished_or_nothing_when_stopped_first() -> None:
+    stop = asyncio.Event()
+    quick = asyncio.ensure_future(asyncio.sleep(0, result="done"))
+    slow = asyncio.ensure_future(asyncio.sleep(60))
+    assert await until_stopped(stop, quick, slow) == {quick}
+    stop.set()
+    assert await until_stopped(stop, slow) == set()
+    assert not slow.done()  # left to the caller
+    slow.cancel()

@@ -1,11 +1,10 @@
 """Recurrences in the owner's time zone: wall time kept across DST, gaps and folds, misses coalesced."""
 
-import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from switchboard.scheduler.recurrence import InvalidRecurrence, Recurrence, backoff, describe
+from switchboard.scheduler.recurrence import InvalidRecurrence, Recurrence, describe
 
 NY = "America/New_York"
 
@@ -83,16 +82,6 @@ def test_bad_rules_are_refused_with_the_reason(kwargs: dict[str, str], error: st
         Recurrence(NY, datetime(2026, 1, 1, tzinfo=UTC), **kwargs)
     with pytest.raises(InvalidRecurrence, match="unknown time zone"):
         Recurrence("Mars/Olympus", datetime(2026, 1, 1, tzinfo=UTC), rrule="FREQ=DAILY")
-
-
-def test_backoff_grows_exponentially_with_jitter_up_to_the_cap() -> None:
-    rng = random.Random(7)
-    delays = [[backoff(n, 5, 300, rng) for _ in range(200)] for n in range(1, 9)]
-    for n, samples in enumerate(delays, start=1):
-        ceiling = min(300, 5 * 2 ** (n - 1))
-        assert all(ceiling / 2 <= d <= ceiling for d in samples)
-        assert max(samples) - min(samples) > ceiling / 4  # jittered, not one value
-    assert max(delays[-1]) <= 300
 
 
 def test_descriptions() -> None:

@@ -52,7 +52,7 @@ from switchboard.channel_gateway.targets import ReplyTargets
 from switchboard.common import events
 from switchboard.common import text as text_rules
 from switchboard.common.kafka import ConsumedEvent
-from switchboard.common.lifecycle import sleep_unless_stopped
+from switchboard.common.lifecycle import sleep_unless_stopped, until_stopped
 from switchboard.events.v1 import messages_pb2 as m
 
 logger = logging.getLogger(__name__)
@@ -212,9 +212,7 @@ class MqttChannel:
         """Stay connected (reconnecting after a broker outage) and take commands until ``stop``."""
         while not stop.is_set():
             session = asyncio.create_task(self._session())
-            stopped = asyncio.create_task(stop.wait())
-            await asyncio.wait([session, stopped], return_when=asyncio.FIRST_COMPLETED)
-            stopped.cancel()
+            await until_stopped(stop, session)
             if not session.done():
                 session.cancel()
             try:

@@ -38,7 +38,7 @@ from switchboard.channel_gateway.dedupe import Deliveries
 from switchboard.channel_gateway.pacing import RateGate, split_text
 from switchboard.common import events
 from switchboard.common.kafka import ConsumedEvent
-from switchboard.common.lifecycle import sleep_unless_stopped
+from switchboard.common.lifecycle import sleep_unless_stopped, until_stopped
 from switchboard.events.v1 import messages_pb2 as m
 
 logger = logging.getLogger(__name__)
@@ -305,9 +305,7 @@ class TelegramChannel:
 async def _unless_stopped(stop: asyncio.Event, work: Awaitable[list[Update]]) -> list[Update] | None:
     """The result of ``work``, or None (and ``work`` cancelled) if ``stop`` is set first."""
     task = asyncio.ensure_future(work)
-    stopped = asyncio.ensure_future(stop.wait())
-    await asyncio.wait([task, stopped], return_when=asyncio.FIRST_COMPLETED)
-    stopped.cancel()
+    await until_stopped(stop, task)
     if not task.done():
         task.cancel()
         return None

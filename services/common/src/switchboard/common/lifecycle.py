@@ -16,7 +16,7 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -59,6 +59,17 @@ async def sleep_unless_stopped(stop: asyncio.Event, seconds: float) -> None:
     """Sleep ``seconds``, or less if ``stop`` is set meanwhile."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def until_stopped(stop: asyncio.Event, *futures: asyncio.Future[Any]) -> set[asyncio.Future[Any]]:
+    """Wait until ``stop`` is set or one of ``futures`` is done; the ones done (none when
+    ``stop`` came first). Nothing is cancelled: what is still running is the caller's."""
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        done, _ = await asyncio.wait([stopper, *futures], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+    return done - {stopper}
 
 
 async def sleep_until_woken(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:

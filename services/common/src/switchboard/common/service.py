@@ -21,7 +21,7 @@ from typing import Any
 from switchboard.common.config import ServiceSettings
 from switchboard.common.health import HealthServer
 from switchboard.common.kafka import BatchHandler, EventConsumer, EventProducer, Handler
-from switchboard.common.lifecycle import drain
+from switchboard.common.lifecycle import drain, until_stopped
 from switchboard.common.metrics import MetricsServer
 
 logger = logging.getLogger(__name__)
@@ -94,16 +94,12 @@ class ServiceRuntime:
         if ready:
             # Not before ``ready``, but neither past a stop nor past a task that ended early.
             all_ready: asyncio.Future[Any] = asyncio.gather(*ready)
-            stopped_early: asyncio.Future[Any] = asyncio.create_task(stop.wait())
-            watched: list[asyncio.Future[Any]] = [stopped_early, all_ready, *tasks]
-            await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
-            stopped_early.cancel()
+            await until_stopped(stop, all_ready, *tasks)
             all_ready.cancel()
         await self.health.set_serving()
         logger.info("serving", extra={"service": self.settings.service_name})
-        stopped = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        failed = [t for t in done if t is not stopped and t.exception() is not None]
+        done = await until_stopped(stop, *tasks)
+        failed = [t for t in done if t.exception() is not None]
         stop.set()
         await self.health.set_not_serving()
         await drain(asyncio.gather(*tasks, return_exceptions=True), self.settings.drain_timeout_s)

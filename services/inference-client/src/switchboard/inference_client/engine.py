@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -23,7 +22,7 @@ import grpc
 import openai
 from tritonclient.utils import InferenceServerException
 
-from switchboard.common import telemetry
+from switchboard.common import backoff, telemetry
 from switchboard.common import text as text_rules
 from switchboard.common.screening import StreamScreen, TextScreen
 from switchboard.events.v1 import messages_pb2 as m
@@ -270,8 +269,7 @@ class Engine:
             return sorted(unused)
 
     def _backoff(self, attempt: int) -> float:
-        base = self._settings.retry_backoff_s * 2 ** (attempt - 1)
-        return min(base, 5.0) * random.uniform(0.5, 1.0)  # noqa: S311 (jitter, not secrecy)
+        return backoff.delay(attempt, self._settings.retry_backoff_s, cap_s=5.0, jitter=True)
 
     def _blocked_reply(self, request: m.InferenceRequest) -> str:
         text = handlers.last_user_text(request)

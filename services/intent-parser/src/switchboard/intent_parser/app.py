@@ -46,6 +46,7 @@ from aiokafka.errors import KafkaError
 from google.protobuf.message import DecodeError, Message
 
 from switchboard.common import events, telemetry
+from switchboard.common.backoff import delay as retry_delay
 from switchboard.common.config import KafkaSettings
 from switchboard.common.health import HealthServer
 from switchboard.common.kafka import headers as hdr
@@ -284,7 +285,7 @@ class Understanding:
             except Exception as exc:
                 if isinstance(exc, KafkaError) and exc.retriable:
                     outage += 1
-                    delay = min(10.0, backoff * 2 ** min(outage - 1, 10))
+                    delay = retry_delay(outage, backoff, cap_s=10.0)
                     logger.warning(
                         "Kafka is unavailable; retrying", extra={**where, "error": repr(exc), "retry_in_s": delay}
                     )
@@ -293,7 +294,7 @@ class Understanding:
                 attempt += 1
                 if attempt < attempts:
                     logger.warning("record failed, retrying", extra={**where, "attempt": attempt, "error": repr(exc)})
-                    await asyncio.sleep(backoff * 2 ** (attempt - 1))
+                    await asyncio.sleep(retry_delay(attempt, backoff))
                     continue
                 logger.exception("record failed on every attempt; dead-lettering", extra=where)
                 cause = f"{type(exc).__name__}: {exc}"[:500]

@@ -26,13 +26,14 @@ import asyncpg
 from prometheus_client import Histogram
 
 from switchboard.common import events, postgres
+from switchboard.common.backoff import delay as retry_delay
 from switchboard.common.kafka import headers as hdr
 from switchboard.common.lifecycle import sleep_until_woken
 from switchboard.events.v1 import envelope_pb2
 from switchboard.scheduler import devices, jobs, plugins, reminders, workflows
 from switchboard.scheduler.jobs import Job
 from switchboard.scheduler.outbox import Outbox, Queued
-from switchboard.scheduler.recurrence import InvalidRecurrence, backoff
+from switchboard.scheduler.recurrence import InvalidRecurrence
 
 logger = logging.getLogger(__name__)
 
@@ -276,7 +277,7 @@ class Dispatcher:
         )
         if job.attempts < job.max_attempts:
             job.status = "scheduled"
-            job.due_at = now + timedelta(seconds=backoff(job.attempts, *self._backoff, rng=self._rng))
+            job.due_at = now + timedelta(seconds=retry_delay(job.attempts, *self._backoff, jitter=True, rng=self._rng))
             return []
         logger.error("job failed after its last attempt", extra={"job_id": job.id, "kind": job.kind})
         record = json.dumps(job.as_json(), ensure_ascii=False).encode()

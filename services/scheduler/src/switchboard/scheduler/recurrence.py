@@ -12,7 +12,6 @@ next occurrence is the first one after both the one just fired and now.
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -104,14 +103,6 @@ def _localise(wall: datetime, tz: ZoneInfo) -> datetime:
     # zoneinfo reads a gap time with the offset from before the gap (fold 0), which lands
     # after the jump at the same distance past it, and an ambiguous one as its first.
     return wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
-
-
-def backoff(attempt: int, base_s: float, cap_s: float, rng: random.Random | None = None) -> float:
-    """Seconds to wait before attempt ``attempt + 1`` after ``attempt`` failures: exponential,
-    capped, with "equal jitter" (half fixed, half random) so retries of many jobs that
-    failed together spread out but never come back at once."""
-    ceiling = min(cap_s, base_s * 2 ** max(0, attempt - 1))
-    return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
 
 
 _DAYS = {"MO": ("Mon", "一"), "TU": ("Tue", "二"), "WE": ("Wed", "三"), "TH": ("Thu", "四"), "FR": ("Fri", "五")}

@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from switchboard.common import backoff
 from switchboard.common.config import KafkaSettings
 from switchboard.common.metrics import HANDLER_SECONDS
 
@@ -57,7 +58,7 @@ class RetryPolicy:
                 if attempt < attempts:
                     retry = {**context, "attempt": attempt, "error": repr(exc)}
                     logger.warning("handler failed, retrying", extra=retry)
-                    await asyncio.sleep(self._settings.handler_backoff_s * 2 ** (attempt - 1))
+                    await asyncio.sleep(backoff.delay(attempt, self._settings.handler_backoff_s))
             finally:
                 HANDLER_SECONDS.labels(topic=timed_as).observe(time.perf_counter() - started)
         logger.warning("handler failed on every attempt", extra={**context, "error": repr(failure)}, exc_info=failure)
@@ -65,6 +66,6 @@ class RetryPolicy:
 
     async def _wait_out(self, exc: BaseException, outage: int) -> None:
         """Back off while a dependency is away (exponential, at most 10 s between tries)."""
-        delay = min(10.0, self._settings.handler_backoff_s * 2 ** min(outage - 1, 10))
+        delay = backoff.delay(outage, self._settings.handler_backoff_s, cap_s=10.0)
         logger.warning("a dependency is unavailable; retrying", extra={"error": repr(exc), "retry_in_s": delay})
         await asyncio.sleep(delay)
