@@ -128,6 +128,26 @@ wait_ready() { # wait_ready NAME TIMEOUT_S CHECK...
   die "$name not ready after ${timeout}s; see $SB_LOGS/$name.log (its last lines above)"
 }
 
+# A Go program built once from its module (the go command and the module proxy), for servers
+# whose releases cannot be fetched here; kept as BINARY (under $SB_CACHE), its build log in
+# .state/logs/NAME-build.log.
+go_build_once() { # go_build_once NAME PACKAGE VERSION BINARY MINUTES
+  local name=$1 package=$2 version=$3 binary=$4 minutes=$5
+  [ -x "$binary" ] && return 0
+  need_cmd go "install Go (the go command) to build $name"
+  local build
+  build=$(dirname "$binary")/build
+  mkdir -p "$build"
+  info "building $name $version from its Go module (first run only, about $minutes minutes)"
+  (
+    cd "$build" &&
+      { [ -f go.mod ] || go mod init "switchboard.local/$name-build"; } &&
+      go get -tool "$package@$version" &&
+      go build -o "$binary.tmp" "$package" &&
+      mv -f "$binary.tmp" "$binary"
+  ) >"$SB_LOGS/$name-build.log" 2>&1 || die "building $name failed; see $SB_LOGS/$name-build.log"
+}
+
 # A random secret, created once and kept in .state/secrets/NAME (mode 600).
 secret() { # secret NAME
   local file=$SB_SECRETS/$1

@@ -17,6 +17,7 @@ import asyncpg
 import pytest
 
 from switchboard.common import postgres
+from switchboard.common.media import MediaSettings
 
 STACK_ENV = Path(__file__).resolve().parent.parent / ".state" / "stack.env"
 
@@ -53,6 +54,16 @@ class Stack:
     objectstore_access_key: str
     objectstore_secret_key: str
     media_bucket: str
+
+    def media_settings(self, **overrides: object) -> MediaSettings:
+        """Settings of a client of the stack's media store (``overrides``: bucket, retention...)."""
+        values: dict[str, object] = {
+            "endpoint_url": self.objectstore_url,
+            "bucket": self.media_bucket,
+            "access_key": self.objectstore_access_key,
+            "secret_key": self.objectstore_secret_key,
+        }
+        return MediaSettings.model_validate(values | overrides)
 
 
 def _load() -> dict[str, str]:

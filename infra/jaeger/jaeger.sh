@@ -12,18 +12,7 @@ JAEGER_HOME=$SB_STATE/jaeger
 JAEGER_BIN=$SB_CACHE/jaeger-$SB_JAEGER_VERSION/jaeger
 
 jaeger_install() {
-  [ -x "$JAEGER_BIN" ] && return 0
-  need_cmd go "install Go (the go command) to build Jaeger"
-  local build=$SB_CACHE/jaeger-$SB_JAEGER_VERSION/build
-  mkdir -p "$build"
-  info "building Jaeger $SB_JAEGER_VERSION from its Go module (first run only, about 6 minutes)"
-  (
-    cd "$build" &&
-      { [ -f go.mod ] || go mod init switchboard.local/jaeger-build; } &&
-      go get -tool "github.com/jaegertracing/jaeger/cmd/jaeger@$SB_JAEGER_VERSION" &&
-      go build -o "$JAEGER_BIN.tmp" github.com/jaegertracing/jaeger/cmd/jaeger &&
-      mv -f "$JAEGER_BIN.tmp" "$JAEGER_BIN"
-  ) >"$SB_LOGS/jaeger-build.log" 2>&1 || die "building Jaeger failed; see $SB_LOGS/jaeger-build.log"
+  go_build_once jaeger github.com/jaegertracing/jaeger/cmd/jaeger "$SB_JAEGER_VERSION" "$JAEGER_BIN" 6
 }
 
 jaeger_configure() {

@@ -13,18 +13,7 @@ OBJECTSTORE_HOME=$SB_STATE/objectstore
 OBJECTSTORE_BIN=$SB_CACHE/versitygw-$SB_VERSITYGW_VERSION/versitygw
 
 objectstore_install() {
-  [ -x "$OBJECTSTORE_BIN" ] && return 0
-  need_cmd go "install Go (the go command) to build versitygw"
-  local build=$SB_CACHE/versitygw-$SB_VERSITYGW_VERSION/build
-  mkdir -p "$build"
-  info "building versitygw $SB_VERSITYGW_VERSION from its Go module (first run only, about 2 minutes)"
-  (
-    cd "$build" &&
-      { [ -f go.mod ] || go mod init switchboard.local/versitygw-build; } &&
-      go get -tool "github.com/versity/versitygw/cmd/versitygw@$SB_VERSITYGW_VERSION" &&
-      go build -o "$OBJECTSTORE_BIN.tmp" github.com/versity/versitygw/cmd/versitygw &&
-      mv -f "$OBJECTSTORE_BIN.tmp" "$OBJECTSTORE_BIN"
-  ) >"$SB_LOGS/objectstore-build.log" 2>&1 || die "building versitygw failed; see $SB_LOGS/objectstore-build.log"
+  go_build_once objectstore github.com/versity/versitygw/cmd/versitygw "$SB_VERSITYGW_VERSION" "$OBJECTSTORE_BIN" 2
 }
 
 objectstore_start() {

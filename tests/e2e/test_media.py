@@ -8,14 +8,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
 from switchboard.cli.tokens import mint
-from switchboard.common.media import MediaRef, MediaSettings, MediaStore
+from switchboard.common.media import MediaRef, MediaStore
 from switchboard.events.v1 import envelope_pb2
 from switchboard.events.v1 import messages_pb2 as m
 from tests.conftest import Stack
 from tests.e2e.pipeline import Pipeline, read_records
+from tests.e2e.test_pipeline import _started
 from tests.fakes.media import picture, voice
 
 pytestmark = pytest.mark.asyncio
@@ -23,13 +23,8 @@ pytestmark = pytest.mark.asyncio
 
 @pytest.fixture
 async def gateway(stack: Stack) -> AsyncIterator[Pipeline]:
-    pipeline = Pipeline(stack, modules=("channel_gateway",))
-    await pipeline.start()
-    try:
-        yield pipeline
-    finally:
-        codes = await pipeline.stop()
-        assert all(code == 0 for code in codes.values()), f"unclean exits: {codes}"
+    async for started in _started(Pipeline(stack, modules=("channel_gateway",))):
+        yield started
 
 
 async def _conversation(client: httpx.AsyncClient) -> str:
@@ -75,14 +70,7 @@ async def test_a_voice_note_and_a_picture_are_kept_and_referred_to_by_hash(stack
     assert abs(heard.duration_ms - 2000) <= 50
     assert voice_record < 2048 < len(note)  # the event carries the reference, not the bytes
 
-    store = MediaStore(
-        MediaSettings(
-            endpoint_url=stack.objectstore_url,
-            bucket=stack.media_bucket,
-            access_key=stack.objectstore_access_key,
-            secret_key=SecretStr(stack.objectstore_secret_key),
-        )
-    )
+    store = MediaStore(stack.media_settings())
     await store.start()
     try:
         assert await store.get(MediaRef.of(heard)) == note

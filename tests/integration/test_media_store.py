@@ -9,29 +9,17 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pydantic import SecretStr
 
-from switchboard.common.media import MediaError, MediaRef, MediaSettings, MediaStore
+from switchboard.common.media import MediaError, MediaRef, MediaStore
 from switchboard.events.v1 import messages_pb2 as m
 from tests.conftest import Stack
 
 pytestmark = pytest.mark.asyncio
 
 
-def _settings(stack: Stack, **overrides: object) -> MediaSettings:
-    values: dict[str, object] = {
-        "endpoint_url": stack.objectstore_url,
-        "bucket": stack.media_bucket,
-        "access_key": stack.objectstore_access_key,
-        "secret_key": SecretStr(stack.objectstore_secret_key),
-        **overrides,
-    }
-    return MediaSettings.model_validate(values)
-
-
 @pytest.fixture
 async def store(stack: Stack) -> AsyncIterator[MediaStore]:
-    media = MediaStore(_settings(stack))
+    media = MediaStore(stack.media_settings())
     await media.start()
     yield media
     await media.stop()
@@ -66,7 +54,7 @@ async def test_a_reference_to_other_bytes_or_to_nothing_is_refused(store: MediaS
 
 async def test_expire_deletes_only_what_is_older_than_the_retention(stack: Stack, unique: str) -> None:
     # A bucket of its own: expiring from two days ahead deletes everything in it.
-    store = MediaStore(_settings(stack, bucket=f"sb-expire-{unique}", retention_days=1.0))
+    store = MediaStore(stack.media_settings(bucket=f"sb-expire-{unique}", retention_days=1.0))
     await store.start()
     try:
         await store.ensure_bucket()

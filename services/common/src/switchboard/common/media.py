@@ -46,6 +46,14 @@ class MediaError(Exception):
     """A reference that is malformed, names nothing, or whose bytes do not match its hash."""
 
 
+def _located(uri: str, sha256: str) -> re.Match[str]:
+    """``uri``'s bucket and key, when it names the object of the bytes hashed ``sha256``."""
+    found = _URI.match(uri)
+    if found is None or found["sha256"] != sha256:
+        raise MediaError(f"not a media reference: {uri!r}")
+    return found
+
+
 @dataclass(frozen=True)
 class MediaRef:
     """Where one piece of media is and what it is."""
@@ -62,9 +70,7 @@ class MediaRef:
 
     @classmethod
     def of(cls, attachment: m.Attachment) -> MediaRef:
-        found = _URI.match(attachment.uri)
-        if found is None or found["sha256"] != attachment.sha256:
-            raise MediaError(f"not a media reference: {attachment.uri!r}")
+        _located(attachment.uri, attachment.sha256)
         return cls(attachment.uri, attachment.sha256, attachment.size_bytes, attachment.mime_type)
 
 
@@ -120,9 +126,7 @@ class MediaStore:
         return MediaRef(f"s3://{self.settings.bucket}/{key}", digest.hexdigest(), len(data), mime_type)
 
     async def get(self, ref: MediaRef, max_bytes: int | None = None) -> bytes:
-        found = _URI.match(ref.uri)
-        if found is None or found["sha256"] != ref.sha256:
-            raise MediaError(f"not a media reference: {ref.uri!r}")
+        found = _located(ref.uri, ref.sha256)
         if max_bytes is not None and ref.size_bytes > max_bytes:
             raise MediaError(f"{ref.uri} is {ref.size_bytes} bytes, over the {max_bytes} allowed")
         try:

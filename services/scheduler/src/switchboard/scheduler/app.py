@@ -167,10 +167,8 @@ class Scheduler:
         )
         async with self._pool.acquire() as conn, conn.transaction():
             if isinstance(planned, reminders.Refusal):
-                if not await jobs.first_handling(conn, intent.message.message_id, intent.intent):
+                if not await self._reply_once(conn, event, intent, planned.text):
                     return
-                reply = self._short_reply(intent, planned.text, event)
-                await self._outbox.add(conn, [(s.topics.outbound, reply)])
             elif await jobs.create(conn, [planned]):
                 await conn.execute("SELECT pg_notify($1, '')", self._dispatcher.channel)
         self._dispatcher.wake()
@@ -195,10 +193,18 @@ class Scheduler:
         sender is told so; the chat model, given no text, would only guess."""
         text = reminders.say("media_not_yet", reminders.language_of(intent))
         async with self._pool.acquire() as conn, conn.transaction():
-            if not await jobs.first_handling(conn, intent.message.message_id, intent.intent):
-                return
-            await self._outbox.add(conn, [(self._settings.topics.outbound, self._short_reply(intent, text, event))])
+            await self._reply_once(conn, event, intent, text)
         self._outbox.wake()
+
+    async def _reply_once(
+        self, conn: asyncpg.Connection, event: ConsumedEvent, intent: m.ParsedIntent, text: str
+    ) -> bool:
+        """Queue ``text`` as the reply to ``intent``'s message in ``conn``'s transaction; False,
+        and nothing queued, when that message was handled before (a redelivery)."""
+        if not await jobs.first_handling(conn, intent.message.message_id, intent.intent):
+            return False
+        await self._outbox.add(conn, [(self._settings.topics.outbound, self._short_reply(intent, text, event))])
+        return True
 
     async def device_said(
         self, device_id: str, state: dict[str, str], online: bool | None, at: datetime, *, replace: bool
